@@ -1,0 +1,119 @@
+//! One series' summary over one interval: count, sum, min, max, last and, for timings, a sketch.
+//! Rollups of any tier merge the same way, which is how downsampling and queries combine them.
+
+use super::sketch::Sketch;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rollup {
+    /// Samples seen; weighted by the inverse sample rate for StatsD, so it may be fractional.
+    pub count: f64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+    /// The value of the latest sample, and when it was taken (unix ms).
+    pub last: f64,
+    pub last_ms: i64,
+    /// Present for timings only.
+    pub sketch: Option<Sketch>,
+}
+
+impl Rollup {
+    pub fn empty(with_sketch: bool) -> Rollup {
+        Rollup {
+            count: 0.0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            last: 0.0,
+            last_ms: i64::MIN,
+            sketch: with_sketch.then(Sketch::new),
+        }
+    }
+
+    /// Records `value` observed `weight` times at `ts_ms`.
+    #[inline]
+    pub fn observe(&mut self, value: f64, weight: f64, ts_ms: i64) {
+        self.count += weight;
+        self.sum += value * weight;
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
+        if ts_ms >= self.last_ms {
+            self.last = value;
+            self.last_ms = ts_ms;
+        }
+        if let Some(sketch) = &mut self.sketch {
+            sketch.add(value, weight_to_bins(weight));
+        }
+    }
+
+    /// Adds a counter increment: `sum` is the total, `count` the number of increments.
+    #[inline]
+    pub fn increment(&mut self, delta: f64, ts_ms: i64) {
+        self.observe(delta, 1.0, ts_ms);
+    }
+
+    /// Folds `other` in; `other` wins ties on `last` because it was recorded later.
+    pub fn merge(&mut self, other: &Rollup) {
+        self.count += other.count;
+        self.sum += other.sum;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        if other.last_ms >= self.last_ms {
+            self.last = other.last;
+            self.last_ms = other.last_ms;
+        }
+        match (&mut self.sketch, &other.sketch) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (None, Some(theirs)) => self.sketch = Some(theirs.clone()),
+            _ => {}
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0.0 && self.sketch.as_ref().is_none_or(Sketch::is_empty)
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.sketch.as_ref().map_or(0, Sketch::heap_bytes)
+    }
+}
+
+/// Sketch bins count whole observations: a sample rate of 0.3 adds 3 (the rollup's `count`
+/// keeps the exact 3.33).
+#[inline]
+fn weight_to_bins(weight: f64) -> u64 {
+    (weight.round() as u64).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_matches_observing_everything_in_one() {
+        let mut a = Rollup::empty(true);
+        let mut b = Rollup::empty(true);
+        let mut all = Rollup::empty(true);
+        for (idx, v) in [0.2, 0.01, 0.5, 0.03].iter().enumerate() {
+            let target = if idx % 2 == 0 { &mut a } else { &mut b };
+            target.observe(*v, 1.0, idx as i64);
+            all.observe(*v, 1.0, idx as i64);
+        }
+        a.merge(&b);
+        assert_eq!(a, all);
+        assert_eq!(a.min, 0.01);
+        assert_eq!(a.max, 0.5);
+        assert_eq!(a.last, 0.03);
+        assert_eq!(a.count, 4.0);
+    }
+
+    #[test]
+    fn last_follows_the_timestamp_not_the_order() {
+        let mut gauge = Rollup::empty(false);
+        gauge.observe(5.0, 1.0, 2000);
+        gauge.observe(9.0, 1.0, 1000);
+        assert_eq!(gauge.last, 5.0);
+        assert!(gauge.sketch.is_none());
+        assert!(Rollup::empty(false).is_empty());
+    }
+}

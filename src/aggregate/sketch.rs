@@ -1,0 +1,240 @@
+//! A DDSketch: a mergeable quantile sketch with a guaranteed relative error of 1 %.
+//!
+//! Values (seconds, never negative) map to logarithmic bins `(γ^(i-1), γ^i]` with
+//! `γ = (1+α)/(1-α)`; any quantile read back is within `α` of the true value at that rank, and
+//! merging two sketches is adding their bins, so quantiles over windows and across series stay
+//! exact to the same bound. Bins are one dense run of `u64` counts; values at or below
+//! [`MIN_INDEXABLE`] share a zero bin. Written here rather than taken from a crate because the
+//! store needs a compact, versioned blob and weighted inserts (StatsD sample rates).
+
+use thiserror::Error;
+
+/// The relative accuracy every quantile is guaranteed to.
+pub const RELATIVE_ACCURACY: f64 = 0.01;
+/// Values at or below this (1 ns) count as zero.
+pub const MIN_INDEXABLE: f64 = 1e-9;
+/// A bound on bins so hostile input cannot grow a sketch without limit; the lowest bins are
+/// folded together past it (γ^4096 spans 35 decades, so real latencies never get there).
+const MAX_BINS: usize = 4096;
+const BLOB_VERSION: u8 = 1;
+
+const GAMMA: f64 = (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY);
+
+fn ln_gamma() -> f64 {
+    GAMMA.ln()
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SketchError {
+    #[error("sketch blob is truncated")]
+    Truncated,
+    #[error("sketch blob has unknown version {0}")]
+    Version(u8),
+    #[error("sketch blob has {0} bins, more than the {MAX_BINS} allowed")]
+    TooManyBins(u64),
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sketch {
+    /// Index of `bins[0]`.
+    offset: i32,
+    bins: Vec<u64>,
+    zero: u64,
+}
+
+impl Sketch {
+    pub fn new() -> Sketch {
+        Sketch::default()
+    }
+
+    /// Total weight held.
+    pub fn count(&self) -> u64 {
+        self.zero + self.bins.iter().sum::<u64>()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.zero == 0 && self.bins.is_empty()
+    }
+
+    /// Adds `value` with weight `n`. Negative and NaN values are the caller's to reject.
+    #[inline]
+    pub fn add(&mut self, value: f64, n: u64) {
+        if n == 0 {
+            return;
+        }
+        if value <= MIN_INDEXABLE || value.is_nan() {
+            self.zero += n;
+            return;
+        }
+        let idx = bin_index(value);
+        let slot = self.slot_for(idx);
+        self.bins[slot] += n;
+    }
+
+    /// Adds every bin of `other`.
+    pub fn merge(&mut self, other: &Sketch) {
+        self.zero += other.zero;
+        if other.bins.is_empty() {
+            return;
+        }
+        let first = other.offset;
+        let last = other.offset + other.bins.len() as i32 - 1;
+        self.slot_for(last);
+        self.slot_for(first);
+        for (delta, count) in other.bins.iter().enumerate() {
+            // Indices below the run were folded into its lowest bin.
+            let idx = first + delta as i32;
+            let slot = (idx - self.offset).max(0) as usize;
+            self.bins[slot] += count;
+        }
+    }
+
+    /// The value at quantile `q` in `[0, 1]`, or `None` when empty. Rank `q·(n-1)` (the lower
+    /// of two middles), the definition tests compare with.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = (q.clamp(0.0, 1.0) * (total - 1) as f64).floor() as u64;
+        if rank < self.zero {
+            return Some(0.0);
+        }
+        let mut seen = self.zero;
+        for (delta, count) in self.bins.iter().enumerate() {
+            seen += count;
+            if seen > rank {
+                return Some(bin_value(self.offset + delta as i32));
+            }
+        }
+        self.bins.last().map(|_| bin_value(self.offset + self.bins.len() as i32 - 1))
+    }
+
+    /// Appends the versioned blob form: version, zigzag offset, zero count, bin count, bins.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(BLOB_VERSION);
+        put_varint(out, zigzag(self.offset));
+        put_varint(out, self.zero);
+        put_varint(out, self.bins.len() as u64);
+        for count in &self.bins {
+            put_varint(out, *count);
+        }
+    }
+
+    pub fn to_blob(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + self.bins.len() * 2);
+        self.encode(&mut out);
+        out
+    }
+
+    pub fn decode(mut blob: &[u8]) -> Result<Sketch, SketchError> {
+        let (&version, rest) = blob.split_first().ok_or(SketchError::Truncated)?;
+        if version != BLOB_VERSION {
+            return Err(SketchError::Version(version));
+        }
+        blob = rest;
+        let offset = unzigzag(take_varint(&mut blob)?);
+        let zero = take_varint(&mut blob)?;
+        let n_bins = take_varint(&mut blob)?;
+        if n_bins > MAX_BINS as u64 {
+            return Err(SketchError::TooManyBins(n_bins));
+        }
+        let mut bins = Vec::with_capacity(n_bins as usize);
+        for _ in 0..n_bins {
+            bins.push(take_varint(&mut blob)?);
+        }
+        Ok(Sketch { offset, bins, zero })
+    }
+
+    /// Heap bytes held, for the memory gauge.
+    pub fn heap_bytes(&self) -> usize {
+        self.bins.capacity() * std::mem::size_of::<u64>()
+    }
+
+    /// The slot of bin `idx`, growing (or folding) the dense run to hold it.
+    fn slot_for(&mut self, idx: i32) -> usize {
+        if self.bins.is_empty() {
+            self.offset = idx;
+            self.bins.push(0);
+            return 0;
+        }
+        let last = self.offset + self.bins.len() as i32 - 1;
+        if idx >= self.offset && idx <= last {
+            return (idx - self.offset) as usize;
+        }
+        if idx > last {
+            let new_len = (idx - self.offset + 1) as usize;
+            if new_len > MAX_BINS {
+                self.fold_below(idx - MAX_BINS as i32 + 1);
+            }
+            let new_len = (idx - self.offset + 1) as usize;
+            self.bins.resize(new_len, 0);
+            return new_len - 1;
+        }
+        // idx below the run: grow at the front, or fold it into the lowest bin if too wide.
+        let grow = (self.offset - idx) as usize;
+        if self.bins.len() + grow > MAX_BINS {
+            let room = MAX_BINS - self.bins.len();
+            self.bins.splice(0..0, std::iter::repeat_n(0, room));
+            self.offset -= room as i32;
+            return 0;
+        }
+        self.bins.splice(0..0, std::iter::repeat_n(0, grow));
+        self.offset = idx;
+        0
+    }
+
+    /// Folds every bin below `new_offset` into the bin at `new_offset`, which becomes the first.
+    fn fold_below(&mut self, new_offset: i32) {
+        let n = ((new_offset - self.offset) as usize).min(self.bins.len());
+        let folded: u64 = self.bins.drain(..n).sum();
+        self.offset = new_offset;
+        if self.bins.is_empty() {
+            self.bins.push(0);
+        }
+        self.bins[0] += folded;
+    }
+}
+
+#[inline]
+fn bin_index(value: f64) -> i32 {
+    (value.ln() / ln_gamma()).ceil() as i32
+}
+
+/// The estimate for bin `idx`: within α of every value the bin holds.
+fn bin_value(idx: i32) -> f64 {
+    2.0 * GAMMA.powi(idx) / (GAMMA + 1.0)
+}
+
+fn zigzag(value: i32) -> u64 {
+    ((value << 1) ^ (value >> 31)) as u32 as u64
+}
+
+fn unzigzag(value: u64) -> i32 {
+    let value = value as u32;
+    ((value >> 1) as i32) ^ -((value & 1) as i32)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn take_varint(blob: &mut &[u8]) -> Result<u64, SketchError> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = blob.split_first().ok_or(SketchError::Truncated)?;
+        *blob = rest;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(SketchError::Truncated)
+}
+
+#[cfg(test)]
+mod tests;

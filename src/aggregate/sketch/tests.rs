@@ -1,0 +1,107 @@
+//! Sketch accuracy, merging and blob round trips against exact quantiles.
+
+use super::*;
+
+/// The exact value at rank floor(q·(n-1)) of sorted `values`.
+fn exact_quantile(sorted: &[f64], q: f64) -> f64 {
+    sorted[(q * (sorted.len() - 1) as f64).floor() as usize]
+}
+
+fn lognormal_values(n: usize, seed: u64) -> Vec<f64> {
+    // A small deterministic generator keeps the test free of RNG crates' version drift.
+    let mut state = seed;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    (0..n)
+        .map(|_| {
+            let u1: f64 = next().max(1e-12);
+            let u2: f64 = next();
+            let normal = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+            (normal * 0.8 - 3.5).exp()
+        })
+        .collect()
+}
+
+fn check_within_bound(sketch: &Sketch, values: &[f64]) {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    for q in [0.0, 0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0] {
+        let want = exact_quantile(&sorted, q);
+        let got = sketch.quantile(q).unwrap();
+        let err = (got - want).abs() / want;
+        assert!(err <= RELATIVE_ACCURACY + 1e-12, "q={q} want={want} got={got} err={err}");
+    }
+}
+
+#[test]
+fn quantiles_are_within_the_relative_bound() {
+    let values = lognormal_values(50_000, 7);
+    let mut sketch = Sketch::new();
+    for v in &values {
+        sketch.add(*v, 1);
+    }
+    assert_eq!(sketch.count(), 50_000);
+    check_within_bound(&sketch, &values);
+}
+
+#[test]
+fn merge_equals_one_sketch_of_everything() {
+    let a = lognormal_values(10_000, 1);
+    let b: Vec<f64> = lognormal_values(10_000, 2).iter().map(|v| v * 40.0).collect();
+    let (mut sa, mut sb, mut all) = (Sketch::new(), Sketch::new(), Sketch::new());
+    for v in &a {
+        sa.add(*v, 1);
+        all.add(*v, 1);
+    }
+    for v in &b {
+        sb.add(*v, 1);
+        all.add(*v, 1);
+    }
+    let mut merged = sb.clone();
+    merged.merge(&sa);
+    assert_eq!(merged, all);
+    let both: Vec<f64> = a.iter().chain(&b).copied().collect();
+    check_within_bound(&merged, &both);
+}
+
+#[test]
+fn blob_round_trips_and_rejects_garbage() {
+    let mut sketch = Sketch::new();
+    for v in lognormal_values(1000, 3) {
+        sketch.add(v, 3);
+    }
+    sketch.add(0.0, 2);
+    let blob = sketch.to_blob();
+    assert_eq!(Sketch::decode(&blob).unwrap(), sketch);
+    assert_eq!(Sketch::decode(&blob[..blob.len() - 1]), Err(SketchError::Truncated));
+    assert_eq!(Sketch::decode(&[9]), Err(SketchError::Version(9)));
+    assert_eq!(Sketch::decode(&[]), Err(SketchError::Truncated));
+}
+
+#[test]
+fn zero_and_weights_count() {
+    let mut sketch = Sketch::new();
+    sketch.add(0.0, 5);
+    sketch.add(1.0, 5);
+    assert_eq!(sketch.count(), 10);
+    assert_eq!(sketch.quantile(0.0), Some(0.0));
+    let p99 = sketch.quantile(0.99).unwrap();
+    assert!((p99 - 1.0).abs() <= 0.01);
+    assert_eq!(Sketch::new().quantile(0.5), None);
+}
+
+#[test]
+fn extreme_ranges_stay_bounded() {
+    let mut sketch = Sketch::new();
+    sketch.add(1e-8, 1);
+    sketch.add(1e300, 1);
+    sketch.add(1e-5, 1);
+    assert!(sketch.bins.len() <= MAX_BINS);
+    assert_eq!(sketch.count(), 3);
+    let max = sketch.quantile(1.0).unwrap();
+    assert!((max / 1e300 - 1.0).abs() <= 0.01);
+}

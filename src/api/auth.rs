@@ -1,0 +1,25 @@
+//! Bearer tokens, compared in constant time. A route guarded by an unset token is open (the
+//! config refuses to serve a non-loopback address that way unless told to).
+
+use subtle::ConstantTimeEq;
+use warp::http::StatusCode;
+use warp::http::header::HeaderValue;
+
+use super::ApiError;
+use crate::config::Secret;
+
+pub fn check(expected: Option<&Secret>, authorization: Option<&HeaderValue>, what: &str) -> Result<(), ApiError> {
+    let Some(expected) = expected else { return Ok(()) };
+    let presented = authorization
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .map(str::trim);
+    match presented {
+        Some(token) if bool::from(token.as_bytes().ct_eq(expected.expose().as_bytes())) => Ok(()),
+        Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, format!("the bearer token is not valid for {what}"))),
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            format!("{what} needs an 'Authorization: Bearer <token>' header"),
+        )),
+    }
+}

@@ -1,0 +1,203 @@
+//! The HTTP API: warp routes for push, query, health, admin and /metrics. Only this module
+//! knows the JSON shapes of the API; handlers are thin and call into ingest and query.
+
+mod auth;
+mod body;
+mod push;
+mod query;
+mod reply;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use warp::http::header::{AUTHORIZATION, CONTENT_ENCODING};
+use warp::http::{HeaderMap, StatusCode};
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::aggregate::Aggregator;
+use crate::aggregate::flusher::FlushHandle;
+use crate::config::Secret;
+use crate::ingest::limits::Limits;
+use crate::store::Reader;
+use crate::{clock, telemetry};
+
+/// What every handler can reach.
+pub struct ApiState {
+    pub aggregator: Arc<Aggregator>,
+    pub reader: Reader,
+    pub limits: Limits,
+    pub push_token: Option<Secret>,
+    pub api_token: Option<Secret>,
+    pub flush: FlushHandle,
+    pub prometheus: Option<PrometheusHandle>,
+}
+
+/// An answer that is not a success: a status and a message that says what to do.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: String) -> ApiError {
+        ApiError { status, message }
+    }
+
+    fn into_response(self) -> Response {
+        reply::error(self.status, &self.message)
+    }
+}
+
+type Handled = Result<Response, Infallible>;
+
+/// Every route, with unknown paths and methods answered in JSON.
+pub fn routes(
+    state: Arc<ApiState>,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
+    let with_state = {
+        let state = state.clone();
+        warp::any().map(move || state.clone())
+    };
+    let headers = warp::header::headers_cloned();
+
+    let push = warp::path!("api" / "v1" / "push")
+        .and(warp::post())
+        .and(with_state.clone())
+        .and(headers)
+        .and(warp::body::stream())
+        .and_then(|state: Arc<ApiState>, headers: HeaderMap, stream| async move {
+            let result = async {
+                auth::check(state.push_token.as_ref(), headers.get(AUTHORIZATION), "pushing")?;
+                let encoding = headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok());
+                let body = body::read(Box::pin(stream), encoding, state.limits.max_body_bytes).await?;
+                push::native(&state, &body)
+            }
+            .await;
+            finish("push", result)
+        });
+
+    let query = warp::path!("api" / "v1" / "query")
+        .and(warp::get())
+        .and(with_state.clone())
+        .and(headers)
+        .and(warp::query::<HashMap<String, String>>())
+        .and_then(|state: Arc<ApiState>, headers: HeaderMap, params| async move {
+            let result = async {
+                auth::check(state.api_token.as_ref(), headers.get(AUTHORIZATION), "the query API")?;
+                query::query(state, params).await
+            }
+            .await;
+            finish("query", result)
+        });
+
+    let metric_list =
+        warp::path!("api" / "v1" / "metrics").and(warp::get()).and(with_state.clone()).and(headers).and_then(
+            |state: Arc<ApiState>, headers: HeaderMap| async move {
+                let result = async {
+                    auth::check(state.api_token.as_ref(), headers.get(AUTHORIZATION), "the query API")?;
+                    query::metrics(state).await
+                }
+                .await;
+                finish("metrics_list", result)
+            },
+        );
+
+    let series = warp::path!("api" / "v1" / "series")
+        .and(warp::get())
+        .and(with_state.clone())
+        .and(headers)
+        .and(warp::query::<HashMap<String, String>>())
+        .and_then(|state: Arc<ApiState>, headers: HeaderMap, params| async move {
+            let result = async {
+                auth::check(state.api_token.as_ref(), headers.get(AUTHORIZATION), "the query API")?;
+                query::series(state, params).await
+            }
+            .await;
+            finish("series", result)
+        });
+
+    let flush =
+        warp::path!("api" / "v1" / "admin" / "flush").and(warp::post()).and(with_state.clone()).and(headers).and_then(
+            |state: Arc<ApiState>, headers: HeaderMap| async move {
+                let result = async {
+                    auth::check(state.api_token.as_ref(), headers.get(AUTHORIZATION), "the admin API")?;
+                    let n =
+                        state.flush.flush_all().await.map_err(|e| {
+                            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("flush failed: {e}"))
+                        })?;
+                    Ok(reply::json(StatusCode::OK, &serde_json::json!({ "rollups": n })))
+                }
+                .await;
+                finish("admin_flush", result)
+            },
+        );
+
+    let metrics = warp::path!("metrics").and(warp::get()).and(with_state.clone()).and(headers).and_then(
+        |state: Arc<ApiState>, headers: HeaderMap| async move {
+            let result = auth::check(state.api_token.as_ref(), headers.get(AUTHORIZATION), "/metrics").map(|()| {
+                let text = state.prometheus.as_ref().map(|p| p.render()).unwrap_or_default();
+                warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4; charset=utf-8")
+                    .into_response()
+            });
+            finish("metrics", result)
+        },
+    );
+
+    let healthz = warp::path!("healthz")
+        .and(warp::get())
+        .map(|| reply::json(StatusCode::OK, &serde_json::json!({ "status": "alive" })));
+
+    let readyz = warp::path!("readyz").and(warp::get()).and(with_state).map(|state: Arc<ApiState>| readiness(&state));
+
+    push.or(query)
+        .unify()
+        .or(metric_list)
+        .unify()
+        .or(series)
+        .unify()
+        .or(flush)
+        .unify()
+        .or(metrics)
+        .unify()
+        .or(healthz)
+        .unify()
+        .or(readyz)
+        .unify()
+        .recover(|rejection: Rejection| async move { Ok::<_, Infallible>(rejected(rejection)) })
+        .unify()
+}
+
+/// Ready when the last commit is recent: the database takes writes and flushes keep up.
+fn readiness(state: &ApiState) -> Response {
+    let interval_ms = state.aggregator.settings().interval_s * 1000;
+    let lag_ms = clock::now_ms() - state.flush.last_commit_ms();
+    if lag_ms > 3 * interval_ms + 5_000 {
+        return reply::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("last successful flush was {} s ago; check the database disk and the logs", lag_ms / 1000),
+        );
+    }
+    reply::json(StatusCode::OK, &serde_json::json!({ "status": "ready", "flush_lag_seconds": lag_ms as f64 / 1000.0 }))
+}
+
+fn finish(route: &'static str, result: Result<Response, ApiError>) -> Handled {
+    let response = result.unwrap_or_else(ApiError::into_response);
+    telemetry::http_request(route, response.status().as_u16());
+    Ok(response)
+}
+
+fn rejected(rejection: Rejection) -> Response {
+    if rejection.is_not_found() {
+        reply::error(StatusCode::NOT_FOUND, "no such route; see README for the API")
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        reply::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route")
+    } else if let Some(err) = rejection.find::<warp::reject::InvalidQuery>() {
+        reply::error(StatusCode::BAD_REQUEST, &format!("bad query string: {err}"))
+    } else {
+        reply::error(StatusCode::BAD_REQUEST, &format!("bad request: {rejection:?}"))
+    }
+}

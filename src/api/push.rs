@@ -1,0 +1,53 @@
+//! `POST /api/v1/push`: the native JSON format. Answers how many entries were accepted and
+//! rejected, with the index and reason of the first 100 rejections.
+
+use std::sync::Arc;
+
+use bumpalo::Bump;
+use serde::Serialize;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use super::{ApiError, ApiState, reply};
+use crate::clock;
+use crate::ingest::parse::{PushOutcome, json};
+use crate::ingest::sink::IngestBatch;
+
+#[derive(Serialize)]
+struct OutcomeBody<'a> {
+    accepted: u64,
+    rejected: u64,
+    errors: Vec<ErrorEntry<'a>>,
+}
+
+#[derive(Serialize)]
+struct ErrorEntry<'a> {
+    index: usize,
+    reason: &'a str,
+}
+
+pub fn native(state: &Arc<ApiState>, body: &[u8]) -> Result<Response, ApiError> {
+    let text = super::body::text(body)?;
+    let bump = Bump::new();
+    let mut batch = IngestBatch::new(&state.aggregator, &state.limits, &bump, "json", clock::now_ms());
+    let outcome = json::parse(text, &mut batch).map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, message))?;
+    Ok(outcome_reply(&outcome))
+}
+
+/// 200 when anything was taken (or nothing was sent), 400 when everything was refused, 429
+/// when the active series limit refused something; the body always says what happened.
+pub fn outcome_reply(outcome: &PushOutcome) -> Response {
+    let status = if outcome.hit_series_limit {
+        StatusCode::TOO_MANY_REQUESTS
+    } else if outcome.accepted == 0 && outcome.rejected > 0 {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let body = OutcomeBody {
+        accepted: outcome.accepted,
+        rejected: outcome.rejected,
+        errors: outcome.errors.iter().map(|e| ErrorEntry { index: e.index, reason: &e.reason }).collect(),
+    };
+    reply::json(status, &body)
+}

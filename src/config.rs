@@ -1,0 +1,409 @@
+//! Configuration in two phases: YAML is read strictly (unknown keys are errors, reported with
+//! file:line:column by the parser), then validated into a [`Config`], collecting every problem
+//! at once. Nothing is bound or opened before this succeeds.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::aggregate::AggregatorSettings;
+use crate::ingest::limits::Limits;
+use crate::store::tiers::Tier;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax { path: String, line: usize, column: usize, message: String },
+    #[error("{path}: {}", .problems.join(&format!("\n{path}: ")))]
+    Invalid { path: String, problems: Vec<String> },
+}
+
+/// A secret value (token) that never shows up in logs or debug output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// A duration written as `10s`, `5m`, `2d` (or a plain number of seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seconds(pub i64);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Seconds, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(i64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Number(n) if n > 0 => Ok(Seconds(n)),
+            Raw::Text(text) => {
+                crate::query::time::parse_duration_s(&text).filter(|s| *s > 0).map(Seconds).ok_or_else(|| {
+                    serde::de::Error::custom(format!("{text:?} is not a duration; write e.g. 10s, 5m, 1h, 7d"))
+                })
+            }
+            Raw::Number(n) => Err(serde::de::Error::custom(format!("{n} is not a positive number of seconds"))),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawConfig {
+    http: RawHttp,
+    statsd: RawStatsd,
+    storage: RawStorage,
+    limits: RawLimits,
+    rules: RawRules,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawHttp {
+    listen: SocketAddr,
+    push_token_file: Option<PathBuf>,
+    push_token_env: Option<String>,
+    api_token_file: Option<PathBuf>,
+    api_token_env: Option<String>,
+    /// Serve a non-loopback address without tokens; off unless said explicitly.
+    allow_unauthenticated: bool,
+}
+
+impl Default for RawHttp {
+    fn default() -> RawHttp {
+        RawHttp {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            push_token_file: None,
+            push_token_env: None,
+            api_token_file: None,
+            api_token_env: None,
+            allow_unauthenticated: false,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawStatsd {
+    /// `null` turns the StatsD listener off.
+    listen: Option<SocketAddr>,
+    /// Receive socket buffer requested from the kernel, bytes.
+    receive_buffer_bytes: usize,
+}
+
+impl Default for RawStatsd {
+    fn default() -> RawStatsd {
+        RawStatsd { listen: Some(SocketAddr::from(([127, 0, 0, 1], 8125))), receive_buffer_bytes: 8 << 20 }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawStorage {
+    path: Option<PathBuf>,
+    interval: Seconds,
+    lateness_intervals: i64,
+    future_intervals: i64,
+    tiers: Vec<RawTier>,
+}
+
+impl Default for RawStorage {
+    fn default() -> RawStorage {
+        RawStorage {
+            path: None,
+            interval: Seconds(10),
+            lateness_intervals: 2,
+            future_intervals: 1,
+            tiers: default_tiers(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTier {
+    resolution: Seconds,
+    retention: Seconds,
+}
+
+fn default_tiers() -> Vec<RawTier> {
+    const DAY: i64 = 86_400;
+    [(10, 2 * DAY), (60, 15 * DAY), (3600, 180 * DAY), (DAY, 5 * 365 * DAY)]
+        .iter()
+        .map(|&(resolution, retention)| RawTier { resolution: Seconds(resolution), retention: Seconds(retention) })
+        .collect()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLimits {
+    max_body_bytes: usize,
+    max_labels: usize,
+    max_name_len: usize,
+    max_label_value_len: usize,
+    max_series: usize,
+    series_idle_after: Seconds,
+}
+
+impl Default for RawLimits {
+    fn default() -> RawLimits {
+        let limits = Limits::default();
+        RawLimits {
+            max_body_bytes: limits.max_body_bytes,
+            max_labels: limits.max_labels,
+            max_name_len: limits.max_name_len,
+            max_label_value_len: limits.max_label_value_len,
+            max_series: 250_000,
+            series_idle_after: Seconds(3600),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRules {
+    paths: Vec<String>,
+}
+
+impl Default for RawRules {
+    fn default() -> RawRules {
+        RawRules { paths: vec!["./rules/*.yaml".into()] }
+    }
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub http_listen: SocketAddr,
+    pub push_token: Option<Secret>,
+    pub api_token: Option<Secret>,
+    pub statsd_listen: Option<SocketAddr>,
+    pub statsd_receive_buffer: usize,
+    pub db_path: PathBuf,
+    pub aggregator: AggregatorSettings,
+    pub tiers: Vec<Tier>,
+    pub limits: Limits,
+    pub rule_paths: Vec<String>,
+}
+
+impl Config {
+    /// The embedded defaults: loopback listeners, `./perfwatch.db` (or under
+    /// `$STATE_DIRECTORY` when systemd sets it).
+    pub fn defaults() -> Config {
+        validate(RawConfig::default(), "<defaults>").expect("the defaults are valid")
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses YAML `text`; `origin` names it in messages.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = if text.trim().is_empty() {
+            RawConfig::default()
+        } else {
+            serde_yaml::from_str(text).map_err(|err| {
+                let (line, column) = err.location().map_or((1, 1), |l| (l.line(), l.column()));
+                ConfigError::Syntax { path: origin.to_owned(), line, column, message: strip_location(&err.to_string()) }
+            })?
+        };
+        validate(raw, origin)
+    }
+}
+
+/// serde_yaml appends " at line L column C"; we print the location first instead.
+fn strip_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(idx) => message[..idx].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
+    let mut problems = Vec::new();
+    let push_token = read_secret(
+        "http.push_token",
+        raw.http.push_token_file.as_deref(),
+        raw.http.push_token_env.as_deref(),
+        &mut problems,
+    );
+    let api_token = read_secret(
+        "http.api_token",
+        raw.http.api_token_file.as_deref(),
+        raw.http.api_token_env.as_deref(),
+        &mut problems,
+    );
+    if !raw.http.listen.ip().is_loopback()
+        && (push_token.is_none() || api_token.is_none())
+        && !raw.http.allow_unauthenticated
+    {
+        problems.push(format!(
+            "http.listen {} is not loopback but push and API tokens are not both set: set http.push_token_file and http.api_token_file (or *_env), or http.allow_unauthenticated: true",
+            raw.http.listen
+        ));
+    }
+    let storage = &raw.storage;
+    if storage.lateness_intervals < 0 || storage.future_intervals < 0 {
+        problems.push("storage.lateness_intervals and storage.future_intervals must be 0 or more".into());
+    }
+    let tiers: Vec<Tier> =
+        raw.storage.tiers.iter().map(|t| Tier { resolution_s: t.resolution.0, retention_s: t.retention.0 }).collect();
+    match tiers.first() {
+        None => problems.push("storage.tiers needs at least one tier".into()),
+        Some(first) if first.resolution_s != storage.interval.0 => problems.push(format!(
+            "storage.tiers[0].resolution ({}s) must equal storage.interval ({}s)",
+            first.resolution_s, storage.interval.0
+        )),
+        _ => {}
+    }
+    for (idx, pair) in tiers.windows(2).enumerate() {
+        if pair[1].resolution_s <= pair[0].resolution_s || pair[1].resolution_s % pair[0].resolution_s != 0 {
+            problems.push(format!(
+                "storage.tiers[{}].resolution ({}s) must be a multiple of the tier before it ({}s)",
+                idx + 1,
+                pair[1].resolution_s,
+                pair[0].resolution_s
+            ));
+        }
+    }
+    if 86_400 % storage.interval.0 != 0 {
+        problems
+            .push(format!("storage.interval ({}s) must divide a day evenly, e.g. 1s, 5s, 10s, 1m", storage.interval.0));
+    }
+    let limits = &raw.limits;
+    if limits.max_series == 0 || limits.max_body_bytes == 0 {
+        problems.push("limits.max_series and limits.max_body_bytes must be positive".into());
+    }
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid { path: origin.to_owned(), problems });
+    }
+    let db_path = raw.storage.path.clone().unwrap_or_else(default_db_path);
+    Ok(Config {
+        http_listen: raw.http.listen,
+        push_token,
+        api_token,
+        statsd_listen: raw.statsd.listen,
+        statsd_receive_buffer: raw.statsd.receive_buffer_bytes,
+        db_path,
+        aggregator: AggregatorSettings {
+            interval_s: storage.interval.0,
+            lateness_intervals: storage.lateness_intervals,
+            future_intervals: storage.future_intervals,
+            max_series: limits.max_series,
+            idle_after_s: limits.series_idle_after.0,
+        },
+        tiers,
+        limits: Limits {
+            max_body_bytes: limits.max_body_bytes,
+            max_labels: limits.max_labels,
+            max_name_len: limits.max_name_len,
+            max_label_value_len: limits.max_label_value_len,
+        },
+        rule_paths: raw.rules.paths,
+    })
+}
+
+fn default_db_path() -> PathBuf {
+    match std::env::var_os("STATE_DIRECTORY") {
+        // systemd may list several directories separated by ':'; the first is ours.
+        Some(dirs) => {
+            let dirs = dirs.to_string_lossy().into_owned();
+            PathBuf::from(dirs.split(':').next().unwrap_or(".")).join("perfwatch.db")
+        }
+        None => PathBuf::from("./perfwatch.db"),
+    }
+}
+
+fn read_secret(what: &str, file: Option<&Path>, env: Option<&str>, problems: &mut Vec<String>) -> Option<Secret> {
+    match (file, env) {
+        (Some(_), Some(_)) => {
+            problems.push(format!("{what}: set {what}_file or {what}_env, not both"));
+            None
+        }
+        (Some(path), None) => match std::fs::read_to_string(path) {
+            Ok(text) if !text.trim().is_empty() => Some(Secret(text.trim().to_owned())),
+            Ok(_) => {
+                problems.push(format!("{what}_file {} is empty", path.display()));
+                None
+            }
+            Err(err) => {
+                problems.push(format!("{what}_file {}: {err}", path.display()));
+                None
+            }
+        },
+        (None, Some(var)) => match std::env::var(var) {
+            Ok(value) if !value.trim().is_empty() => Some(Secret(value.trim().to_owned())),
+            _ => {
+                problems.push(format!("{what}_env: environment variable {var} is not set or empty"));
+                None
+            }
+        },
+        (None, None) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_the_defaults() {
+        let config = Config::parse("", "c.yaml").unwrap();
+        assert_eq!(config.http_listen.to_string(), "127.0.0.1:9464");
+        assert_eq!(config.statsd_listen.unwrap().to_string(), "127.0.0.1:8125");
+        assert_eq!(config.aggregator.interval_s, 10);
+        assert_eq!(config.tiers.len(), 4);
+    }
+
+    #[test]
+    fn unknown_keys_report_line_and_column() {
+        let err = Config::parse("storage:\n  interval: 10s\n  retension: 2d\n", "c.yaml").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("c.yaml:3:"), "{text}");
+        assert!(text.contains("unknown field `retension`"), "{text}");
+    }
+
+    #[test]
+    fn bad_durations_report_where() {
+        let err = Config::parse("storage:\n  interval: ten\n", "c.yaml").unwrap_err().to_string();
+        assert!(err.starts_with("c.yaml:2:"), "{err}");
+        assert!(err.contains("not a duration"), "{err}");
+    }
+
+    #[test]
+    fn every_semantic_problem_is_reported_at_once() {
+        let yaml = "http:\n  listen: 0.0.0.0:9464\nstorage:\n  interval: 7s\n  tiers:\n    - {resolution: 7s, retention: 1d}\n    - {resolution: 10s, retention: 1d}\n";
+        let err = Config::parse(yaml, "c.yaml").unwrap_err().to_string();
+        assert!(err.contains("not loopback"), "{err}");
+        assert!(err.contains("multiple of the tier before"), "{err}");
+        assert!(err.contains("divide a day"), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let secret = Secret::new("hunter2".into());
+        assert!(!format!("{secret:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,7 @@
+//! Ingest: the wire formats (pure parsers in `parse`), the naming rule, limits, and the common
+//! path into the aggregator.
+
+pub mod limits;
+pub mod names;
+pub mod parse;
+pub mod sink;

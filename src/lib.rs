@@ -1,0 +1,144 @@
+//! perfwatch: performance metrics in, alerts out, in one process.
+//!
+//! ```text
+//!  HTTP push (JSON, Pushgateway text)   StatsD UDP
+//!            │                              │
+//!            └──────► ingest (parse → normalise → limits)
+//!                              │
+//!                      aggregate (sharded series, per-interval rollups + DDSketch)
+//!                              │  flusher: closed intervals at each boundary
+//!                      store (SQLite WAL: writer thread, tiers 10s→1m→1h→1d, retention)
+//!                              │
+//!                      query (tier plan + memory snapshot) ──► api (warp: /api/v1/query …)
+//! ```
+//!
+//! [`Daemon::start`] validates nothing (that is [`config`]'s job) but opens the database and
+//! binds the listeners, then runs until [`Daemon::shutdown`]: listeners stop first, the
+//! flusher then drains everything to disk, and the store writer ends when its input closes.
+
+pub mod aggregate;
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod ingest;
+pub mod model;
+pub mod query;
+pub mod shutdown;
+pub mod store;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use thiserror::Error;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::aggregate::Aggregator;
+use crate::aggregate::flusher::{FlushHandle, Flusher};
+use crate::api::ApiState;
+use crate::config::Config;
+use crate::model::SeriesKey;
+use crate::store::{Store, StoreError, StoreSettings};
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "cannot listen on {addr} ({what}): {source}; is another perfwatch running? set {setting} to another address"
+    )]
+    Bind { what: &'static str, setting: &'static str, addr: SocketAddr, source: std::io::Error },
+}
+
+/// A running perfwatch.
+pub struct Daemon {
+    pub http_addr: SocketAddr,
+    cancel: CancellationToken,
+    http: JoinHandle<()>,
+    flush: Option<FlushHandle>,
+    flusher: JoinHandle<()>,
+    writer_thread: std::thread::JoinHandle<()>,
+}
+
+impl Daemon {
+    /// Opens the store, restores state, binds the listeners and starts every task.
+    pub async fn start(config: Config, prometheus: Option<PrometheusHandle>) -> Result<Daemon, StartError> {
+        let store =
+            Store::open(StoreSettings { path: config.db_path.clone(), tiers: config.tiers.clone(), n_readers: 4 })?;
+        let last_seq = store.reader.read(|tx| tx.last_flush_seq()).await?;
+        let aggregator = Arc::new(Aggregator::new(config.aggregator.clone(), last_seq));
+        restore_cumulative(&store, &aggregator).await?;
+
+        let listener = tokio::net::TcpListener::bind(config.http_listen).await.map_err(|source| StartError::Bind {
+            what: "HTTP",
+            setting: "http.listen",
+            addr: config.http_listen,
+            source,
+        })?;
+        let http_addr = listener.local_addr().expect("a bound socket has an address");
+
+        let (flusher, flush, flush_requests) = Flusher::new(aggregator.clone(), store.handle.clone());
+        let flusher = tokio::spawn(flusher.run(flush_requests));
+        drop(store.handle);
+
+        let cancel = CancellationToken::new();
+        let state = Arc::new(ApiState {
+            aggregator: aggregator.clone(),
+            reader: store.reader.clone(),
+            limits: config.limits.clone(),
+            push_token: config.push_token.clone(),
+            api_token: config.api_token.clone(),
+            flush: flush.clone(),
+            prometheus,
+        });
+        let routes = api::routes(state);
+        let http_cancel = cancel.clone();
+        let http = tokio::spawn(async move {
+            warp::serve(routes).incoming(listener).graceful(async move { http_cancel.cancelled().await }).run().await;
+        });
+        telemetry::build_info();
+        tracing::info!(http = %http_addr, db = %config.db_path.display(), "perfwatch started");
+        Ok(Daemon { http_addr, cancel, http, flush: Some(flush), flusher, writer_thread: store.writer_thread })
+    }
+
+    /// A token that stops the daemon when cancelled.
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Stops accepting, answers what is in flight, flushes everything and waits for the store.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        let _ = self.http.await;
+        // Ingest has stopped; the flusher sees its last handle go and drains everything.
+        self.flush.take();
+        let _ = self.flusher.await;
+        let _ = tokio::task::spawn_blocking(move || self.writer_thread.join()).await;
+        tracing::info!("perfwatch stopped; everything accepted is on disk");
+    }
+
+    /// Runs until `signal` completes, then shuts down.
+    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) {
+        let cancel = self.cancel.clone();
+        tokio::select! {
+            _ = signal => {}
+            _ = cancel.cancelled() => {}
+        }
+        self.shutdown().await;
+    }
+}
+
+async fn restore_cumulative(store: &Store, aggregator: &Aggregator) -> Result<(), StoreError> {
+    let saved = store.reader.read(|tx| tx.cumulative_state()).await?;
+    let now_s = clock::now_s();
+    for entry in saved {
+        if SeriesKey::parse(&entry.series.key).is_none() {
+            continue;
+        }
+        let series = aggregate::SeriesRef { key: &entry.series.key, id: entry.series.id, kind: entry.series.kind };
+        aggregator.restore_cumulative(series, entry.group, entry.values, now_s);
+    }
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! The `perfwatch` command: the daemon and its companions (check, push, query, loadgen).
+//! The only place that uses `anyhow`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use perfwatch::config::Config;
+use perfwatch::{Daemon, shutdown};
+
+#[derive(Parser)]
+#[command(name = "perfwatch", version, about = "Performance metrics in, alerts out, in one process")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (the default).
+    Run {
+        /// YAML config file; without it the embedded defaults apply.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Validate the config and exit non-zero on any error.
+    Check {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Run { config: None }) {
+        Command::Run { config } => run(config),
+        Command::Check { config } => check(config),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("perfwatch: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(path) => Config::load(path)?,
+        None => Config::defaults(),
+    })
+}
+
+fn check(path: Option<PathBuf>) -> anyhow::Result<std::process::ExitCode> {
+    match load_config(path.as_ref()) {
+        Ok(_) => {
+            println!("{}: ok", path.map_or("<defaults>".into(), |p| p.display().to_string()));
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            eprintln!("{err}");
+            Ok(std::process::ExitCode::FAILURE)
+        }
+    }
+}
+
+fn run(path: Option<PathBuf>) -> anyhow::Result<std::process::ExitCode> {
+    let config = load_config(path.as_ref())?;
+    init_tracing();
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let daemon = Daemon::start(config, Some(prometheus)).await?;
+        daemon.run_until(shutdown::signal()).await;
+        anyhow::Ok(())
+    })?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("PERFWATCH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("PERFWATCH_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

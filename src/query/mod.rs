@@ -1,0 +1,228 @@
+//! Queries: a selector, a stat, a window and an optional step, answered from the store's tiers
+//! plus what memory holds (open intervals and batches on their way to disk). Quantiles over
+//! windows and across series come from merged sketches, never from averaged percentiles.
+
+pub mod plan;
+pub mod selector;
+pub mod stat;
+pub mod time;
+
+use std::collections::{BTreeMap, HashMap};
+
+use thiserror::Error;
+
+use self::plan::{Segment, plan};
+use self::selector::{Selector, SelectorError};
+use self::stat::{Stat, StatError};
+use crate::aggregate::rollup::Rollup;
+use crate::aggregate::{Aggregator, Snapshot};
+use crate::model::{Labels, MetricKind, SeriesId, SeriesKey};
+use crate::store::tiers::align_down;
+use crate::store::{Reader, StoreError};
+
+/// The most points one query may return per series.
+pub const MAX_POINTS: i64 = 11_000;
+
+#[derive(Debug, Error)]
+pub enum QueryError {
+    #[error(transparent)]
+    Selector(#[from] SelectorError),
+    #[error(transparent)]
+    Stat(#[from] StatError),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone)]
+pub struct QueryRequest {
+    pub selector: Selector,
+    pub stat: Stat,
+    pub from_s: i64,
+    pub to_s: i64,
+    /// One point per step; `None`: the whole window is one point.
+    pub step_s: Option<i64>,
+    /// `None`: one result per series; `Some(labels)`: series merged per distinct value of
+    /// those labels (empty: everything merged into one).
+    pub group_by: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuerySeries {
+    pub labels: Labels,
+    /// (start of the period summarised, unix seconds; value)
+    pub points: Vec<(i64, f64)>,
+}
+
+pub async fn execute(
+    reader: &Reader,
+    aggregator: &Aggregator,
+    request: QueryRequest,
+) -> Result<Vec<QuerySeries>, QueryError> {
+    validate(&request)?;
+    let snapshot = aggregator.snapshot(&request.selector.name, request.from_s, request.to_s);
+    reader.read(move |tx| Ok(evaluate(tx, &request, snapshot))).await?
+}
+
+fn validate(request: &QueryRequest) -> Result<(), QueryError> {
+    if request.from_s >= request.to_s {
+        return Err(QueryError::BadRequest(format!("from ({}) must be before to ({})", request.from_s, request.to_s)));
+    }
+    if let Some(step) = request.step_s {
+        if step <= 0 {
+            return Err(QueryError::BadRequest("step must be positive, e.g. 60s or 5m".into()));
+        }
+        let n_points = (request.to_s - request.from_s) / step + 1;
+        if n_points > MAX_POINTS {
+            return Err(QueryError::BadRequest(format!(
+                "{n_points} points per series is more than the {MAX_POINTS} allowed; use a larger step or a shorter window"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn evaluate(
+    tx: &crate::store::reader::ReadTx<'_>,
+    request: &QueryRequest,
+    snapshot: Snapshot,
+) -> Result<Vec<QuerySeries>, QueryError> {
+    let committed_seq = tx.last_flush_seq()?;
+    let watermarks = tx.watermarks()?;
+
+    // Every series the selector matches, stored or only in memory so far.
+    let mut candidates: BTreeMap<SeriesId, (String, MetricKind)> = BTreeMap::new();
+    for stored in tx.series_named(&request.selector.name)? {
+        candidates.insert(stored.id, (stored.key, stored.kind));
+    }
+    for series in &snapshot.series {
+        candidates.entry(series.id).or_insert_with(|| (series.key.to_string(), series.kind));
+    }
+    let mut groups: Vec<(Labels, MetricKind)> = Vec::new();
+    let mut group_index: HashMap<Labels, usize> = HashMap::new();
+    let mut matched: HashMap<SeriesId, usize> = HashMap::new();
+    for (id, (key, kind)) in candidates {
+        let Some(parsed) = SeriesKey::parse(&key) else { continue };
+        if !request.selector.matches(&parsed.labels) {
+            continue;
+        }
+        request.stat.check_kind(&request.selector.name, kind)?;
+        let group_labels = match &request.group_by {
+            Some(names) => parsed.labels.project(names),
+            None => parsed.labels.clone(),
+        };
+        let group = *group_index.entry(group_labels.clone()).or_insert_with(|| {
+            groups.push((group_labels, kind));
+            groups.len() - 1
+        });
+        matched.insert(id, group);
+    }
+
+    let buckets = Buckets::new(request);
+    let mut acc: Vec<Vec<Option<Rollup>>> = vec![vec![None; buckets.len()]; groups.len()];
+    let mut add = |group: usize, start_s: i64, rollup: &Rollup| {
+        if start_s < request.from_s || start_s >= request.to_s {
+            return;
+        }
+        match &mut acc[group][buckets.index_of(start_s)] {
+            Some(merged) => merged.merge(rollup),
+            slot @ None => *slot = Some(rollup.clone()),
+        }
+    };
+
+    let segments = buckets.segments(tx.tiers(), &watermarks);
+    for (id, group) in &matched {
+        for segment in &segments {
+            for (start_s, rollup) in tx.rollups(segment.tier, *id, segment.from_s, segment.to_s)? {
+                add(*group, start_s, &rollup);
+            }
+        }
+    }
+    for series in &snapshot.series {
+        if let Some(group) = matched.get(&series.id) {
+            for (start_s, rollup) in &series.deltas {
+                add(*group, *start_s, rollup);
+            }
+        }
+    }
+    for batch in snapshot.in_flight.iter().filter(|b| b.seq > committed_seq) {
+        for delta in &batch.rollups {
+            if let Some(group) = matched.get(&delta.series) {
+                add(*group, delta.start_s, &delta.rollup);
+            }
+        }
+    }
+
+    let mut out = Vec::new();
+    for (group, (labels, kind)) in groups.into_iter().enumerate() {
+        let points: Vec<(i64, f64)> = acc[group]
+            .iter()
+            .enumerate()
+            .filter_map(|(idx, rollup)| {
+                let (start, end) = buckets.range(idx);
+                let value = request.stat.evaluate(rollup.as_ref()?, kind, (end - start) as f64)?;
+                Some((start, value))
+            })
+            .collect();
+        if !points.is_empty() {
+            out.push(QuerySeries { labels, points });
+        }
+    }
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(out)
+}
+
+/// The periods a query reports on: one window, or step-aligned buckets clipped to the window.
+struct Buckets {
+    from_s: i64,
+    to_s: i64,
+    step_s: Option<i64>,
+    first_s: i64,
+}
+
+impl Buckets {
+    fn new(request: &QueryRequest) -> Buckets {
+        let first_s = request.step_s.map_or(request.from_s, |step| align_down(request.from_s, step));
+        Buckets { from_s: request.from_s, to_s: request.to_s, step_s: request.step_s, first_s }
+    }
+
+    fn len(&self) -> usize {
+        match self.step_s {
+            None => 1,
+            Some(step) => ((self.to_s - 1 - self.first_s) / step + 1) as usize,
+        }
+    }
+
+    fn index_of(&self, ts_s: i64) -> usize {
+        match self.step_s {
+            None => 0,
+            Some(step) => ((align_down(ts_s, step) - self.first_s) / step) as usize,
+        }
+    }
+
+    fn range(&self, idx: usize) -> (i64, i64) {
+        match self.step_s {
+            None => (self.from_s, self.to_s),
+            Some(step) => {
+                let start = self.first_s + idx as i64 * step;
+                (start.max(self.from_s), (start + step).min(self.to_s))
+            }
+        }
+    }
+
+    /// Tier segments for every bucket, adjacent ones of the same tier joined into one read.
+    fn segments(&self, tiers: &[crate::store::tiers::Tier], watermarks: &[Option<i64>]) -> Vec<Segment> {
+        let mut out: Vec<Segment> = Vec::new();
+        for idx in 0..self.len() {
+            let (start, end) = self.range(idx);
+            for segment in plan(start, end, tiers, watermarks) {
+                match out.last_mut() {
+                    Some(last) if last.tier == segment.tier && last.to_s == segment.from_s => last.to_s = segment.to_s,
+                    _ => out.push(segment),
+                }
+            }
+        }
+        out
+    }
+}

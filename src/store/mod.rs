@@ -1,0 +1,128 @@
+//! The only module that touches SQLite. One writer thread owns the write connection and applies
+//! each flush in one transaction, then downsamples and expires; readers use their own
+//! connections from a small pool. The database runs in WAL mode so readers never block writes.
+
+mod codec;
+mod downsample;
+pub mod reader;
+mod retention;
+mod schema;
+pub mod tiers;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rusqlite::{Connection, OpenFlags};
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+
+pub use self::reader::Reader;
+use self::tiers::Tier;
+pub use self::writer::FlushReport;
+use crate::aggregate::batch::FlushBatch;
+use crate::aggregate::sketch::SketchError;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("corrupt sketch in the database: {0}")]
+    Sketch(#[from] SketchError),
+    #[error(
+        "database schema version {found} is newer than this perfwatch knows ({known}); run a newer perfwatch or point at another database"
+    )]
+    NewerSchema { found: usize, known: usize },
+    #[error("cannot open database {path}: {source}; check the path exists and is writable")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("the store writer has stopped")]
+    WriterGone,
+    #[error("cannot start the store writer thread: {0}")]
+    Thread(std::io::Error),
+}
+
+pub struct StoreSettings {
+    pub path: PathBuf,
+    pub tiers: Vec<Tier>,
+    pub n_readers: usize,
+}
+
+/// What the writer was asked to do.
+pub enum WriterMsg {
+    Flush {
+        batch: Arc<FlushBatch>,
+        reply: oneshot::Sender<Result<FlushReport, StoreError>>,
+    },
+    /// Expire rows as if the time were `now_s` (the writer also does this on its own schedule).
+    Expire {
+        now_s: i64,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
+}
+
+/// The sending side of the writer thread; dropping every handle ends the thread after it has
+/// finished what it was sent.
+#[derive(Clone)]
+pub struct StoreHandle {
+    tx: mpsc::Sender<WriterMsg>,
+}
+
+impl StoreHandle {
+    /// Commits `batch`; returns once it is durable in the database.
+    pub async fn flush(&self, batch: Arc<FlushBatch>) -> Result<FlushReport, StoreError> {
+        let (reply, done) = oneshot::channel();
+        self.tx.send(WriterMsg::Flush { batch, reply }).await.map_err(|_| StoreError::WriterGone)?;
+        done.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Deletes rows past their tier's retention as of `now_s`; returns how many.
+    pub async fn expire(&self, now_s: i64) -> Result<u64, StoreError> {
+        let (reply, done) = oneshot::channel();
+        self.tx.send(WriterMsg::Expire { now_s, reply }).await.map_err(|_| StoreError::WriterGone)?;
+        done.await.map_err(|_| StoreError::WriterGone)?
+    }
+}
+
+/// An opened database: the writer's handle and thread, and the readers.
+pub struct Store {
+    pub handle: StoreHandle,
+    pub reader: Reader,
+    pub writer_thread: std::thread::JoinHandle<()>,
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database, and starts the writer thread.
+    pub fn open(settings: StoreSettings) -> Result<Store, StoreError> {
+        let mut conn = open_connection(&settings.path, false)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        schema::migrate(&mut conn, &settings.tiers)?;
+        let writer = writer::Writer::new(conn, settings.tiers.clone())?;
+        let (tx, rx) = mpsc::channel(4);
+        let writer_thread = std::thread::Builder::new()
+            .name("perfwatch-store".into())
+            .spawn(move || writer.run(rx))
+            .map_err(StoreError::Thread)?;
+        let readers = (0..settings.n_readers.max(1))
+            .map(|_| open_connection(&settings.path, true))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Store { handle: StoreHandle { tx }, reader: Reader::new(readers, settings.tiers), writer_thread })
+    }
+}
+
+fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    if !read_only {
+        // WAL + NORMAL: a committed flush survives a process crash; only an OS crash or power
+        // cut can take back the last few commits.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+    }
+    Ok(conn)
+}

@@ -1,0 +1,57 @@
+//! Schema migrations, applied in order on open and recorded in `PRAGMA user_version`, plus the
+//! per-tier rollup tables (one per configured resolution).
+
+use rusqlite::Connection;
+
+use super::StoreError;
+use super::tiers::Tier;
+
+/// Each entry moves the schema one version up; never edit one that has shipped.
+const MIGRATIONS: &[&str] = &[
+    // 1: series, metadata and Pushgateway cumulative state.
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+     CREATE TABLE series (
+         id INTEGER PRIMARY KEY,
+         name TEXT NOT NULL,
+         key TEXT NOT NULL,
+         kind INTEGER NOT NULL,
+         created_s INTEGER NOT NULL
+     );
+     CREATE INDEX series_by_name ON series (name);
+     CREATE TABLE push_state (
+         series_id INTEGER PRIMARY KEY,
+         grp INTEGER NOT NULL,
+         state BLOB NOT NULL
+     );",
+];
+
+pub fn migrate(conn: &mut Connection, tiers: &[Tier]) -> Result<(), StoreError> {
+    let version: usize = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::NewerSchema { found: version, known: MIGRATIONS.len() });
+    }
+    let tx = conn.transaction()?;
+    for (idx, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", idx + 1)?;
+    }
+    for tier in tiers {
+        tx.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {} (
+                 series_id INTEGER NOT NULL,
+                 start_s INTEGER NOT NULL,
+                 count REAL NOT NULL,
+                 sum REAL NOT NULL,
+                 min REAL NOT NULL,
+                 max REAL NOT NULL,
+                 last REAL NOT NULL,
+                 last_ms INTEGER NOT NULL,
+                 sketch BLOB,
+                 PRIMARY KEY (series_id, start_s)
+             ) WITHOUT ROWID;",
+            tier.table()
+        ))?;
+    }
+    tx.commit()?;
+    Ok(())
+}

@@ -1,0 +1,28 @@
+//! Rollup tiers: the resolutions data is kept at and for how long. Tier 0 is the flush
+//! interval; each coarser tier is built from the one before it by merging rollups.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tier {
+    pub resolution_s: i64,
+    pub retention_s: i64,
+}
+
+impl Tier {
+    pub fn table(&self) -> String {
+        format!("rollup_{}s", self.resolution_s)
+    }
+
+    /// The meta key of this tier's downsampling watermark: windows before it are complete.
+    pub fn watermark_key(&self) -> String {
+        format!("watermark_{}s", self.resolution_s)
+    }
+}
+
+pub fn align_down(ts_s: i64, resolution_s: i64) -> i64 {
+    ts_s - ts_s.rem_euclid(resolution_s)
+}
+
+pub fn align_up(ts_s: i64, resolution_s: i64) -> i64 {
+    let down = align_down(ts_s, resolution_s);
+    if down == ts_s { ts_s } else { down + resolution_s }
+}

@@ -1,0 +1,68 @@
+//! perfwatch's own health: metric names in one place and one function per internal event, so
+//! every event is counted the same way wherever it happens. Label values are bounded sets.
+
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+
+pub const SAMPLES_ACCEPTED: &str = "perfwatch_samples_accepted_total";
+pub const SAMPLES_REJECTED: &str = "perfwatch_samples_rejected_total";
+pub const ACTIVE_SERIES: &str = "perfwatch_active_series";
+pub const FLUSH_DURATION: &str = "perfwatch_flush_duration_seconds";
+pub const FLUSH_ROLLUPS: &str = "perfwatch_flush_rollups_total";
+pub const FLUSH_FAILURES: &str = "perfwatch_flush_failures_total";
+pub const FLUSH_LAG: &str = "perfwatch_flush_lag_seconds";
+pub const HTTP_REQUESTS: &str = "perfwatch_http_requests_total";
+pub const STATSD_DATAGRAMS: &str = "perfwatch_statsd_datagrams_total";
+pub const BUILD_INFO: &str = "perfwatch_build_info";
+
+/// `protocol` is one of json, prometheus, statsd; `n` samples (or entries) were taken.
+pub fn samples_accepted(protocol: &'static str, n: u64) {
+    if n > 0 {
+        counter!(SAMPLES_ACCEPTED, "protocol" => protocol).increment(n);
+    }
+}
+
+pub fn sample_rejected(protocol: &'static str, reason: &'static str) {
+    counter!(SAMPLES_REJECTED, "protocol" => protocol, "reason" => reason).increment(1);
+}
+
+pub fn flush_committed(n_rollups: usize, duration: Duration) {
+    histogram!(FLUSH_DURATION).record(duration.as_secs_f64());
+    counter!(FLUSH_ROLLUPS).increment(n_rollups as u64);
+}
+
+pub fn flush_failed() {
+    counter!(FLUSH_FAILURES).increment(1);
+}
+
+pub fn flush_lag(seconds: f64) {
+    gauge!(FLUSH_LAG).set(seconds);
+}
+
+pub fn active_series(n: usize) {
+    gauge!(ACTIVE_SERIES).set(n as f64);
+}
+
+pub fn http_request(route: &'static str, status: u16) {
+    counter!(HTTP_REQUESTS, "route" => route, "status" => status_class(status)).increment(1);
+}
+
+pub fn statsd_datagram() {
+    counter!(STATSD_DATAGRAMS).increment(1);
+}
+
+pub fn build_info() {
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        200..=299 => "2xx",
+        401 => "401",
+        413 => "413",
+        429 => "429",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}

@@ -1,0 +1,7 @@
+//! perfwatch's integration tests: a real daemon on loopback, real HTTP, real SQLite files.
+
+mod json_push;
+mod limits;
+mod persistence;
+mod support;
+mod tiers;

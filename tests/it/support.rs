@@ -1,0 +1,113 @@
+//! The harness: a perfwatch daemon on port 0 with a temp database, an HTTP client, and
+//! helpers for exact expectations.
+
+use perfwatch::Daemon;
+use perfwatch::config::Config;
+use serde_json::Value;
+
+pub struct TestDaemon {
+    pub daemon: Option<Daemon>,
+    pub base: String,
+    pub dir: Option<tempfile::TempDir>,
+    pub client: reqwest::Client,
+}
+
+impl TestDaemon {
+    /// A daemon with `extra` YAML merged under the test's own settings.
+    pub async fn start(extra: &str) -> TestDaemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        TestDaemon::start_in(dir, extra).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir, extra: &str) -> TestDaemon {
+        let db = dir.path().join("perfwatch.db");
+        let config_yaml = format!(
+            "http:\n  listen: 127.0.0.1:0\nstatsd:\n  listen: 127.0.0.1:0\nstorage:\n  path: {}\n{extra}",
+            db.display()
+        );
+        let config = Config::parse(&config_yaml, "test.yaml").expect("test config is valid");
+        let daemon = Daemon::start(config, None).await.expect("daemon starts");
+        let base = format!("http://{}", daemon.http_addr);
+        TestDaemon { daemon: Some(daemon), base, dir: Some(dir), client: reqwest::Client::new() }
+    }
+
+    /// Shuts down gracefully and starts again on the same database.
+    pub async fn restart(mut self, extra: &str) -> TestDaemon {
+        self.daemon.take().expect("running").shutdown().await;
+        TestDaemon::start_in(self.dir.take().expect("dir"), extra).await
+    }
+
+    pub async fn push_json(&self, body: &Value) -> (u16, Value) {
+        let response = self.client.post(format!("{}/api/v1/push", self.base)).json(body).send().await.expect("push");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("push answers JSON"))
+    }
+
+    pub async fn get(&self, path_and_query: &str) -> (u16, Value) {
+        let response = self.client.get(format!("{}{path_and_query}", self.base)).send().await.expect("get");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Runs a query and returns its `series` array; panics on a non-200 answer.
+    pub async fn query(&self, params: &[(&str, &str)]) -> Vec<Value> {
+        let response =
+            self.client.get(format!("{}/api/v1/query", self.base)).query(params).send().await.expect("query");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.expect("query answers JSON");
+        assert_eq!(status, 200, "query {params:?} failed: {body}");
+        body["series"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The single value of a query expected to return one series with one point.
+    pub async fn query_one(&self, params: &[(&str, &str)]) -> f64 {
+        let series = self.query(params).await;
+        assert_eq!(series.len(), 1, "expected one series for {params:?}, got {series:?}");
+        let points = series[0]["points"].as_array().expect("points");
+        assert_eq!(points.len(), 1, "expected one point for {params:?}, got {points:?}");
+        points[0][1].as_f64().expect("a number")
+    }
+
+    pub async fn flush(&self) {
+        let response = self.client.post(format!("{}/api/v1/admin/flush", self.base)).send().await.expect("flush");
+        assert_eq!(response.status().as_u16(), 200);
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        if let Some(daemon) = self.daemon.take() {
+            daemon.cancel_token().cancel();
+        }
+    }
+}
+
+/// The exact value at rank floor(q·(n-1)) — the definition perfwatch's quantiles follow.
+pub fn exact_quantile(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[(q * (sorted.len() - 1) as f64).floor() as usize]
+}
+
+pub fn assert_within(got: f64, want: f64, rel: f64, what: &str) {
+    let err = ((got - want) / want).abs();
+    assert!(err <= rel, "{what}: got {got}, want {want} (relative error {err:.5} > {rel})");
+}
+
+/// Deterministic lognormal-ish latencies in seconds.
+pub fn latencies(n: usize, seed: u64, scale: f64) -> Vec<f64> {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        ((state >> 11) as f64 / (1u64 << 53) as f64).max(1e-12)
+    };
+    (0..n)
+        .map(|_| {
+            let normal = (-2.0 * next().ln()).sqrt() * (2.0 * std::f64::consts::PI * next()).cos();
+            scale * (normal * 0.6).exp()
+        })
+        .collect()
+}

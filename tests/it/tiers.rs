@@ -1,0 +1,143 @@
+//! Downsampling and retention on a real SQLite file: coarse tiers hold exactly the merge of
+//! the fine rows, queries read the coarse tier where it is complete, old rows expire.
+
+use std::sync::Arc;
+
+use perfwatch::aggregate::batch::{FlushBatch, NewSeries, RollupDelta};
+use perfwatch::aggregate::rollup::Rollup;
+use perfwatch::aggregate::{Aggregator, AggregatorSettings};
+use perfwatch::model::{MetricKind, series_id};
+use perfwatch::query::selector::Selector;
+use perfwatch::query::stat::Stat;
+use perfwatch::query::{QueryRequest, execute};
+use perfwatch::store::tiers::Tier;
+use perfwatch::store::{Store, StoreSettings};
+
+use crate::support::{assert_within, exact_quantile, latencies};
+
+/// Two whole hours before the current one, so the writer's own expiry (on the real clock)
+/// leaves the test's rows alone.
+fn t0() -> i64 {
+    let now = perfwatch::clock::now_s();
+    now - now.rem_euclid(3600) - 7200
+}
+
+fn tiers() -> Vec<Tier> {
+    vec![
+        Tier { resolution_s: 10, retention_s: 3 * 3600 },
+        Tier { resolution_s: 60, retention_s: 10 * 3600 },
+        Tier { resolution_s: 3600, retention_s: 100 * 3600 },
+    ]
+}
+
+fn aggregator() -> Aggregator {
+    let settings = AggregatorSettings {
+        interval_s: 10,
+        lateness_intervals: 2,
+        future_intervals: 1,
+        max_series: 10,
+        idle_after_s: 3600,
+    };
+    Aggregator::new(settings, 0)
+}
+
+fn request(stat: &str, from_s: i64, to_s: i64, step_s: Option<i64>) -> QueryRequest {
+    QueryRequest {
+        selector: Selector::parse("lat").unwrap(),
+        stat: Stat::parse(stat).unwrap(),
+        from_s,
+        to_s,
+        step_s,
+        group_by: None,
+    }
+}
+
+/// Two hours of 10 s rows for one timing series, flushed as the daemon would (one batch per
+/// interval, the accept floor trailing by two intervals), and the values they hold.
+async fn write_two_hours(store: &Store) -> Vec<(i64, Vec<f64>)> {
+    let t0 = t0();
+    let key = "lat{endpoint=\"/vendors/:id\"}";
+    let id = series_id(key);
+    let mut written = Vec::new();
+    for (seq, start) in (t0..t0 + 7200).step_by(10).enumerate() {
+        let values = latencies(20, start as u64, 0.05);
+        let mut rollup = Rollup::empty(true);
+        for v in &values {
+            rollup.observe(*v, 1.0, start * 1000);
+        }
+        let batch = FlushBatch {
+            seq: seq as u64 + 1,
+            accept_floor_s: start - 10,
+            new_series: if seq == 0 {
+                vec![NewSeries { id, key: key.into(), kind: MetricKind::Timing }]
+            } else {
+                vec![]
+            },
+            rollups: vec![RollupDelta { series: id, start_s: start, rollup }],
+            cumulative: vec![],
+        };
+        store.handle.flush(Arc::new(batch)).await.expect("flush commits");
+        written.push((start, values));
+    }
+    written
+}
+
+#[tokio::test]
+async fn coarse_tiers_match_the_fine_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreSettings { path: dir.path().join("t.db"), tiers: tiers(), n_readers: 2 }).unwrap();
+    let written = write_two_hours(&store).await;
+    let t0 = t0();
+    let agg = aggregator();
+
+    let watermarks = store.reader.read(|tx| tx.watermarks()).await.unwrap();
+    // The floor reached t0+7180: minutes up to t0+7140 are complete, and the first hour.
+    assert_eq!(watermarks, vec![None, Some(t0 + 7140), Some(t0 + 3600)]);
+    let id = series_id("lat{endpoint=\"/vendors/:id\"}");
+    let hour_rows = store.reader.read(move |tx| tx.rollups(2, id, t0, t0 + 7200)).await.unwrap();
+    assert_eq!(hour_rows.len(), 1);
+    let first_hour: Vec<f64> = written.iter().filter(|(s, _)| *s < t0 + 3600).flat_map(|(_, v)| v.clone()).collect();
+    assert_eq!(hour_rows[0].1.count, first_hour.len() as f64);
+    assert_within(hour_rows[0].1.sum, first_hour.iter().sum(), 1e-9, "hour sum");
+
+    // A window over both hours reads the hour row, minute rows and 10 s rows, and the answer is
+    // what the raw values say.
+    let everything: Vec<f64> = written.iter().flat_map(|(_, v)| v.clone()).collect();
+    let result = execute(&store.reader, &agg, request("count", t0, t0 + 7200, None)).await.unwrap();
+    assert_eq!(result[0].points, vec![(t0, everything.len() as f64)]);
+    let p99 = execute(&store.reader, &agg, request("p99", t0, t0 + 7200, None)).await.unwrap();
+    assert_within(p99[0].points[0].1, exact_quantile(&everything, 0.99), 0.01, "p99 over two hours");
+
+    // Per-minute steps: every minute has 6 × 20 observations, whichever tier served it.
+    let per_minute = execute(&store.reader, &agg, request("count", t0 + 3000, t0 + 7200, Some(60))).await.unwrap();
+    assert_eq!(per_minute[0].points.len(), 70);
+    assert!(per_minute[0].points.iter().all(|(_, c)| *c == 120.0), "{:?}", per_minute[0].points);
+    let max_per_minute = execute(&store.reader, &agg, request("max", t0, t0 + 120, Some(60))).await.unwrap();
+    let first_minute_max = written[..6].iter().flat_map(|(_, v)| v.clone()).fold(0.0, f64::max);
+    assert_eq!(max_per_minute[0].points[0], (t0, first_minute_max));
+
+    // Unaligned windows only count rows starting inside them.
+    let unaligned = execute(&store.reader, &agg, request("count", t0 + 3595, t0 + 3665, None)).await.unwrap();
+    assert_eq!(unaligned[0].points[0].1, 7.0 * 20.0);
+}
+
+#[tokio::test]
+async fn retention_expires_each_tier_on_its_own_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreSettings { path: dir.path().join("t.db"), tiers: tiers(), n_readers: 1 }).unwrap();
+    write_two_hours(&store).await;
+    let t0 = t0();
+    let id = series_id("lat{endpoint=\"/vendors/:id\"}");
+    let count_rows = |tier: usize| {
+        let reader = store.reader.clone();
+        async move { reader.read(move |tx| tx.rollups(tier, id, 0, i64::MAX)).await.unwrap().len() }
+    };
+    assert_eq!((count_rows(0).await, count_rows(1).await, count_rows(2).await), (720, 119, 1));
+    // Four hours on: raw rows (3 h) older than t0+3600 go; minutes (10 h) and hours stay.
+    let deleted = store.handle.expire(t0 + 4 * 3600).await.unwrap();
+    assert_eq!(deleted, 360);
+    assert_eq!((count_rows(0).await, count_rows(1).await, count_rows(2).await), (360, 119, 1));
+    // A query over the expired hour is served by the coarser tiers.
+    let result = execute(&store.reader, &aggregator(), request("count", t0, t0 + 3600, None)).await.unwrap();
+    assert_eq!(result[0].points[0].1, 360.0 * 20.0);
+}
