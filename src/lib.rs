@@ -55,8 +55,10 @@ pub enum StartError {
 /// A running perfwatch.
 pub struct Daemon {
     pub http_addr: SocketAddr,
+    pub statsd_addr: Option<SocketAddr>,
     cancel: CancellationToken,
     http: JoinHandle<()>,
+    statsd: Vec<JoinHandle<()>>,
     flush: Option<FlushHandle>,
     flusher: JoinHandle<()>,
     writer_thread: std::thread::JoinHandle<()>,
@@ -78,6 +80,16 @@ impl Daemon {
             source,
         })?;
         let http_addr = listener.local_addr().expect("a bound socket has an address");
+        let statsd_socket =
+            match config.statsd_listen {
+                Some(addr) => {
+                    Some(Arc::new(ingest::statsd::bind(addr, config.statsd_receive_buffer).map_err(|source| {
+                        StartError::Bind { what: "StatsD", setting: "statsd.listen", addr, source }
+                    })?))
+                }
+                None => None,
+            };
+        let statsd_addr = statsd_socket.as_ref().map(|s| s.local_addr().expect("a bound socket has an address"));
 
         let (flusher, flush, flush_requests) = Flusher::new(aggregator.clone(), store.handle.clone());
         let flusher = tokio::spawn(flusher.run(flush_requests));
@@ -93,14 +105,32 @@ impl Daemon {
             flush: flush.clone(),
             prometheus,
         });
+        let mut statsd = Vec::new();
+        if let Some(socket) = statsd_socket {
+            let limits = Arc::new(config.limits.clone());
+            let n_tasks = std::thread::available_parallelism().map_or(2, |n| n.get());
+            for _ in 0..n_tasks {
+                let task = ingest::statsd::serve(socket.clone(), aggregator.clone(), limits.clone(), cancel.clone());
+                statsd.push(tokio::spawn(task));
+            }
+        }
         let routes = api::routes(state);
         let http_cancel = cancel.clone();
         let http = tokio::spawn(async move {
             warp::serve(routes).incoming(listener).graceful(async move { http_cancel.cancelled().await }).run().await;
         });
         telemetry::build_info();
-        tracing::info!(http = %http_addr, db = %config.db_path.display(), "perfwatch started");
-        Ok(Daemon { http_addr, cancel, http, flush: Some(flush), flusher, writer_thread: store.writer_thread })
+        tracing::info!(http = %http_addr, statsd = ?statsd_addr, db = %config.db_path.display(), "perfwatch started");
+        Ok(Daemon {
+            http_addr,
+            statsd_addr,
+            cancel,
+            http,
+            statsd,
+            flush: Some(flush),
+            flusher,
+            writer_thread: store.writer_thread,
+        })
     }
 
     /// A token that stops the daemon when cancelled.
@@ -112,6 +142,9 @@ impl Daemon {
     pub async fn shutdown(mut self) {
         self.cancel.cancel();
         let _ = self.http.await;
+        for task in self.statsd.drain(..) {
+            let _ = task.await;
+        }
         // Ingest has stopped; the flusher sees its last handle go and drains everything.
         self.flush.take();
         let _ = self.flusher.await;

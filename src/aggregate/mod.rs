@@ -62,9 +62,14 @@ pub enum Observation<'a> {
     },
     /// A counter increment, already multiplied out by any sample rate.
     Increment(f64),
+    /// A signed counter change: StatsD counters may be decremented (`decr`).
+    CounterDelta(f64),
     Gauge(f64),
     /// StatsD `+n` / `-n`: moves the gauge from its last level.
     GaugeDelta(f64),
+    /// A StatsD set member (its hash): counts 1 the first time it is seen in an interval, so a
+    /// set series is a counter of unique members per interval.
+    SetMember(u64),
 }
 
 /// A series as the ingest side names it: canonical key, its id and kind.
@@ -224,7 +229,8 @@ impl Aggregator {
         };
         let mut n_evicted = 0;
         for shard in self.shards.iter() {
-            n_evicted += lock(shard).drain_into(&mut batch, upto_s, idle_before).evicted;
+            let floor = batch.accept_floor_s;
+            n_evicted += lock(shard).drain_into(&mut batch, upto_s, floor, idle_before).evicted;
         }
         self.n_series.fetch_sub(n_evicted, Ordering::Relaxed);
         let batch = Arc::new(batch);
@@ -330,7 +336,9 @@ fn apply(state: &mut SeriesState, start_s: i64, ts_ms: i64, obs: Observation<'_>
                 rollup.observe(*value, weight, ts_ms);
             }
         }
-        Observation::Increment(delta) => state.rollup_at(start_s).increment(delta, ts_ms),
+        Observation::Increment(delta) | Observation::CounterDelta(delta) => {
+            state.rollup_at(start_s).increment(delta, ts_ms)
+        }
         Observation::Gauge(level) => {
             state.gauge_level = level;
             state.rollup_at(start_s).observe(level, 1.0, ts_ms);
@@ -339,6 +347,11 @@ fn apply(state: &mut SeriesState, start_s: i64, ts_ms: i64, obs: Observation<'_>
             let level = state.gauge_level + delta;
             state.gauge_level = level;
             state.rollup_at(start_s).observe(level, 1.0, ts_ms);
+        }
+        Observation::SetMember(member) => {
+            if state.set_members_at(start_s).insert(member) {
+                state.rollup_at(start_s).increment(1.0, ts_ms);
+            }
         }
     }
 }

@@ -2,7 +2,7 @@
 //! gauge level and any Pushgateway cumulative state. Callers hold the shard's lock only for the
 //! few map operations here; nothing in this file blocks or does IO.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use super::batch::{CumulativeChange, FlushBatch, NewSeries, RollupDelta};
@@ -38,7 +38,11 @@ pub struct SeriesState {
     /// Latest gauge value, across intervals, for StatsD's `+n`/`-n` gauge deltas.
     pub gauge_level: f64,
     pub cumulative: Option<Cumulative>,
+    /// StatsD set members seen per interval, kept while the interval still takes samples.
+    pub set_members: Vec<(i64, IdSet)>,
 }
+
+pub type IdSet = HashSet<u64, BuildHasherDefault<IdHasher>>;
 
 pub struct Cumulative {
     pub group: u64,
@@ -56,7 +60,20 @@ impl SeriesState {
             pending: Vec::new(),
             gauge_level: 0.0,
             cumulative: None,
+            set_members: Vec::new(),
         }
+    }
+
+    /// The member set of interval `start_s`, created on first use.
+    pub fn set_members_at(&mut self, start_s: i64) -> &mut IdSet {
+        let pos = match self.set_members.iter().position(|(s, _)| *s == start_s) {
+            Some(pos) => pos,
+            None => {
+                self.set_members.push((start_s, IdSet::default()));
+                self.set_members.len() - 1
+            }
+        };
+        &mut self.set_members[pos].1
     }
 
     /// The delta rollup of interval `start_s`, created on first use.
@@ -91,15 +108,21 @@ pub struct DrainStats {
 }
 
 impl Shard {
-    /// Moves deltas of intervals before `upto_s` into `batch`, and evicts series idle since
-    /// before `idle_before_s` that hold nothing unflushed.
-    pub fn drain_into(&mut self, batch: &mut FlushBatch, upto_s: i64, idle_before_s: i64) -> DrainStats {
+    /// Moves deltas of intervals before `upto_s` into `batch`, forgets set members of intervals
+    /// before `floor_s` (they take no more samples), and evicts series idle since before
+    /// `idle_before_s` that hold nothing unflushed.
+    pub fn drain_into(&mut self, batch: &mut FlushBatch, upto_s: i64, floor_s: i64, idle_before_s: i64) -> DrainStats {
         for (series, group) in self.deleted_cumulative.drain(..) {
             batch.cumulative.push(CumulativeChange { series, group, values: None });
         }
         let before = self.series.len();
         self.series.retain(|id, state| {
             let n_closed = state.pending.iter().take_while(|(s, _)| *s < upto_s).count();
+            if upto_s == i64::MAX {
+                state.set_members.clear();
+            } else {
+                state.set_members.retain(|(s, _)| *s >= floor_s);
+            }
             let cumulative_dirty = state.cumulative.as_ref().is_some_and(|c| c.dirty);
             if (n_closed > 0 || cumulative_dirty) && !state.persisted {
                 batch.new_series.push(NewSeries { id: *id, key: state.key.clone(), kind: state.kind });
@@ -122,7 +145,10 @@ impl Shard {
                     values: Some(cumulative.values.clone()),
                 });
             }
-            !(state.pending.is_empty() && state.cumulative.is_none() && state.last_seen_s < idle_before_s)
+            !(state.pending.is_empty()
+                && state.cumulative.is_none()
+                && state.set_members.is_empty()
+                && state.last_seen_s < idle_before_s)
         });
         DrainStats { evicted: before - self.series.len() }
     }

@@ -11,7 +11,7 @@ use warp::reply::Response;
 use super::{ApiError, ApiState, reply};
 use crate::clock;
 use crate::ingest::parse::{PushOutcome, json};
-use crate::ingest::sink::IngestBatch;
+use crate::ingest::sink::{IngestBatch, Scratch};
 
 #[derive(Serialize)]
 struct OutcomeBody<'a> {
@@ -29,8 +29,11 @@ struct ErrorEntry<'a> {
 pub fn native(state: &Arc<ApiState>, body: &[u8]) -> Result<Response, ApiError> {
     let text = super::body::text(body)?;
     let bump = Bump::new();
-    let mut batch = IngestBatch::new(&state.aggregator, &state.limits, &bump, "json", clock::now_ms());
-    let outcome = json::parse(text, &mut batch).map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, message))?;
+    let mut batch =
+        IngestBatch::new(&state.aggregator, &state.limits, &bump, "json", clock::now_ms(), Scratch::default());
+    let outcome = json::parse(text, &mut batch).map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, message));
+    batch.finish();
+    let outcome = outcome?;
     Ok(outcome_reply(&outcome))
 }
 

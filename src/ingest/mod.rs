@@ -5,3 +5,4 @@ pub mod limits;
 pub mod names;
 pub mod parse;
 pub mod sink;
+pub mod statsd;

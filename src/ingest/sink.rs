@@ -54,6 +54,22 @@ impl Reject {
     }
 }
 
+/// Buffers an [`IngestBatch`] works in, handed from batch to batch so a StatsD listener
+/// allocates nothing per datagram.
+#[derive(Default)]
+pub struct Scratch {
+    labels: Vec<(&'static str, &'static str)>,
+    order: Vec<u32>,
+    key: String,
+}
+
+/// Reuses the allocation of an emptied vector of string pairs under a new lifetime.
+pub fn recycle<'a, 'b>(mut pairs: Vec<(&'a str, &'a str)>) -> Vec<(&'b str, &'b str)> {
+    pairs.clear();
+    // In-place collection: same layout, so the allocation is kept.
+    pairs.into_iter().map(|_| -> (&'b str, &'b str) { unreachable!("the vector is empty") }).collect()
+}
+
 /// One request's (or datagram's) worth of samples on their way into the aggregator.
 pub struct IngestBatch<'a> {
     aggregator: &'a Aggregator,
@@ -82,6 +98,7 @@ impl<'a> IngestBatch<'a> {
         bump: &'a Bump,
         protocol: &'static str,
         now_ms: i64,
+        scratch: Scratch,
     ) -> Self {
         IngestBatch {
             aggregator,
@@ -89,9 +106,9 @@ impl<'a> IngestBatch<'a> {
             bump,
             protocol,
             now_ms,
-            labels: Vec::with_capacity(16),
-            order: Vec::with_capacity(16),
-            key: String::with_capacity(128),
+            labels: recycle(scratch.labels),
+            order: scratch.order,
+            key: scratch.key,
             n_accepted: 0,
             n_rejected: 0,
         }
@@ -189,9 +206,10 @@ impl<'a> IngestBatch<'a> {
         }
     }
 
-    /// Publishes the accepted count to /metrics; call once at the end.
-    pub fn finish(&self) {
+    /// Publishes the accepted count to /metrics and hands the buffers back.
+    pub fn finish(self) -> Scratch {
         telemetry::samples_accepted(self.protocol, self.n_accepted);
+        Scratch { labels: recycle(self.labels), order: self.order, key: self.key }
     }
 }
 
@@ -211,7 +229,9 @@ fn check_values(kind: MetricKind, obs: &Observation<'_>) -> Result<(), Reject> {
         Observation::Increment(delta) if !delta.is_finite() || delta < 0.0 => {
             return bad(delta, "counter increments are non-negative; send a gauge for values that go down");
         }
-        Observation::Gauge(v) | Observation::GaugeDelta(v) if !v.is_finite() => return bad(v, "it must be finite"),
+        Observation::Gauge(v) | Observation::GaugeDelta(v) | Observation::CounterDelta(v) if !v.is_finite() => {
+            return bad(v, "it must be finite");
+        }
         _ => {}
     }
     Ok(())

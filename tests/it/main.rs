@@ -3,5 +3,6 @@
 mod json_push;
 mod limits;
 mod persistence;
+mod statsd;
 mod support;
 mod tiers;

@@ -111,3 +111,51 @@ pub fn latencies(n: usize, seed: u64, scale: f64) -> Vec<f64> {
         })
         .collect()
 }
+
+/// Waits until `check` returns `Some`, polling, or panics with `what` after `deadline`.
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: std::time::Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(started.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// A `python3` that can import `module`, or `None` (with a message saying what to install)
+/// when there is none — unless PERFWATCH_REQUIRE_INTEROP=1, where that fails the test.
+pub fn python_with(module: &str, pip_name: &str) -> Option<String> {
+    let python = std::env::var("PERFWATCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = std::process::Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if ok {
+        return Some(python);
+    }
+    let message = format!(
+        "interop test needs the Python module {module}: pip install {pip_name} (or run .ci/run, which installs it)"
+    );
+    if std::env::var("PERFWATCH_REQUIRE_INTEROP").is_ok_and(|v| v == "1") {
+        panic!("{message}; PERFWATCH_REQUIRE_INTEROP=1 forbids skipping");
+    }
+    eprintln!("SKIPPED: {message}");
+    None
+}
+
+/// Runs a Python script with arguments and asserts it succeeded.
+pub fn run_python(python: &str, script: &str, args: &[&str]) {
+    let out = std::process::Command::new(python).arg("-c").arg(script).args(args).output().expect("python runs");
+    assert!(
+        out.status.success(),
+        "python script failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -73,7 +73,6 @@ pub fn parse<'a>(body: &'a str, batch: &mut IngestBatch<'a>) -> Result<PushOutco
     }
     outcome.accepted = batch.n_accepted;
     outcome.rejected = batch.n_rejected;
-    batch.finish();
     Ok(outcome)
 }
 

@@ -2,6 +2,7 @@
 //! [`IngestBatch`](crate::ingest::sink::IngestBatch) and reports bad input by position.
 
 pub mod json;
+pub mod statsd;
 mod strings;
 
 /// One refused entry or line, as the push answer lists it.

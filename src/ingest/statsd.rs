@@ -1,0 +1,133 @@
+//! The StatsD/DogStatsD UDP listener: one socket, one receive task per core, each reusing its
+//! buffers from datagram to datagram. Bad lines are counted by reason and logged at debug
+//! level at most once a second per task; they never affect the other lines of a datagram.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bumpalo::Bump;
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+
+use super::limits::Limits;
+use super::parse::statsd::{GaugeValue, StatsdLine, StatsdType, lines, parse_line};
+use super::sink::{IngestBatch, Reject, Scratch, recycle};
+use crate::aggregate::{Aggregator, Observation};
+use crate::model::MetricKind;
+use crate::{clock, telemetry};
+
+/// Largest datagram read; bigger ones are truncated by the kernel.
+const MAX_DATAGRAM: usize = 65_535;
+
+/// Binds the socket with the requested receive buffer.
+pub fn bind(addr: SocketAddr, receive_buffer: usize) -> std::io::Result<UdpSocket> {
+    let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
+    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    if let Err(err) = socket.set_recv_buffer_size(receive_buffer) {
+        tracing::warn!(error = %err, receive_buffer, "could not set the StatsD receive buffer");
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// Receives until `cancel`, ingesting every datagram.
+pub async fn serve(
+    socket: Arc<UdpSocket>,
+    aggregator: Arc<Aggregator>,
+    limits: Arc<Limits>,
+    cancel: CancellationToken,
+) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut bump = Bump::new();
+    let mut scratch = Scratch::default();
+    let mut tags: Vec<(&'static str, &'static str)> = Vec::new();
+    let mut last_log: Option<Instant> = None;
+    loop {
+        let received = tokio::select! {
+            _ = cancel.cancelled() => break,
+            received = socket.recv_from(&mut buf) => received,
+        };
+        let Ok((len, _peer)) = received else { continue };
+        telemetry::statsd_datagram();
+        let Ok(datagram) = std::str::from_utf8(&buf[..len]) else {
+            telemetry::sample_rejected("statsd", "not_utf8");
+            continue;
+        };
+        bump.reset();
+        let mut batch = IngestBatch::new(&aggregator, &limits, &bump, "statsd", clock::now_ms(), scratch);
+        let mut line_tags = recycle(tags);
+        for (line_no, line) in lines(datagram) {
+            let result = ingest_line(&mut batch, line, &mut line_tags);
+            batch.count(&result);
+            if let Err(reject) = result
+                && last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+            {
+                last_log = Some(Instant::now());
+                tracing::debug!(line_no, line, reason = %reject, "bad StatsD line");
+            }
+        }
+        tags = recycle(line_tags);
+        scratch = batch.finish();
+    }
+}
+
+/// Ingests one line; the whole line is refused if any of its values is bad.
+pub fn ingest_line<'a>(
+    batch: &mut IngestBatch<'a>,
+    line: &'a str,
+    tags: &mut Vec<(&'a str, &'a str)>,
+) -> Result<(), Reject> {
+    let parsed = parse_line(line).map_err(|e| Reject::Parse(e.to_string()))?;
+    tags.clear();
+    tags.extend(parsed.tags());
+    let kind = match parsed.kind {
+        StatsdType::Counter | StatsdType::Set => MetricKind::Counter,
+        StatsdType::Gauge => MetricKind::Gauge,
+        StatsdType::TimingMs | StatsdType::Distribution => MetricKind::Timing,
+    };
+    check_values(&parsed)?;
+    let series = batch.resolve(parsed.name, &[], tags, kind)?;
+    let ts = parsed.timestamp_ms;
+    match parsed.kind {
+        StatsdType::Counter => {
+            // StatsD counters may go down (`decr`), unlike JSON counters.
+            for value in parsed.values() {
+                batch.record(series, ts, Observation::CounterDelta(value.expect("checked") / parsed.rate))?;
+            }
+        }
+        StatsdType::Gauge => {
+            for value in parsed.gauge_values() {
+                let obs = match value.expect("checked") {
+                    GaugeValue::Set(v) => Observation::Gauge(v),
+                    GaugeValue::Delta(d) => Observation::GaugeDelta(d),
+                };
+                batch.record(series, ts, obs)?;
+            }
+        }
+        StatsdType::TimingMs | StatsdType::Distribution => {
+            let scale = if parsed.kind == StatsdType::TimingMs { 0.001 } else { 1.0 };
+            for value in parsed.values() {
+                let values = [value.expect("checked") * scale];
+                batch.record(series, ts, Observation::Timings { values: &values, weight: 1.0 / parsed.rate })?;
+            }
+        }
+        StatsdType::Set => {
+            for member in parsed.members() {
+                let hash = xxhash_rust::xxh3::xxh3_64(member.as_bytes());
+                batch.record(series, ts, Observation::SetMember(hash))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_values(parsed: &StatsdLine<'_>) -> Result<(), Reject> {
+    match parsed.kind {
+        StatsdType::Set => Ok(()),
+        StatsdType::Gauge => parsed.gauge_values().try_for_each(|v| v.map(|_| ())),
+        _ => parsed.values().try_for_each(|v| v.map(|_| ())),
+    }
+    .map_err(|e| Reject::Parse(e.to_string()))
+}
