@@ -52,6 +52,27 @@ impl Rollup {
         self.observe(delta, 1.0, ts_ms);
     }
 
+    /// Adds a histogram's new observations: `count` and `sum` exactly, the sketch (and
+    /// min/max) from each bucket's representative value and how many fell in it.
+    pub fn observe_buckets(&mut self, count: f64, sum: f64, buckets: impl Iterator<Item = (f64, u64)>, ts_ms: i64) {
+        if count <= 0.0 {
+            return;
+        }
+        self.count += count;
+        self.sum += sum;
+        for (value, n) in buckets.filter(|(_, n)| *n > 0) {
+            self.min = self.min.min(value);
+            self.max = self.max.max(value);
+            if let Some(sketch) = &mut self.sketch {
+                sketch.add(value, n);
+            }
+        }
+        if ts_ms >= self.last_ms {
+            self.last = sum / count;
+            self.last_ms = ts_ms;
+        }
+    }
+
     /// Folds `other` in; `other` wins ties on `last` because it was recorded later.
     pub fn merge(&mut self, other: &Rollup) {
         self.count += other.count;

@@ -128,14 +128,11 @@ impl Shard {
                 batch.new_series.push(NewSeries { id: *id, key: state.key.clone(), kind: state.kind });
                 state.persisted = true;
             }
-            if n_closed == state.pending.len() {
-                for (start_s, rollup) in std::mem::take(&mut state.pending) {
-                    batch.rollups.push(RollupDelta { series: *id, start_s, rollup });
-                }
-            } else {
-                for (start_s, rollup) in state.pending.drain(..n_closed) {
-                    batch.rollups.push(RollupDelta { series: *id, start_s, rollup });
-                }
+            // A cumulative push that added nothing leaves an empty rollup: nothing to store.
+            let closed = state.pending.drain(..n_closed).filter(|(_, rollup)| !rollup.is_empty());
+            batch.rollups.extend(closed.map(|(start_s, rollup)| RollupDelta { series: *id, start_s, rollup }));
+            if state.pending.is_empty() {
+                state.pending = Vec::new(); // give the memory back between bursts
             }
             if let Some(cumulative) = state.cumulative.as_mut().filter(|c| c.dirty) {
                 cumulative.dirty = false;

@@ -4,6 +4,7 @@
 mod auth;
 mod body;
 mod push;
+mod pushgateway;
 mod query;
 mod reply;
 
@@ -12,7 +13,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use warp::http::header::{AUTHORIZATION, CONTENT_ENCODING};
+use warp::http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
@@ -78,6 +79,35 @@ pub fn routes(
             }
             .await;
             finish("push", result)
+        });
+
+    let pushgateway = warp::path("metrics")
+        .and(warp::path::tail())
+        .and(warp::put().or(warp::post()).unify())
+        .and(with_state.clone())
+        .and(headers)
+        .and(warp::body::stream())
+        .and_then(|tail: warp::path::Tail, state: Arc<ApiState>, headers: HeaderMap, stream| async move {
+            let result = async {
+                auth::check(state.push_token.as_ref(), headers.get(AUTHORIZATION), "pushing")?;
+                let encoding = headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok());
+                let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+                let body = body::read(Box::pin(stream), encoding, state.limits.max_body_bytes).await?;
+                pushgateway::push(&state, tail.as_str(), content_type, &body)
+            }
+            .await;
+            finish("pushgateway", result)
+        });
+
+    let pushgateway_delete = warp::path("metrics")
+        .and(warp::path::tail())
+        .and(warp::delete())
+        .and(with_state.clone())
+        .and(headers)
+        .and_then(|tail: warp::path::Tail, state: Arc<ApiState>, headers: HeaderMap| async move {
+            let result = auth::check(state.push_token.as_ref(), headers.get(AUTHORIZATION), "pushing")
+                .and_then(|()| pushgateway::delete(&state, tail.as_str()));
+            finish("pushgateway_delete", result)
         });
 
     let query = warp::path!("api" / "v1" / "query")
@@ -153,7 +183,11 @@ pub fn routes(
 
     let readyz = warp::path!("readyz").and(warp::get()).and(with_state).map(|state: Arc<ApiState>| readiness(&state));
 
-    push.or(query)
+    push.or(pushgateway)
+        .unify()
+        .or(pushgateway_delete)
+        .unify()
+        .or(query)
         .unify()
         .or(metric_list)
         .unify()

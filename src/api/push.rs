@@ -14,16 +14,19 @@ use crate::ingest::parse::{PushOutcome, json};
 use crate::ingest::sink::{IngestBatch, Scratch};
 
 #[derive(Serialize)]
-struct OutcomeBody<'a> {
+struct OutcomeBody {
     accepted: u64,
     rejected: u64,
-    errors: Vec<ErrorEntry<'a>>,
+    errors: Vec<serde_json::Value>,
 }
 
-#[derive(Serialize)]
-struct ErrorEntry<'a> {
-    index: usize,
-    reason: &'a str,
+/// How an answer names where a rejected sample was.
+#[derive(Clone, Copy)]
+pub enum Position {
+    /// Index into the JSON `metrics` array.
+    Index,
+    /// 1-based line of a text body.
+    Line,
 }
 
 pub fn native(state: &Arc<ApiState>, body: &[u8]) -> Result<Response, ApiError> {
@@ -34,12 +37,12 @@ pub fn native(state: &Arc<ApiState>, body: &[u8]) -> Result<Response, ApiError> 
     let outcome = json::parse(text, &mut batch).map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, message));
     batch.finish();
     let outcome = outcome?;
-    Ok(outcome_reply(&outcome))
+    Ok(outcome_reply(&outcome, Position::Index))
 }
 
 /// 200 when anything was taken (or nothing was sent), 400 when everything was refused, 429
 /// when the active series limit refused something; the body always says what happened.
-pub fn outcome_reply(outcome: &PushOutcome) -> Response {
+pub fn outcome_reply(outcome: &PushOutcome, position: Position) -> Response {
     let status = if outcome.hit_series_limit {
         StatusCode::TOO_MANY_REQUESTS
     } else if outcome.accepted == 0 && outcome.rejected > 0 {
@@ -50,7 +53,14 @@ pub fn outcome_reply(outcome: &PushOutcome) -> Response {
     let body = OutcomeBody {
         accepted: outcome.accepted,
         rejected: outcome.rejected,
-        errors: outcome.errors.iter().map(|e| ErrorEntry { index: e.index, reason: &e.reason }).collect(),
+        errors: outcome
+            .errors
+            .iter()
+            .map(|e| match position {
+                Position::Index => serde_json::json!({ "index": e.index, "reason": e.reason }),
+                Position::Line => serde_json::json!({ "line": e.index, "reason": e.reason }),
+            })
+            .collect(),
     };
     reply::json(status, &body)
 }

@@ -1,8 +1,10 @@
 //! Ingest: the wire formats (pure parsers in `parse`), the naming rule, limits, and the common
 //! path into the aggregator.
 
+pub mod cumulative;
 pub mod limits;
 pub mod names;
 pub mod parse;
+pub mod pushgateway;
 pub mod sink;
 pub mod statsd;

@@ -185,8 +185,9 @@ impl<'a> IngestBatch<'a> {
         values: &[f64],
         apply_delta: impl FnOnce(Option<&[f64]>, &[f64], &mut Rollup),
     ) -> Result<(), Reject> {
-        if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
-            return Err(Reject::BadValue { kind: series.kind, value: *bad, why: "it must be finite" });
+        // Bounds may be +Inf (a histogram's last bucket); callers check the totals themselves.
+        if let Some(bad) = values.iter().find(|v| v.is_nan()) {
+            return Err(Reject::BadValue { kind: series.kind, value: *bad, why: "it must be a number" });
         }
         let ts_ms = ts_ms.unwrap_or(self.now_ms);
         let start_s = self.aggregator.admit(ts_ms, self.now_ms)?;

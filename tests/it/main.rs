@@ -3,6 +3,7 @@
 mod json_push;
 mod limits;
 mod persistence;
+mod pushgateway;
 mod statsd;
 mod support;
 mod tiers;

@@ -1,0 +1,43 @@
+//! Pushgateway-compatible routes: `PUT|POST /metrics/job/<job>{/<label>/<value>}` with a text
+//! exposition body, and `DELETE` on the same path. A malformed body is refused whole with 400
+//! and the line and reason, as Pushgateway does; nothing of it is applied.
+
+use std::sync::Arc;
+
+use bumpalo::Bump;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use super::{ApiError, ApiState, reply};
+use crate::clock;
+use crate::ingest::parse::prom_text;
+use crate::ingest::pushgateway::{GroupingKey, apply};
+use crate::ingest::sink::{IngestBatch, Scratch};
+
+pub fn push(state: &Arc<ApiState>, tail: &str, content_type: Option<&str>, body: &[u8]) -> Result<Response, ApiError> {
+    let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, message);
+    let grouping = GroupingKey::parse(tail).map_err(|e| bad(e.to_string()))?;
+    if content_type.is_some_and(|t| t.contains("protobuf")) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "protobuf pushes are not supported; send the text format (Go: push.New(…).Format(expfmt.NewFormat(expfmt.TypeTextPlain)))"
+                .into(),
+        ));
+    }
+    let text = super::body::text(body)?;
+    let bump = Bump::new();
+    let families = prom_text::parse(text, &bump).map_err(|e| bad(format!("text format parsing error in {e}")))?;
+    let pairs: Vec<(&str, &str)> = grouping.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut batch =
+        IngestBatch::new(&state.aggregator, &state.limits, &bump, "prometheus", clock::now_ms(), Scratch::default());
+    let outcome = apply(&families, &pairs, grouping.hash, &mut batch);
+    batch.finish();
+    Ok(super::push::outcome_reply(&outcome, super::push::Position::Line))
+}
+
+/// Forgets the group's cumulative totals: the next push of its series counts from zero.
+pub fn delete(state: &Arc<ApiState>, tail: &str) -> Result<Response, ApiError> {
+    let grouping = GroupingKey::parse(tail).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let forgotten = state.aggregator.forget_group(grouping.hash);
+    Ok(reply::json(StatusCode::ACCEPTED, &serde_json::json!({ "forgotten_series": forgotten })))
+}

@@ -1,0 +1,163 @@
+//! Prometheus text on Pushgateway paths: cumulative totals become per-interval deltas (first
+//! push counts whole, a decrease is a reset), histograms feed the sketch, a malformed push
+//! changes nothing, DELETE forgets the group; driven raw and by PyPI's prometheus_client.
+
+use serde_json::json;
+
+use crate::support::{TestDaemon, assert_within, python_with, run_python};
+
+async fn put(d: &TestDaemon, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let response = d.client.put(format!("{}{path}", d.base)).body(body.to_owned()).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
+}
+
+const FIRST: &str = "# TYPE orders_total counter
+orders_total{status=\"paid\"} 10
+# TYPE checkout_seconds histogram
+checkout_seconds_bucket{le=\"0.1\"} 2
+checkout_seconds_bucket{le=\"0.5\"} 5
+checkout_seconds_bucket{le=\"+Inf\"} 6
+checkout_seconds_sum 2.1
+checkout_seconds_count 6
+# TYPE queue_depth gauge
+queue_depth{job=\"spoofed\"} 4
+# TYPE rpc summary
+rpc{quantile=\"0.99\"} 0.25
+rpc_sum 12
+rpc_count 40
+";
+
+const SECOND: &str = "# TYPE orders_total counter
+orders_total{status=\"paid\"} 15
+# TYPE checkout_seconds histogram
+checkout_seconds_bucket{le=\"0.1\"} 2
+checkout_seconds_bucket{le=\"0.5\"} 6
+checkout_seconds_bucket{le=\"+Inf\"} 8
+checkout_seconds_sum 3.0
+checkout_seconds_count 8
+# TYPE queue_depth gauge
+queue_depth 7
+# TYPE rpc summary
+rpc{quantile=\"0.99\"} 0.3
+rpc_sum 15
+rpc_count 50
+";
+
+#[tokio::test]
+async fn cumulative_pushes_become_deltas() {
+    let d = TestDaemon::start("").await;
+    let path = "/metrics/job/checkout/instance/web1";
+    let (status, answer) = put(&d, path, FIRST).await;
+    assert_eq!((status, answer["accepted"].as_u64(), answer["rejected"].as_u64()), (200, Some(6), Some(0)), "{answer}");
+    assert_eq!(put(&d, path, SECOND).await.0, 200);
+    // A sample the limits refuse is listed by line; the rest of the push is kept.
+    let (status, answer) = put(&d, path, "# TYPE ok gauge\nok 1\n# TYPE neg_total counter\nneg_total -5\n").await;
+    assert_eq!((status, answer["errors"][0]["line"].as_u64()), (200, Some(4)), "{answer}");
+    // The job restarted: its counter went down, so the new total counts whole.
+    let (status, answer) = put(&d, path, "# TYPE orders_total counter\norders_total{status=\"paid\"} 3\n").await;
+    assert_eq!(status, 200, "{answer}");
+
+    let sum = |metric: &'static str| [("metric", metric), ("stat", "sum"), ("group_by", "")];
+    assert_eq!(d.query_one(&sum("orders_total")).await, 18.0);
+    let series = d.query(&[("metric", "orders_total"), ("stat", "sum")]).await;
+    assert_eq!(series[0]["labels"], json!({"instance": "web1", "job": "checkout", "status": "paid"}));
+    assert_eq!(d.query_one(&[("metric", "checkout_seconds"), ("stat", "count")]).await, 8.0);
+    assert_within(d.query_one(&sum("checkout_seconds")).await, 3.0, 1e-12, "histogram sum");
+    // Observations: 2 in (0, 0.1], 4 in (0.1, 0.5], 2 above 0.5 — p50 is the middle bucket's 0.3.
+    assert_within(d.query_one(&[("metric", "checkout_seconds"), ("stat", "p50")]).await, 0.3, 0.01, "p50");
+    // Grouping labels win over pushed ones.
+    let depth = d.query(&[("metric", "queue_depth"), ("stat", "last")]).await;
+    assert_eq!(depth[0]["labels"]["job"], "checkout");
+    assert_eq!(depth[0]["points"][0][1], 7.0);
+    assert_eq!(d.query_one(&[("metric", "rpc{quantile=\"0.99\"}"), ("stat", "last")]).await, 0.3);
+    assert_eq!(d.query_one(&sum("rpc_count")).await, 50.0);
+    assert_eq!(d.query_one(&sum("rpc_sum")).await, 15.0);
+
+    // DELETE forgets the totals: the next push counts whole again.
+    let deleted = d.client.delete(format!("{}{path}", d.base)).send().await.unwrap();
+    assert_eq!(deleted.status().as_u16(), 202);
+    put(&d, path, "# TYPE orders_total counter\norders_total{status=\"paid\"} 20\n").await;
+    assert_eq!(d.query_one(&sum("orders_total")).await, 38.0);
+}
+
+#[tokio::test]
+async fn cumulative_state_survives_a_restart() {
+    let d = TestDaemon::start("").await;
+    let path = "/metrics/job/nightly";
+    put(&d, path, "# TYPE rows_total counter\nrows_total 100\n").await;
+    let d = d.restart("").await;
+    put(&d, path, "# TYPE rows_total counter\nrows_total 130\n").await;
+    assert_eq!(d.query_one(&[("metric", "rows_total"), ("stat", "sum")]).await, 130.0);
+}
+
+#[tokio::test]
+async fn malformed_pushes_change_nothing_and_name_the_line() {
+    let d = TestDaemon::start("").await;
+    let (status, answer) = put(&d, "/metrics/job/x", "# TYPE a_total counter\na_total 5\nbroken{ 1\n").await;
+    assert_eq!(status, 400);
+    let message = answer["error"].as_str().unwrap();
+    assert!(message.contains("line 3"), "{message}");
+    assert_eq!(d.query(&[("metric", "a_total"), ("stat", "sum")]).await, Vec::<serde_json::Value>::new());
+    for (path, fragment) in
+        [("/metrics/instance/x", "job"), ("/metrics/job/x/lonely", "no value"), ("/metrics/job@base64/%%%", "base64")]
+    {
+        let (status, answer) = put(&d, path, "a_total 1\n").await;
+        assert_eq!(status, 400, "{path}");
+        assert!(answer["error"].as_str().unwrap().contains(fragment), "{path}: {answer}");
+    }
+    let protobuf = d
+        .client
+        .post(format!("{}/metrics/job/x", d.base))
+        .header(
+            "content-type",
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+        )
+        .body(vec![1u8, 2, 3])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(protobuf.status().as_u16(), 415);
+}
+
+#[tokio::test]
+async fn python_prometheus_client_push_functions() {
+    let Some(python) = python_with("prometheus_client", "prometheus-client") else { return };
+    let d = TestDaemon::start("").await;
+    let script = r#"
+import sys
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import push_to_gateway, pushadd_to_gateway, delete_from_gateway
+url = sys.argv[1]
+reg = CollectorRegistry()
+jobs = Counter('jobs_processed', 'Jobs done', ['queue'], registry=reg)
+secs = Histogram('job_seconds', 'Job time', buckets=[0.1, 0.5, 1.0], registry=reg)
+last = Gauge('last_success_unixtime', 'When', registry=reg)
+jobs.labels('emails').inc(3)
+secs.observe(0.05)
+secs.observe(0.7)
+last.set(123)
+push_to_gateway(url, job='batch', registry=reg)
+jobs.labels('emails').inc(2)
+secs.observe(0.3)
+pushadd_to_gateway(url, job='batch', grouping_key={'instance': 'worker/1'}, registry=reg)
+push_to_gateway(url, job='batch', registry=reg)
+# The batch job restarts: a new registry counts from zero.
+reg2 = CollectorRegistry()
+Counter('jobs_processed', 'Jobs done', ['queue'], registry=reg2).labels('emails').inc(1)
+push_to_gateway(url, job='batch', registry=reg2)
+delete_from_gateway(url, job='batch')
+push_to_gateway(url, job='batch', registry=reg2)
+"#;
+    run_python(&python, script, &[&d.base]);
+    let batch = "jobs_processed_total{job=\"batch\",instance=\"\",queue=\"emails\"}";
+    // 3, then +2, then a reset to 1, then after DELETE 1 counts whole again.
+    assert_eq!(d.query_one(&[("metric", batch), ("stat", "sum")]).await, 7.0);
+    // The grouping key's instance (with a '/', sent base64-encoded) made its own series.
+    let worker = "jobs_processed_total{instance=\"worker/1\"}";
+    assert_eq!(d.query_one(&[("metric", worker), ("stat", "sum")]).await, 5.0);
+    let secs = "job_seconds{instance=\"\"}";
+    assert_eq!(d.query_one(&[("metric", secs), ("stat", "count")]).await, 3.0);
+    assert_within(d.query_one(&[("metric", secs), ("stat", "sum")]).await, 1.05, 1e-9, "histogram sum");
+    assert_eq!(d.query_one(&[("metric", "last_success_unixtime{instance=\"\"}"), ("stat", "last")]).await, 123.0);
+}
