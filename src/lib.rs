@@ -18,9 +18,11 @@
 
 pub mod aggregate;
 pub mod api;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod ingest;
+pub mod loadgen;
 pub mod model;
 pub mod query;
 pub mod shutdown;

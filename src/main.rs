@@ -28,6 +28,12 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Push one metric to a running perfwatch (for shell scripts and cron jobs).
+    Push(perfwatch::cli::push::PushArgs),
+    /// Query a running perfwatch and print a table.
+    Query(perfwatch::cli::query::QueryArgs),
+    /// Push a realistic web-platform workload at a chosen rate, with a progress line.
+    Loadgen(perfwatch::loadgen::LoadgenArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -35,6 +41,9 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command.unwrap_or(Command::Run { config: None }) {
         Command::Run { config } => run(config),
         Command::Check { config } => check(config),
+        Command::Push(args) => client(perfwatch::cli::push::run(args)),
+        Command::Query(args) => client(perfwatch::cli::query::run(args)),
+        Command::Loadgen(args) => client(perfwatch::loadgen::run(args)),
     };
     match result {
         Ok(code) => code,
@@ -43,6 +52,17 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Runs a client command and prints what it returned.
+fn client<F>(command: F) -> anyhow::Result<std::process::ExitCode>
+where
+    F: std::future::Future<Output = Result<String, perfwatch::cli::CliError>>,
+{
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let output = runtime.block_on(command)?;
+    println!("{}", output.trim_end());
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
@@ -84,7 +104,8 @@ fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("PERFWATCH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("PERFWATCH_LOG_FORMAT").is_ok_and(|f| f == "json");
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if json {
         builder.json().init();
     } else {

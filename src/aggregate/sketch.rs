@@ -89,14 +89,14 @@ impl Sketch {
         }
     }
 
-    /// The value at quantile `q` in `[0, 1]`, or `None` when empty. Rank `q·(n-1)` (the lower
-    /// of two middles), the definition tests compare with.
+    /// The value at quantile `q` in `[0, 1]`, or `None` when empty: the nearest-rank
+    /// definition, the `⌈q·n⌉`-th smallest value (so p99 of three requests is the slowest).
     pub fn quantile(&self, q: f64) -> Option<f64> {
         let total = self.count();
         if total == 0 {
             return None;
         }
-        let rank = (q.clamp(0.0, 1.0) * (total - 1) as f64).floor() as u64;
+        let rank = nearest_rank(q, total);
         if rank < self.zero {
             return Some(0.0);
         }
@@ -194,6 +194,12 @@ impl Sketch {
         }
         self.bins[0] += folded;
     }
+}
+
+/// The 0-based index of the `⌈q·n⌉`-th smallest of `n` values. A hair of tolerance keeps
+/// `p99.9` (parsed as 0.9990000000000001) from skipping a rank when `q·n` is whole.
+pub fn nearest_rank(q: f64, n: u64) -> u64 {
+    ((q.clamp(0.0, 1.0) * n as f64 - 1e-9).ceil() as u64).clamp(1, n) - 1
 }
 
 #[inline]

@@ -1,5 +1,7 @@
 //! perfwatch's integration tests: a real daemon on loopback, real HTTP, real SQLite files.
 
+mod cli;
+mod crash;
 mod json_push;
 mod limits;
 mod persistence;

@@ -83,11 +83,12 @@ impl Drop for TestDaemon {
     }
 }
 
-/// The exact value at rank floor(q·(n-1)) — the definition perfwatch's quantiles follow.
+/// The exact nearest-rank quantile (the ⌈q·n⌉-th smallest) — the definition perfwatch follows.
 pub fn exact_quantile(values: &[f64], q: f64) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    sorted[(q * (sorted.len() - 1) as f64).floor() as usize]
+    let rank = ((q * sorted.len() as f64 - 1e-9).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[rank]
 }
 
 pub fn assert_within(got: f64, want: f64, rel: f64, what: &str) {
@@ -158,4 +159,46 @@ pub fn run_python(python: &str, script: &str, args: &[&str]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The perfwatch binary cargo built for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_perfwatch");
+
+/// A perfwatch daemon running as its own process.
+pub struct DaemonProcess {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl DaemonProcess {
+    /// Starts `perfwatch run --config <config>` and waits (with a deadline) for its
+    /// "perfwatch started" line to learn the HTTP address it bound.
+    pub fn spawn(config: &std::path::Path) -> DaemonProcess {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("PERFWATCH_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("perfwatch starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("http=").nth(1).and_then(|rest| rest.split_whitespace().next()) {
+                    let _ = tx.send(addr.to_owned());
+                }
+            }
+        });
+        let addr = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("perfwatch printed its address");
+        DaemonProcess { child, base: format!("http://{addr}") }
+    }
+}
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

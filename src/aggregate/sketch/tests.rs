@@ -2,9 +2,9 @@
 
 use super::*;
 
-/// The exact value at rank floor(q·(n-1)) of sorted `values`.
+/// The exact nearest-rank quantile of sorted `values`.
 fn exact_quantile(sorted: &[f64], q: f64) -> f64 {
-    sorted[(q * (sorted.len() - 1) as f64).floor() as usize]
+    sorted[nearest_rank(q, sorted.len() as u64) as usize]
 }
 
 fn lognormal_values(n: usize, seed: u64) -> Vec<f64> {
@@ -92,6 +92,16 @@ fn zero_and_weights_count() {
     let p99 = sketch.quantile(0.99).unwrap();
     assert!((p99 - 1.0).abs() <= 0.01);
     assert_eq!(Sketch::new().quantile(0.5), None);
+}
+
+#[test]
+fn nearest_rank_picks_the_slowest_of_few() {
+    assert_eq!(nearest_rank(0.99, 3), 2);
+    assert_eq!(nearest_rank(0.5, 4), 1);
+    assert_eq!(nearest_rank(0.0, 4), 0);
+    assert_eq!(nearest_rank(1.0, 4), 3);
+    assert_eq!(nearest_rank(0.99, 100), 98);
+    assert_eq!(nearest_rank(99.9 / 100.0, 5000), 4994);
 }
 
 #[test]

@@ -1,0 +1,122 @@
+//! The command line: push and query against a running daemon, config checking, and the load
+//! generator, whose reported count must match what the daemon stored exactly.
+
+use std::process::Command;
+
+use crate::support::{BIN, TestDaemon};
+
+fn perfwatch(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(args).output().expect("perfwatch runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn push_then_query_from_the_shell() {
+    let d = TestDaemon::start("").await;
+    let base = d.base.clone();
+    let (ok, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        let pushed = perfwatch(&[
+            "push",
+            "--url",
+            &base,
+            "backup_duration_seconds",
+            "42.5",
+            "17.5",
+            "-t",
+            "timing",
+            "-l",
+            "job=backup",
+        ]);
+        assert!(pushed.0, "push failed: {}", pushed.2);
+        perfwatch(&["query", "--url", &base, "backup_duration_seconds", "--stat", "max"])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "query failed: {stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines[1].contains("{job=backup}") && lines[1].trim_end().ends_with("42.500000"), "{stdout}");
+    assert_eq!(d.query_one(&[("metric", "backup_duration_seconds"), ("stat", "count")]).await, 2.0);
+
+    let base = d.base.clone();
+    let refused =
+        tokio::task::spawn_blocking(move || perfwatch(&["push", "--url", &base, "c_total", "-1", "-t", "counter"]))
+            .await
+            .unwrap();
+    assert!(!refused.0);
+    assert!(refused.2.contains("non-negative"), "{}", refused.2);
+}
+
+#[test]
+fn unreachable_daemon_says_what_to_do() {
+    let (ok, _, stderr) = perfwatch(&["query", "--url", "http://127.0.0.1:9", "m"]);
+    assert!(!ok);
+    assert!(stderr.contains("is the daemon running"), "{stderr}");
+}
+
+#[test]
+fn check_reports_file_line_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, "storage:\n  interval: 10s\n").unwrap();
+    let (ok, stdout, _) = perfwatch(&["check", "--config", good.to_str().unwrap()]);
+    assert!(ok, "{stdout}");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "http:\n  listen: 127.0.0.1:9464\n  lisen: x\n").unwrap();
+    let (ok, _, stderr) = perfwatch(&["check", "--config", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains(&format!("{}:3:", bad.display())) && stderr.contains("unknown field `lisen`"), "{stderr}");
+}
+
+#[tokio::test]
+async fn loadgen_counts_match_what_was_stored() {
+    let d = TestDaemon::start("").await;
+    let base = d.base.clone();
+    let (ok, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        perfwatch(&[
+            "loadgen",
+            "--url",
+            &base,
+            "--format",
+            "json",
+            "--duration",
+            "2s",
+            "--rate",
+            "20000",
+            "--series",
+            "60",
+            "--values-per-entry",
+            "10",
+            "--observations-per-request",
+            "200",
+            "--connections",
+            "2",
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "loadgen failed: {stderr}");
+    assert!(stderr.contains("obs/s"), "a progress line is shown: {stderr}");
+    let sent: f64 =
+        stdout.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("summary starts with the count");
+    assert!(sent > 0.0, "{stdout}");
+    let mut stored = 0.0;
+    for metric in [
+        "api_request_duration_seconds",
+        "http_responses_total",
+        "cache_request_duration_seconds",
+        "cache_requests_total",
+        "db_query_duration_seconds",
+        "db_pool_connections_in_use",
+    ] {
+        stored += d.query_one(&[("metric", metric), ("stat", "count"), ("group_by", "")]).await;
+    }
+    assert_eq!(stored, sent, "{stdout}");
+    let series = d.get("/api/v1/metrics").await.1;
+    let n_series: u64 = series["metrics"].as_array().unwrap().iter().map(|m| m["series"].as_u64().unwrap()).sum();
+    assert_eq!(n_series, 60);
+}
