@@ -171,3 +171,14 @@ async fn metrics_and_series_listings() {
         series["series"].as_array().unwrap().iter().map(|s| s["labels"]["tier"].as_str().unwrap()).collect();
     assert_eq!(tiers, vec!["l2", "l3"]);
 }
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let d = TestDaemon::start("").await;
+    let (status, body) = d.get("/healthz").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("alive")));
+    d.flush().await;
+    let (status, body) = d.get("/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["flush_lag_seconds"].as_f64().unwrap() < 5.0, "{body}");
+}

@@ -149,7 +149,7 @@ push_to_gateway(url, job='batch', registry=reg2)
 delete_from_gateway(url, job='batch')
 push_to_gateway(url, job='batch', registry=reg2)
 "#;
-    run_python(&python, script, &[&d.base]);
+    run_python(&python, script, &[&d.base]).await;
     let batch = "jobs_processed_total{job=\"batch\",instance=\"\",queue=\"emails\"}";
     // 3, then +2, then a reset to 1, then after DELETE 1 counts whole again.
     assert_eq!(d.query_one(&[("metric", batch), ("stat", "sum")]).await, 7.0);

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::{TestDaemon, assert_within, exact_quantile, python_with, run_python, wait_for};
+use crate::support::{TestDaemon, assert_within, exact_quantile, metric_value, python_with, run_python, wait_for};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -60,6 +60,19 @@ async fn bad_datagrams_do_not_stop_the_listener() {
 }
 
 #[tokio::test]
+async fn bad_lines_are_counted_by_reason_in_metrics() {
+    let d = TestDaemon::start("").await;
+    let rejected = |text: &str| {
+        metric_value(text, "perfwatch_samples_rejected_total", &["protocol=\"statsd\"", "reason=\"parse\""])
+    };
+    let before = rejected(d.get("/metrics").await.1.as_str().unwrap());
+    send(&d, "no_type:1\nbad:x|c\n:1|c\ncounted.ok:1|c");
+    wait_value(&d, "counted_ok", "sum", 1.0).await;
+    let after = rejected(d.get("/metrics").await.1.as_str().unwrap());
+    assert!(after >= before + 3.0, "3 bad lines counted: before {before}, after {after}");
+}
+
+#[tokio::test]
 async fn python_statsd_client() {
     let Some(python) = python_with("statsd", "statsd") else { return };
     let d = TestDaemon::start("").await;
@@ -81,7 +94,7 @@ with c.pipeline() as pipe:
     pipe.incr('piped')
     pipe.timing('piped.latency', 250)
 "#;
-    run_python(&python, script, &[&port]);
+    run_python(&python, script, &[&port]).await;
     wait_value(&d, "shop_piped_latency", "count", 1.0).await;
     let latencies: Vec<f64> = (0..100).map(|ms| ms as f64 / 1000.0).collect();
     wait_value(&d, "shop_checkout_latency", "count", 100.0).await;

@@ -26,7 +26,7 @@ impl TestDaemon {
             db.display()
         );
         let config = Config::parse(&config_yaml, "test.yaml").expect("test config is valid");
-        let daemon = Daemon::start(config, None).await.expect("daemon starts");
+        let daemon = Daemon::start(config, Some(recorder())).await.expect("daemon starts");
         let base = format!("http://{}", daemon.http_addr);
         TestDaemon { daemon: Some(daemon), base, dir: Some(dir), client: reqwest::Client::new() }
     }
@@ -73,6 +73,24 @@ impl TestDaemon {
         let response = self.client.post(format!("{}/api/v1/admin/flush", self.base)).send().await.expect("flush");
         assert_eq!(response.status().as_u16(), 200);
     }
+}
+
+/// The process-wide metrics recorder (there can be only one), shared by every test daemon:
+/// counters add up across tests, so tests assert on increases they caused.
+pub fn recorder() -> metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().expect("one recorder"))
+        .clone()
+}
+
+/// The sum of every sample of `metric` whose labels contain all of `labels` in /metrics text.
+pub fn metric_value(text: &str, metric: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(metric) && l[metric.len()..].starts_with(['{', ' ']))
+        .filter(|l| labels.iter().all(|want| l.contains(want)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 impl Drop for TestDaemon {
@@ -150,9 +168,12 @@ pub fn python_with(module: &str, pip_name: &str) -> Option<String> {
     None
 }
 
-/// Runs a Python script with arguments and asserts it succeeded.
-pub fn run_python(python: &str, script: &str, args: &[&str]) {
-    let out = std::process::Command::new(python).arg("-c").arg(script).args(args).output().expect("python runs");
+/// Runs a Python script with arguments off the async runtime (the daemon under test shares
+/// it) and asserts it succeeded.
+pub async fn run_python(python: &str, script: &str, args: &[&str]) {
+    let mut command = tokio::process::Command::new(python);
+    command.arg("-c").arg(script).args(args);
+    let out = command.output().await.expect("python runs");
     assert!(
         out.status.success(),
         "python script failed:\nstdout: {}\nstderr: {}",

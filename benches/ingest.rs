@@ -1,0 +1,135 @@
+//! Parse + aggregate throughput of each wire format through the same path the daemon uses
+//! (IngestBatch into a sharded Aggregator), in observations per second on one core.
+
+use bumpalo::Bump;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use perfwatch::aggregate::{Aggregator, AggregatorSettings};
+use perfwatch::ingest::limits::Limits;
+use perfwatch::ingest::parse::{json, prom_text};
+use perfwatch::ingest::pushgateway;
+use perfwatch::ingest::sink::{IngestBatch, Scratch};
+use perfwatch::ingest::statsd::ingest_line;
+
+fn aggregator() -> Aggregator {
+    Aggregator::new(
+        AggregatorSettings {
+            interval_s: 10,
+            lateness_intervals: 2,
+            future_intervals: 1,
+            max_series: 1_000_000,
+            idle_after_s: 3600,
+        },
+        0,
+    )
+}
+
+/// A JSON push of `n_obs` observations in timing entries of `per_entry` values over 1,000 series.
+fn json_body(n_obs: usize, per_entry: usize) -> String {
+    let entries: Vec<String> = (0..n_obs / per_entry)
+        .map(|idx| {
+            let values: Vec<String> = (0..per_entry).map(|v| format!("0.0{:04}", (idx * 7 + v * 13) % 9999 + 1)).collect();
+            format!(
+                r#"{{"name":"api_request_duration_seconds","type":"timing","labels":{{"endpoint":"/vendors/{}","instance":"web-{}"}},"values":[{}]}}"#,
+                idx % 100,
+                idx % 10,
+                values.join(",")
+            )
+        })
+        .collect();
+    format!(r#"{{"labels":{{"service":"api-gateway"}},"metrics":[{}]}}"#, entries.join(","))
+}
+
+fn json(c: &mut Criterion) {
+    let agg = aggregator();
+    let limits = Limits::default();
+    let mut group = c.benchmark_group("ingest_json");
+    for (n_obs, per_entry) in [(1_000, 1), (1_000, 10), (10_000, 10), (10_000, 100)] {
+        let body = json_body(n_obs, per_entry);
+        group.throughput(Throughput::Elements(n_obs as u64));
+        group.bench_function(format!("{n_obs}obs_{per_entry}per_entry"), |b| {
+            let mut bump = Bump::new();
+            b.iter(|| {
+                bump.reset();
+                let mut batch =
+                    IngestBatch::new(&agg, &limits, &bump, "json", perfwatch::clock::now_ms(), Scratch::default());
+                let outcome = json::parse(&body, &mut batch).unwrap();
+                assert_eq!(outcome.rejected, 0);
+                batch.finish();
+            })
+        });
+    }
+    group.finish();
+}
+
+fn statsd(c: &mut Criterion) {
+    let agg = aggregator();
+    let limits = Limits::default();
+    let lines: Vec<String> = (0..1000)
+        .map(|i| format!("api.latency:{}.5|ms|@0.5|#endpoint:/vendors/{},instance:web-{}", i % 300, i % 100, i % 10))
+        .collect();
+    let mut group = c.benchmark_group("ingest_statsd");
+    group.throughput(Throughput::Elements(lines.len() as u64));
+    group.bench_function("1000_lines", |b| {
+        let bump = Bump::new();
+        let mut scratch = Scratch::default();
+        let mut tags = Vec::new();
+        b.iter(|| {
+            let mut batch = IngestBatch::new(
+                &agg,
+                &limits,
+                &bump,
+                "statsd",
+                perfwatch::clock::now_ms(),
+                std::mem::take(&mut scratch),
+            );
+            let mut line_tags = perfwatch::ingest::sink::recycle(std::mem::take(&mut tags));
+            for line in &lines {
+                ingest_line(&mut batch, line, &mut line_tags).unwrap();
+            }
+            tags = perfwatch::ingest::sink::recycle(line_tags);
+            scratch = batch.finish();
+        })
+    });
+    group.finish();
+}
+
+fn prometheus(c: &mut Criterion) {
+    let agg = aggregator();
+    let limits = Limits::default();
+    let mut text = String::from("# TYPE jobs_total counter\n");
+    for i in 0..500 {
+        text += &format!("jobs_total{{queue=\"q{i}\"}} {}\n", i * 3);
+    }
+    text += "# TYPE job_seconds histogram\n";
+    for i in 0..40 {
+        for (le, n) in [("0.1", 2), ("0.5", 5), ("1", 9), ("+Inf", 10)] {
+            text += &format!("job_seconds_bucket{{queue=\"q{i}\",le=\"{le}\"}} {}\n", n * (i + 1));
+        }
+        text += &format!(
+            "job_seconds_sum{{queue=\"q{i}\"}} {}\njob_seconds_count{{queue=\"q{i}\"}} {}\n",
+            4 * (i + 1),
+            10 * (i + 1)
+        );
+    }
+    let n_lines = text.lines().count() as u64;
+    let grouping = pushgateway::GroupingKey::parse("job/bench").unwrap();
+    let pairs: Vec<(&str, &str)> = grouping.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut group = c.benchmark_group("ingest_prometheus");
+    group.throughput(Throughput::Elements(n_lines));
+    group.bench_function(format!("{n_lines}_lines"), |b| {
+        let mut bump = Bump::new();
+        b.iter(|| {
+            bump.reset();
+            let families = prom_text::parse(&text, &bump).unwrap();
+            let mut batch =
+                IngestBatch::new(&agg, &limits, &bump, "prometheus", perfwatch::clock::now_ms(), Scratch::default());
+            let outcome = pushgateway::apply(&families, &pairs, grouping.hash, &mut batch);
+            assert_eq!(outcome.rejected, 0);
+            batch.finish();
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, json, statsd, prometheus);
+criterion_main!(benches);
