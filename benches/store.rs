@@ -135,7 +135,7 @@ fn query(c: &mut Criterion) {
         group_by: None,
     };
     let points = runtime.block_on(execute(&store.reader, &agg, request(Some(60)))).unwrap();
-    assert_eq!(points[0].points.len(), 1440);
+    assert_eq!(points[0].points.len(), 1440, "{:?}", &points[0].points[..5.min(points[0].points.len())]);
     let mut group = c.benchmark_group("query_24h_one_series");
     group.bench_function("p99_step_1m", |b| {
         b.iter(|| runtime.block_on(execute(&store.reader, &agg, request(Some(60)))).unwrap())

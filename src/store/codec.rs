@@ -23,16 +23,6 @@ pub fn read_rollup(row: &Row<'_>, first: usize) -> Result<Rollup, StoreError> {
     })
 }
 
-/// The values to bind for the seven rollup columns.
-pub fn rollup_params(rollup: &Rollup, blob: &mut Vec<u8>) -> (f64, f64, f64, f64, f64, i64, Option<Vec<u8>>) {
-    blob.clear();
-    let sketch = rollup.sketch.as_ref().map(|s| {
-        s.encode(blob);
-        blob.clone()
-    });
-    (rollup.count, rollup.sum, rollup.min, rollup.max, rollup.last, rollup.last_ms, sketch)
-}
-
 pub fn encode_f64s(values: &[f64]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }

@@ -13,7 +13,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::StoreError;
 use super::codec::{ROLLUP_COLUMNS, read_rollup};
 use super::tiers::{Tier, align_down};
-use super::writer::{merge_rollup, set_meta};
+use super::upsert::RollupUpsert;
+use super::writer::set_meta;
 use crate::aggregate::rollup::Rollup;
 use crate::model::SeriesId;
 
@@ -21,12 +22,27 @@ use crate::model::SeriesId;
 /// hold the writer (and so the flushes) for long.
 const MAX_SOURCE_ROWS_PER_RUN: i64 = 1440;
 
+/// The source rows of one series not yet downsampled: their first and last start.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    earliest: i64,
+    latest: i64,
+}
+
+impl Span {
+    fn widen(entry: &mut HashMap<SeriesId, Span>, series: SeriesId, start_s: i64) {
+        let span = entry.entry(series).or_insert(Span { earliest: start_s, latest: start_s });
+        span.earliest = span.earliest.min(start_s);
+        span.latest = span.latest.max(start_s);
+    }
+}
+
 pub struct Downsampler {
     /// Per tier (index 0 unused): its watermark, if set yet.
     watermarks: Vec<Option<i64>>,
     /// Per tier (index 0 unused): series with source rows at or after the watermark, with the
-    /// latest source start written for each.
-    dirty: Vec<HashMap<SeriesId, i64>>,
+    /// earliest and latest such source start.
+    dirty: Vec<HashMap<SeriesId, Span>>,
 }
 
 impl Downsampler {
@@ -41,12 +57,15 @@ impl Downsampler {
                 .query_row("SELECT value FROM meta WHERE key = ?1", [tiers[idx].watermark_key()], |r| r.get(0))
                 .optional()?;
             let mut tier_dirty = HashMap::new();
-            let mut latest =
-                conn.prepare(&format!("SELECT max(start_s) FROM {} WHERE series_id = ?1", tiers[idx - 1].table()))?;
+            let mut pending = conn.prepare(&format!(
+                "SELECT min(start_s), max(start_s) FROM {} WHERE series_id = ?1 AND start_s >= ?2",
+                tiers[idx - 1].table()
+            ))?;
             for id in &ids {
-                let max: Option<i64> = latest.query_row([id], |r| r.get(0))?;
-                if let Some(max) = max.filter(|m| wm.is_none_or(|wm| *m >= wm)) {
-                    tier_dirty.insert(*id as u64, max);
+                let span: (Option<i64>, Option<i64>) =
+                    pending.query_row(params![id, wm.unwrap_or(i64::MIN)], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                if let (Some(earliest), Some(latest)) = span {
+                    tier_dirty.insert(*id as u64, Span { earliest, latest });
                 }
             }
             watermarks.push(wm);
@@ -58,19 +77,12 @@ impl Downsampler {
     /// Notes that tier 0 got a row for `series` at `start_s`.
     pub fn source_written(&mut self, series: SeriesId, start_s: i64) {
         if let Some(tier_dirty) = self.dirty.get_mut(1) {
-            let latest = tier_dirty.entry(series).or_insert(start_s);
-            *latest = (*latest).max(start_s);
+            Span::widen(tier_dirty, series, start_s);
         }
     }
 
     /// Downsamples every tier as far as its source is final.
-    pub fn run(
-        &mut self,
-        conn: &mut Connection,
-        tiers: &[Tier],
-        accept_floor_s: i64,
-        blob: &mut Vec<u8>,
-    ) -> Result<(), StoreError> {
+    pub fn run(&mut self, conn: &mut Connection, tiers: &[Tier], accept_floor_s: i64) -> Result<(), StoreError> {
         for idx in 1..tiers.len() {
             let source_final = if idx == 1 {
                 accept_floor_s
@@ -80,7 +92,7 @@ impl Downsampler {
                     None => return Ok(()),
                 }
             };
-            self.run_tier(conn, tiers, idx, source_final, blob)?;
+            self.run_tier(conn, tiers, idx, source_final)?;
         }
         Ok(())
     }
@@ -91,7 +103,6 @@ impl Downsampler {
         tiers: &[Tier],
         idx: usize,
         source_final: i64,
-        blob: &mut Vec<u8>,
     ) -> Result<(), StoreError> {
         let (source, target) = (&tiers[idx - 1], &tiers[idx]);
         let end_limit = align_down(source_final, target.resolution_s);
@@ -99,7 +110,7 @@ impl Downsampler {
             Some(wm) => wm,
             None => {
                 // First run: start at the oldest window any dirty series has data in.
-                let earliest = self.dirty[idx].values().min().copied();
+                let earliest = self.dirty[idx].values().map(|span| span.earliest).min();
                 let Some(earliest) = earliest else { return Ok(()) };
                 align_down(earliest.min(end_limit), target.resolution_s)
             }
@@ -117,9 +128,10 @@ impl Downsampler {
             "SELECT start_s, {ROLLUP_COLUMNS} FROM {} WHERE series_id = ?1 AND start_s >= ?2 AND start_s < ?3 ORDER BY start_s",
             source.table()
         ))?;
+        let mut upsert = RollupUpsert::new(&tx, &target.table())?;
         let mut done = Vec::new();
         let mut written = Vec::new();
-        for (series, latest) in &self.dirty[idx] {
+        for (series, span) in &self.dirty[idx] {
             let mut windows: Vec<(i64, Rollup)> = Vec::new();
             let mut rows = read.query(params![*series as i64, start, end])?;
             while let Some(row) = rows.next()? {
@@ -131,23 +143,25 @@ impl Downsampler {
                 }
             }
             for (window, rollup) in &windows {
-                merge_rollup(&tx, &target.table(), *series, *window, rollup, blob)?;
+                upsert.merge(*series, *window, rollup)?;
                 written.push((*series, *window));
             }
-            if *latest < end {
+            if span.latest < end {
                 done.push(*series);
             }
         }
-        drop(read);
+        drop((read, upsert));
         set_meta(&tx, &target.watermark_key(), end)?;
         tx.commit()?;
         for series in done {
             self.dirty[idx].remove(&series);
         }
+        for span in self.dirty[idx].values_mut() {
+            span.earliest = span.earliest.max(end);
+        }
         if let Some(next) = self.dirty.get_mut(idx + 1) {
             for (series, window) in written {
-                let latest = next.entry(series).or_insert(window);
-                *latest = (*latest).max(window);
+                Span::widen(next, series, window);
             }
         }
         self.watermarks[idx] = Some(end);

@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::mpsc;
 
-use super::codec::{ROLLUP_COLUMNS, encode_f64s, read_rollup, rollup_params};
+use super::codec::encode_f64s;
 use super::downsample::Downsampler;
 use super::tiers::Tier;
+use super::upsert::RollupUpsert;
 use super::{StoreError, WriterMsg, retention};
 use crate::aggregate::batch::FlushBatch;
-use crate::aggregate::rollup::Rollup;
-use crate::model::{SeriesId, SeriesKey};
+use crate::model::SeriesKey;
 use crate::telemetry;
 
 /// How often the writer expires rows on its own.
@@ -29,13 +29,12 @@ pub struct Writer {
     tiers: Vec<Tier>,
     downsampler: Downsampler,
     last_expire: Option<Instant>,
-    blob: Vec<u8>,
 }
 
 impl Writer {
     pub fn new(conn: Connection, tiers: Vec<Tier>) -> Result<Writer, StoreError> {
         let downsampler = Downsampler::load(&conn, &tiers)?;
-        Ok(Writer { conn, tiers, downsampler, last_expire: None, blob: Vec::new() })
+        Ok(Writer { conn, tiers, downsampler, last_expire: None })
     }
 
     pub fn run(mut self, mut rx: mpsc::Receiver<WriterMsg>) {
@@ -61,9 +60,11 @@ impl Writer {
         let started = Instant::now();
         let tx = self.conn.transaction()?;
         insert_series(&tx, batch)?;
-        let table = self.tiers[0].table();
-        for delta in &batch.rollups {
-            merge_rollup(&tx, &table, delta.series, delta.start_s, &delta.rollup, &mut self.blob)?;
+        {
+            let mut upsert = RollupUpsert::new(&tx, &self.tiers[0].table())?;
+            for delta in &batch.rollups {
+                upsert.merge(delta.series, delta.start_s, &delta.rollup)?;
+            }
         }
         for change in &batch.cumulative {
             match &change.values {
@@ -87,7 +88,7 @@ impl Writer {
 
     /// Downsampling and expiry; failures are logged and retried on the next flush.
     fn maintain(&mut self, accept_floor_s: i64) {
-        if let Err(err) = self.downsampler.run(&mut self.conn, &self.tiers, accept_floor_s, &mut self.blob) {
+        if let Err(err) = self.downsampler.run(&mut self.conn, &self.tiers, accept_floor_s) {
             tracing::error!(error = %err, "downsampling failed; will retry after the next flush");
         }
         if self.last_expire.is_none_or(|t| t.elapsed() >= EXPIRE_EVERY) {
@@ -116,36 +117,6 @@ fn insert_series(tx: &Transaction<'_>, batch: &FlushBatch) -> Result<(), StoreEr
             tracing::error!(id = series.id, key = %series.key, ?stored, "series id collision; data of both series is merged");
         }
     }
-    Ok(())
-}
-
-/// Inserts `rollup` at (`series`, `start_s`), or merges it into the row already there.
-pub fn merge_rollup(
-    tx: &Transaction<'_>,
-    table: &str,
-    series: SeriesId,
-    start_s: i64,
-    rollup: &Rollup,
-    blob: &mut Vec<u8>,
-) -> Result<(), StoreError> {
-    let mut insert = tx.prepare_cached(&format!(
-        "INSERT INTO {table} (series_id, start_s, {ROLLUP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT DO NOTHING"
-    ))?;
-    let p = rollup_params(rollup, blob);
-    if insert.execute(params![series as i64, start_s, p.0, p.1, p.2, p.3, p.4, p.5, p.6])? == 1 {
-        return Ok(());
-    }
-    let mut select =
-        tx.prepare_cached(&format!("SELECT {ROLLUP_COLUMNS} FROM {table} WHERE series_id = ?1 AND start_s = ?2"))?;
-    let mut merged = select.query_row(params![series as i64, start_s], |row| Ok(read_rollup(row, 0)))??;
-    merged.merge(rollup);
-    let mut update = tx.prepare_cached(&format!(
-        "UPDATE {table} SET count = ?3, sum = ?4, min = ?5, max = ?6, last = ?7, last_ms = ?8, sketch = ?9
-         WHERE series_id = ?1 AND start_s = ?2"
-    ))?;
-    let p = rollup_params(&merged, blob);
-    update.execute(params![series as i64, start_s, p.0, p.1, p.2, p.3, p.4, p.5, p.6])?;
     Ok(())
 }
 

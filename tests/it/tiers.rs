@@ -141,3 +141,43 @@ async fn retention_expires_each_tier_on_its_own_schedule() {
     let result = execute(&store.reader, &aggregator(), request("count", t0, t0 + 3600, None)).await.unwrap();
     assert_eq!(result[0].points[0].1, 360.0 * 20.0);
 }
+
+#[tokio::test]
+async fn a_first_flush_of_many_intervals_reaches_every_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreSettings { path: dir.path().join("t.db"), tiers: tiers(), n_readers: 1 }).unwrap();
+    let t0 = t0();
+    let key = "lat{endpoint=\"/vendors/:id\"}";
+    let id = series_id(key);
+    // One batch carrying two hours of intervals, as after a long outage of the flusher.
+    let rollups = (t0..t0 + 7200)
+        .step_by(10)
+        .map(|start_s| {
+            let mut rollup = Rollup::empty(true);
+            rollup.observe(0.01, 1.0, start_s * 1000);
+            RollupDelta { series: id, start_s, rollup }
+        })
+        .collect();
+    let batch = FlushBatch {
+        seq: 1,
+        accept_floor_s: t0 + 7200,
+        new_series: vec![NewSeries { id, key: key.into(), kind: MetricKind::Timing }],
+        rollups,
+        cumulative: vec![],
+    };
+    store.handle.flush(Arc::new(batch)).await.unwrap();
+    for seq in 2..10 {
+        let empty = FlushBatch { seq, accept_floor_s: t0 + 7200, ..FlushBatch::default() };
+        store.handle.flush(Arc::new(empty)).await.unwrap();
+    }
+    let rows = |tier: usize| {
+        let reader = store.reader.clone();
+        async move { reader.read(move |tx| tx.rollups(tier, id, 0, i64::MAX)).await.unwrap() }
+    };
+    assert_eq!(rows(1).await.len(), 120, "every minute of both hours");
+    let hours = rows(2).await;
+    assert_eq!(hours.iter().map(|(_, r)| r.count).collect::<Vec<_>>(), vec![360.0, 360.0]);
+    let per_minute = execute(&store.reader, &aggregator(), request("count", t0, t0 + 7200, Some(60))).await.unwrap();
+    assert_eq!(per_minute[0].points.len(), 120);
+    assert!(per_minute[0].points.iter().all(|(_, c)| *c == 6.0));
+}

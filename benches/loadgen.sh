@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# End-to-end throughput: a release perfwatch and the load generator on this machine, sharing
+# its cores, one scenario at a time against a fresh database. Prints one Markdown table row per
+# scenario: observations/s the daemon acknowledged, its CPU and peak RSS.
+#
+#   benches/loadgen.sh            # every scenario, 10 s each
+#   DURATION=5s benches/loadgen.sh json-1   # only scenarios whose name starts with json-1
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet
+bin=target/release/perfwatch
+duration=${DURATION:-10s}
+only=${1:-}
+
+# name | loadgen arguments
+scenarios=(
+  "json-1-1k-1c|--format json --values-per-entry 1 --observations-per-request 1000 --connections 1 --series 1000"
+  "json-1-1k-4c|--format json --values-per-entry 1 --observations-per-request 1000 --connections 4 --series 1000"
+  "json-1-10k-4c|--format json --values-per-entry 1 --observations-per-request 10000 --connections 4 --series 10000"
+  "json-10-1k-1c|--format json --values-per-entry 10 --observations-per-request 1000 --connections 1 --series 1000"
+  "json-10-1k-4c|--format json --values-per-entry 10 --observations-per-request 1000 --connections 4 --series 1000"
+  "json-10-1k-16c|--format json --values-per-entry 10 --observations-per-request 1000 --connections 16 --series 1000"
+  "json-10-10k-4c|--format json --values-per-entry 10 --observations-per-request 10000 --connections 4 --series 10000"
+  "json-100-10k-4c|--format json --values-per-entry 100 --observations-per-request 10000 --connections 4 --series 1000"
+  "json-10-10k-4c-100k-series|--format json --values-per-entry 10 --observations-per-request 10000 --connections 4 --series 100000"
+  "prometheus-4c|--format prometheus --values-per-entry 10 --connections 4 --series 1000"
+  "statsd-2c|--format statsd --connections 2 --series 1000"
+  "statsd-1M-rate|--format statsd --connections 2 --series 1000 --rate 1000000"
+)
+
+printf '| scenario | loadgen arguments | result |\n| --- | --- | --- |\n'
+for entry in "${scenarios[@]}"; do
+  name=${entry%%|*}
+  args=${entry#*|}
+  [[ -n "$only" && "$name" != "$only"* ]] && continue
+  dir=$(mktemp -d)
+  printf 'storage:\n  path: %s/bench.db\nlimits:\n  max_series: 1000000\n' "$dir" > "$dir/perfwatch.yaml"
+  PERFWATCH_LOG=warn "$bin" run --config "$dir/perfwatch.yaml" 2>"$dir/daemon.log" &
+  pid=$!
+  for _ in $(seq 100); do curl -sf localhost:9464/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+  rate=(--rate 0)
+  [[ "$args" == *--rate* ]] && rate=()
+  # shellcheck disable=SC2086
+  summary=$("$bin" loadgen $args "${rate[@]}" --duration "$duration" --watch-pid "$pid" 2>/dev/null)
+  kill -TERM "$pid"
+  wait "$pid" || true
+  rm -rf "$dir"
+  printf '| %s | `%s` | %s |\n' "$name" "$args" "$summary"
+done
