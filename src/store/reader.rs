@@ -8,7 +8,7 @@ use tokio::sync::Semaphore;
 
 use super::StoreError;
 use super::codec::{ROLLUP_COLUMNS, decode_f64s, read_rollup};
-use super::tiers::Tier;
+use super::tiers::{Tier, align_up};
 use crate::aggregate::rollup::Rollup;
 use crate::model::{MetricKind, SeriesId};
 
@@ -115,6 +115,9 @@ impl ReadTx<'_> {
         from_s: i64,
         to_s: i64,
     ) -> Result<Vec<(i64, Rollup)>, StoreError> {
+        if tier == 0 {
+            return self.raw_rollups(series, from_s, to_s);
+        }
         let mut stmt = self.tx.prepare_cached(&format!(
             "SELECT start_s, {ROLLUP_COLUMNS} FROM {} WHERE series_id = ?1 AND start_s >= ?2 AND start_s < ?3 ORDER BY start_s",
             self.tiers[tier].table()
@@ -123,6 +126,32 @@ impl ReadTx<'_> {
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             out.push((row.get(0)?, read_rollup(row, 1)?));
+        }
+        Ok(out)
+    }
+
+    /// Tier 0 is keyed by time first: one point lookup per interval in the range.
+    fn raw_rollups(&self, series: SeriesId, from_s: i64, to_s: i64) -> Result<Vec<(i64, Rollup)>, StoreError> {
+        let raw = &self.tiers[0];
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT {ROLLUP_COLUMNS} FROM {} WHERE start_s = ?1 AND series_id = ?2",
+            raw.raw_table()
+        ))?;
+        // Walk only where the table has rows (both ends are one seek on the time-major key).
+        let (first, last): (Option<i64>, Option<i64>) =
+            self.tx.query_row(&format!("SELECT min(start_s), max(start_s) FROM {}", raw.raw_table()), [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        let (Some(first), Some(last)) = (first, last) else { return Ok(Vec::new()) };
+        let to_s = to_s.min(last + 1);
+        let mut out = Vec::new();
+        let mut start = align_up(from_s.max(first), raw.resolution_s);
+        while start < to_s {
+            let mut rows = stmt.query(params![start, series as i64])?;
+            if let Some(row) = rows.next()? {
+                out.push((start, read_rollup(row, 0)?));
+            }
+            start += raw.resolution_s;
         }
         Ok(out)
     }

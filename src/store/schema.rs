@@ -35,9 +35,11 @@ pub fn migrate(conn: &mut Connection, tiers: &[Tier]) -> Result<(), StoreError> 
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", idx + 1)?;
     }
-    for tier in tiers {
+    for (idx, tier) in tiers.iter().enumerate() {
+        let (table, key) =
+            if idx == 0 { (tier.raw_table(), "start_s, series_id") } else { (tier.table(), "series_id, start_s") };
         tx.execute_batch(&format!(
-            "CREATE TABLE IF NOT EXISTS {} (
+            "CREATE TABLE IF NOT EXISTS {table} (
                  series_id INTEGER NOT NULL,
                  start_s INTEGER NOT NULL,
                  count REAL NOT NULL,
@@ -47,9 +49,8 @@ pub fn migrate(conn: &mut Connection, tiers: &[Tier]) -> Result<(), StoreError> 
                  last REAL NOT NULL,
                  last_ms INTEGER NOT NULL,
                  sketch BLOB,
-                 PRIMARY KEY (series_id, start_s)
-             ) WITHOUT ROWID;",
-            tier.table()
+                 PRIMARY KEY ({key})
+             ) WITHOUT ROWID;"
         ))?;
     }
     tx.commit()?;

@@ -61,7 +61,7 @@ impl Writer {
         let tx = self.conn.transaction()?;
         insert_series(&tx, batch)?;
         {
-            let mut upsert = RollupUpsert::new(&tx, &self.tiers[0].table())?;
+            let mut upsert = RollupUpsert::new(&tx, &self.tiers[0].raw_table())?;
             for delta in &batch.rollups {
                 upsert.merge(delta.series, delta.start_s, &delta.rollup)?;
             }
@@ -78,9 +78,6 @@ impl Writer {
         }
         set_meta(&tx, "last_flush_seq", batch.seq as i64)?;
         tx.commit()?;
-        for delta in &batch.rollups {
-            self.downsampler.source_written(delta.series, delta.start_s);
-        }
         let duration = started.elapsed();
         telemetry::flush_committed(batch.rollups.len(), duration);
         Ok(FlushReport { n_rollups: batch.rollups.len(), duration })
