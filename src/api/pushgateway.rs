@@ -1,5 +1,5 @@
 //! Pushgateway-compatible routes: `PUT|POST /metrics/job/<job>{/<label>/<value>}` with a text
-//! exposition body, and `DELETE` on the same path. A malformed body is refused whole with 400
+//! or delimited-protobuf exposition body, and `DELETE` on the same path. A malformed body is refused whole with 400
 //! and the line and reason, as Pushgateway does; nothing of it is applied.
 
 use std::sync::Arc;
@@ -10,23 +10,21 @@ use warp::reply::Response;
 
 use super::{ApiError, ApiState, reply};
 use crate::clock;
-use crate::ingest::parse::prom_text;
+use crate::ingest::parse::{prom_proto, prom_text};
 use crate::ingest::pushgateway::{GroupingKey, apply};
 use crate::ingest::sink::{IngestBatch, Scratch};
 
 pub fn push(state: &Arc<ApiState>, tail: &str, content_type: Option<&str>, body: &[u8]) -> Result<Response, ApiError> {
     let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, message);
     let grouping = GroupingKey::parse(tail).map_err(|e| bad(e.to_string()))?;
-    if content_type.is_some_and(|t| t.contains("protobuf")) {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "protobuf pushes are not supported; send the text format (Go: push.New(…).Format(expfmt.NewFormat(expfmt.TypeTextPlain)))"
-                .into(),
-        ));
-    }
-    let text = super::body::text(body)?;
     let bump = Bump::new();
-    let families = prom_text::parse(text, &bump).map_err(|e| bad(format!("text format parsing error in {e}")))?;
+    let families = if content_type.is_some_and(prom_proto::is_protobuf) {
+        prom_proto::parse(body, &bump)
+            .map_err(|e| bad(format!("protobuf parsing error in metric family {}: {}", e.line, e.message)))?
+    } else {
+        let text = super::body::text(body)?;
+        prom_text::parse(text, &bump).map_err(|e| bad(format!("text format parsing error in {e}")))?
+    };
     let pairs: Vec<(&str, &str)> = grouping.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut batch =
         IngestBatch::new(&state.aggregator, &state.limits, &bump, "prometheus", clock::now_ms(), Scratch::default());

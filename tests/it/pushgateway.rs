@@ -113,11 +113,13 @@ async fn malformed_pushes_change_nothing_and_name_the_line() {
             "content-type",
             "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
         )
-        .body(vec![1u8, 2, 3])
+        .body(vec![40u8, 2, 3])
         .send()
         .await
         .unwrap();
-    assert_eq!(protobuf.status().as_u16(), 415);
+    assert_eq!(protobuf.status().as_u16(), 400);
+    let message = protobuf.json::<serde_json::Value>().await.unwrap()["error"].as_str().unwrap().to_owned();
+    assert!(message.contains("protobuf parsing error in metric family 1"), "{message}");
 }
 
 #[tokio::test]
@@ -160,4 +162,57 @@ push_to_gateway(url, job='batch', registry=reg2)
     assert_eq!(d.query_one(&[("metric", secs), ("stat", "count")]).await, 3.0);
     assert_within(d.query_one(&[("metric", secs), ("stat", "sum")]).await, 1.05, 1e-9, "histogram sum");
     assert_eq!(d.query_one(&[("metric", "last_success_unixtime{instance=\"\"}"), ("stat", "last")]).await, 123.0);
+}
+
+/// Builds the Go pusher against Debian's client_golang (GOPATH mode, no network), or says
+/// what to install.
+fn go_pusher(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    let gopath = "/usr/share/gocode";
+    let available = std::process::Command::new("go").arg("version").output().is_ok_and(|o| o.status.success())
+        && std::path::Path::new(gopath).join("src/github.com/prometheus/client_golang/prometheus/push").is_dir();
+    if !available {
+        let message = "interop test needs Go and the Go Prometheus client: apt-get install golang-go golang-github-prometheus-client-golang-dev (or run .ci/run)";
+        if std::env::var("PERFWATCH_REQUIRE_INTEROP").is_ok_and(|v| v == "1") {
+            panic!("{message}; PERFWATCH_REQUIRE_INTEROP=1 forbids skipping");
+        }
+        eprintln!("SKIPPED: {message}");
+        return None;
+    }
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/go_push/main.go");
+    let binary = dir.join("go_push");
+    let out = std::process::Command::new("go")
+        .args(["build", "-o"])
+        .arg(&binary)
+        .arg(&source)
+        .env("GO111MODULE", "off")
+        .env("GOPATH", gopath)
+        .env("GOFLAGS", "")
+        .output()
+        .expect("go runs");
+    assert!(out.status.success(), "go build failed: {}", String::from_utf8_lossy(&out.stderr));
+    Some(binary)
+}
+
+#[tokio::test]
+async fn go_client_pushes_protobuf() {
+    let scratch = tempfile::tempdir().unwrap();
+    let Some(pusher) = tokio::task::spawn_blocking({
+        let dir = scratch.path().to_owned();
+        move || go_pusher(&dir)
+    })
+    .await
+    .unwrap() else {
+        return;
+    };
+    let d = TestDaemon::start("").await;
+    let out = tokio::process::Command::new(&pusher).arg(&d.base).output().await.unwrap();
+    assert!(out.status.success(), "go pusher failed: {}", String::from_utf8_lossy(&out.stderr));
+    let labels = "{job=\"gobatch\",instance=\"worker-1\"}";
+    let jobs = format!("go_jobs_processed_total{labels}");
+    // 3, then +2, then after DELETE the total of 5 counts whole again.
+    assert_eq!(d.query_one(&[("metric", &jobs), ("stat", "sum")]).await, 10.0);
+    let secs = format!("go_job_seconds{labels}");
+    assert_eq!(d.query_one(&[("metric", &secs), ("stat", "count")]).await, 6.0);
+    assert_within(d.query_one(&[("metric", &secs), ("stat", "sum")]).await, 2.1, 1e-9, "histogram sum");
+    assert_eq!(d.query_one(&[("metric", &format!("go_last_success_unixtime{labels}")), ("stat", "last")]).await, 123.0);
 }

@@ -2,6 +2,7 @@
 //! [`IngestBatch`](crate::ingest::sink::IngestBatch) and reports bad input by position.
 
 pub mod json;
+pub mod prom_proto;
 pub mod prom_text;
 pub mod statsd;
 mod strings;
