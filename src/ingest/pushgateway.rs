@@ -123,7 +123,7 @@ pub fn apply<'a>(
             PromType::Gauge | PromType::Untyped => {
                 for sample in family.samples.iter().filter(|s| !s.value.is_nan()) {
                     let result = batch
-                        .resolve(sample.name, &sample.labels, grouping, MetricKind::Gauge)
+                        .resolve(sample.name, sample.labels, grouping, MetricKind::Gauge)
                         .and_then(|series| batch.record(series, sample.timestamp_ms, Observation::Gauge(sample.value)));
                     note(batch, sample.line, result);
                 }
@@ -131,7 +131,7 @@ pub fn apply<'a>(
             PromType::Summary => {
                 for sample in family.samples.iter().filter(|s| !s.value.is_nan()) {
                     let result = if sample.name == family.name {
-                        batch.resolve(sample.name, &sample.labels, grouping, MetricKind::Gauge).and_then(|series| {
+                        batch.resolve(sample.name, sample.labels, grouping, MetricKind::Gauge).and_then(|series| {
                             batch.record(series, sample.timestamp_ms, Observation::Gauge(sample.value))
                         })
                     } else {
@@ -168,7 +168,7 @@ fn record_counter<'a>(
             why: "a total must be finite and non-negative",
         });
     }
-    let series = batch.resolve(name, &sample.labels, grouping, MetricKind::Counter)?;
+    let series = batch.resolve(name, sample.labels, grouping, MetricKind::Counter)?;
     let ts_ms = sample.timestamp_ms.unwrap_or(batch.now_ms());
     batch.record_cumulative(series, group, sample.timestamp_ms, &[sample.value], |previous, current, rollup| {
         rollup.increment(counter_delta(previous, current[0]), ts_ms)

@@ -136,9 +136,11 @@ pub fn parse<'a>(mut body: &[u8], bump: &'a Bump) -> Result<Vec<Family<'a>>, Pro
             }
             let ts = metric.timestamp_ms;
             let mut push = |sample_name: &'a str, extra: Option<(&'a str, &'a str)>, value: f64| {
-                let mut labels = labels.clone();
+                let n_base = labels.len();
                 labels.extend(extra);
-                samples.push(Sample { line: index, name: sample_name, labels, value, timestamp_ms: ts });
+                let sample_labels = &*bump.alloc_slice_copy(&labels);
+                labels.truncate(n_base);
+                samples.push(Sample { line: index, name: sample_name, labels: sample_labels, value, timestamp_ms: ts });
             };
             match kind {
                 PromType::Counter => push(name, None, value_of(&metric.counter)),

@@ -26,7 +26,8 @@ pub struct PromTextError {
 pub struct Sample<'a> {
     pub line: usize,
     pub name: &'a str,
-    pub labels: Vec<(&'a str, &'a str)>,
+    /// In the request's arena: no heap allocation per line.
+    pub labels: &'a [(&'a str, &'a str)],
     pub value: f64,
     pub timestamp_ms: Option<i64>,
 }
@@ -41,6 +42,7 @@ pub struct Family<'a> {
 /// Parses a whole body into families, or the first error with its line number.
 pub fn parse<'a>(text: &'a str, bump: &'a Bump) -> Result<Vec<Family<'a>>, PromTextError> {
     let mut families: Vec<Family<'a>> = Vec::new();
+    let mut labels = Vec::new();
     for (idx, raw) in text.split('\n').enumerate() {
         let line_no = idx + 1;
         let line = raw.trim_matches([' ', '\t', '\r']);
@@ -67,7 +69,7 @@ pub fn parse<'a>(text: &'a str, bump: &'a Bump) -> Result<Vec<Family<'a>>, PromT
             }
             continue;
         }
-        let sample = parse_sample(line, line_no, bump)?;
+        let sample = parse_sample(line, line_no, bump, &mut labels)?;
         match families.last_mut().filter(|f| belongs(f, sample.name)) {
             Some(family) => family.samples.push(sample),
             None => {
@@ -92,7 +94,12 @@ fn belongs(family: &Family<'_>, name: &str) -> bool {
     }
 }
 
-fn parse_sample<'a>(line: &'a str, line_no: usize, bump: &'a Bump) -> Result<Sample<'a>, PromTextError> {
+fn parse_sample<'a>(
+    line: &'a str,
+    line_no: usize,
+    bump: &'a Bump,
+    labels: &mut Vec<(&'a str, &'a str)>,
+) -> Result<Sample<'a>, PromTextError> {
     let err = |message: String| PromTextError { line: line_no, message };
     let name_end = line.find(['{', ' ', '\t']).unwrap_or(line.len());
     let name = &line[..name_end];
@@ -100,10 +107,11 @@ fn parse_sample<'a>(line: &'a str, line_no: usize, bump: &'a Bump) -> Result<Sam
         return Err(err(format!("{name:?} is not a valid metric name")));
     }
     let mut rest = &line[name_end..];
-    let mut labels = Vec::new();
+    labels.clear();
     if let Some(body) = rest.strip_prefix('{') {
-        rest = parse_labels(body, &mut labels, bump).map_err(|m| err(m.to_owned()))?;
+        rest = parse_labels(body, labels, bump).map_err(|m| err(m.to_owned()))?;
     }
+    let labels = &*bump.alloc_slice_copy(labels);
     let mut fields = rest.split_whitespace();
     let value_text = fields.next().ok_or_else(|| err(format!("{name} has no value")))?;
     let value = parse_value(value_text).ok_or_else(|| err(format!("value {value_text:?} is not a number")))?;
