@@ -49,21 +49,41 @@ pub struct Seconds(pub i64);
 
 impl<'de> Deserialize<'de> for Seconds {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Seconds, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(i64),
-            Text(String),
-        }
-        match Raw::deserialize(deserializer)? {
-            Raw::Number(n) if n > 0 => Ok(Seconds(n)),
-            Raw::Text(text) => {
-                crate::query::time::parse_duration_s(&text).filter(|s| *s > 0).map(Seconds).ok_or_else(|| {
-                    serde::de::Error::custom(format!("{text:?} is not a duration; write e.g. 10s, 5m, 1h, 7d"))
-                })
+        // A visitor rather than an untagged enum, so the parser reports the value's own
+        // line and column on error.
+        struct SecondsVisitor;
+
+        impl serde::de::Visitor<'_> for SecondsVisitor {
+            type Value = Seconds;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as 10s, 5m, 1h or 7d")
             }
-            Raw::Number(n) => Err(serde::de::Error::custom(format!("{n} is not a positive number of seconds"))),
+
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Seconds, E> {
+                i64::try_from(n)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .map(Seconds)
+                    .ok_or_else(|| E::custom(format!("{n} is not a positive number of seconds")))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Seconds, E> {
+                Some(n)
+                    .filter(|n| *n > 0)
+                    .map(Seconds)
+                    .ok_or_else(|| E::custom(format!("{n} is not a positive number of seconds")))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Seconds, E> {
+                crate::query::time::parse_duration_s(text)
+                    .filter(|s| *s > 0)
+                    .map(Seconds)
+                    .ok_or_else(|| E::custom(format!("{text:?} is not a duration; write e.g. 10s, 5m, 1h, 7d")))
+            }
         }
+
+        deserializer.deserialize_any(SecondsVisitor)
     }
 }
 

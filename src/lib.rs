@@ -25,6 +25,7 @@ pub mod ingest;
 pub mod loadgen;
 pub mod model;
 pub mod query;
+pub mod rules;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

@@ -23,10 +23,12 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// Validate the config and exit non-zero on any error.
+    /// Validate the config and rule files; print every mistake as file:line:column and exit 1.
     Check {
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Rule files to check (default: the config's rules.paths).
+        files: Vec<String>,
     },
     /// Push one metric to a running perfwatch (for shell scripts and cron jobs).
     Push(perfwatch::cli::push::PushArgs),
@@ -40,7 +42,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Run { config: None }) {
         Command::Run { config } => run(config),
-        Command::Check { config } => check(config),
+        Command::Check { config, files } => check(config, files),
         Command::Push(args) => client(perfwatch::cli::push::run(args)),
         Command::Query(args) => client(perfwatch::cli::query::run(args)),
         Command::Loadgen(args) => client(perfwatch::loadgen::run(args)),
@@ -72,14 +74,27 @@ fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     })
 }
 
-fn check(path: Option<PathBuf>) -> anyhow::Result<std::process::ExitCode> {
-    match load_config(path.as_ref()) {
-        Ok(_) => {
-            println!("{}: ok", path.map_or("<defaults>".into(), |p| p.display().to_string()));
-            Ok(std::process::ExitCode::SUCCESS)
-        }
+fn check(path: Option<PathBuf>, files: Vec<String>) -> anyhow::Result<std::process::ExitCode> {
+    let config_name = path.as_ref().map_or("<defaults>".into(), |p| p.display().to_string());
+    let config = match load_config(path.as_ref()) {
+        Ok(config) => config,
         Err(err) => {
             eprintln!("{err}");
+            return Ok(std::process::ExitCode::FAILURE);
+        }
+    };
+    let patterns = if files.is_empty() { config.rule_paths.clone() } else { files };
+    match perfwatch::rules::load_patterns(&patterns, None) {
+        Ok(groups) => {
+            let n_rules: usize = groups.iter().map(|g| g.rules.len()).sum();
+            println!("{config_name}: ok; {} rule groups, {n_rules} rules in {}", groups.len(), patterns.join(" "));
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("{error}");
+            }
+            eprintln!("{} mistake(s); nothing was changed", errors.len());
             Ok(std::process::ExitCode::FAILURE)
         }
     }

@@ -63,8 +63,16 @@ fn check_reports_file_line_column() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.yaml");
     std::fs::write(&good, "storage:\n  interval: 10s\n").unwrap();
-    let (ok, stdout, _) = perfwatch(&["check", "--config", good.to_str().unwrap()]);
-    assert!(ok, "{stdout}");
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, "groups:\n  - name: api\n    rules:\n      - alert: Slow\n        metric: lat\n        stat: p99\n        above: 0.2\n").unwrap();
+    let (ok, stdout, stderr) = perfwatch(&["check", "--config", good.to_str().unwrap(), rules.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("1 rule groups, 1 rules"), "{stdout}");
+    let bad_rules = dir.path().join("bad-rules.yaml");
+    std::fs::write(&bad_rules, "groups:\n  - name: api\n    rules:\n      - alert: Slow\n        metric: lat\n        stat: p99.9.9\n        above: 0.2\n").unwrap();
+    let (ok, _, stderr) = perfwatch(&["check", bad_rules.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains(&format!("{}:6:15: ", bad_rules.display())) && stderr.contains("unknown stat"), "{stderr}");
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "http:\n  listen: 127.0.0.1:9464\n  lisen: x\n").unwrap();
     let (ok, _, stderr) = perfwatch(&["check", "--config", bad.to_str().unwrap()]);

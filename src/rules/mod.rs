@@ -1,0 +1,9 @@
+//! Threshold rules: YAML rule files (`load`), what a rule is (`rule`), annotation templates,
+//! and where in a file a rule sits (`locate`) for error messages.
+
+mod load;
+mod locate;
+pub mod rule;
+pub mod template;
+
+pub use self::load::{RuleError, load_file, load_patterns, parse};
