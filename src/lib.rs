@@ -17,6 +17,7 @@
 //! flusher then drains everything to disk, and the store writer ends when its input closes.
 
 pub mod aggregate;
+pub mod alert;
 pub mod api;
 pub mod cli;
 pub mod clock;

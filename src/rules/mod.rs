@@ -1,6 +1,7 @@
 //! Threshold rules: YAML rule files (`load`), what a rule is (`rule`), annotation templates,
 //! and where in a file a rule sits (`locate`) for error messages.
 
+pub mod eval;
 mod load;
 mod locate;
 pub mod rule;

@@ -1,0 +1,4 @@
+//! Alerts: the per-instance state machine (`state`), pure; the scheduler, store and API that
+//! drive it build on it.
+
+pub mod state;

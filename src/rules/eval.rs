@@ -1,0 +1,152 @@
+//! Evaluation: what a rule measures per group at `now`, from merged rollups handed in by a
+//! fetch function (the scheduler reads the store; tests hand in data). No IO here.
+
+use std::collections::BTreeMap;
+
+use super::rule::{Condition, Direction, Measure, Rule, Severity};
+use crate::aggregate::rollup::Rollup;
+use crate::model::{Labels, MetricKind};
+use crate::query::selector::Selector;
+
+/// One group's merged rollup over a window, as a fetch returns it.
+#[derive(Debug, Clone)]
+pub struct GroupData {
+    pub labels: Labels,
+    pub rollup: Rollup,
+    pub kind: MetricKind,
+}
+
+/// What a rule saw for one group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    pub labels: Labels,
+    /// `None`: no verdict this time (too few samples, or a zero denominator).
+    pub value: Option<f64>,
+    /// Observations behind the value.
+    pub samples: f64,
+}
+
+/// Reads merged rollups per group of `group_by` for a selector over `[from, to)`.
+pub type Fetch<'f, E> = dyn FnMut(&Selector, i64, i64, &[String]) -> Result<Vec<GroupData>, E> + 'f;
+
+/// How long before the window an absent rule looks for groups that used to push.
+pub const ABSENT_LOOKBACK_S: i64 = 3600;
+
+/// Measures `rule` at `now_s`. `fetch(selector, from, to, group_by)` returns merged rollups per
+/// group over `[from, to)`.
+pub fn measure<E>(
+    rule: &Rule,
+    now_s: i64,
+    fetch: &mut Fetch<'_, E>,
+) -> Result<Vec<Measured>, E> {
+    let (from, to) = (now_s - rule.window_s, now_s);
+    let seconds = rule.window_s as f64;
+    let enough = |rollup: &Rollup| rollup.count >= rule.min_samples;
+    Ok(match &rule.measure {
+        Measure::Stat { selector } => fetch(selector, from, to, &rule.group_by)?
+            .into_iter()
+            .map(|g| Measured {
+                value: enough(&g.rollup).then(|| rule.stat.evaluate(&g.rollup, g.kind, seconds)).flatten(),
+                samples: g.rollup.count,
+                labels: g.labels,
+            })
+            .collect(),
+        Measure::Ratio { numerator, denominator } => {
+            let numerators = by_labels(fetch(numerator, from, to, &rule.group_by)?);
+            fetch(denominator, from, to, &rule.group_by)?
+                .into_iter()
+                .map(|den| {
+                    let den_value = rule.stat.evaluate(&den.rollup, den.kind, seconds).filter(|v| *v != 0.0);
+                    // A group with no numerator samples has a numerator of zero (no hits).
+                    let num_value = numerators
+                        .get(&den.labels)
+                        .map_or(Some(0.0), |num| rule.stat.evaluate(&num.rollup, num.kind, seconds).or(Some(0.0)));
+                    let value = match (num_value, den_value) {
+                        (Some(n), Some(d)) if enough(&den.rollup) => Some(n / d),
+                        _ => None,
+                    };
+                    Measured { value, samples: den.rollup.count, labels: den.labels }
+                })
+                .collect()
+        }
+        Measure::Regression { selector, offset_s } => {
+            let before = by_labels(fetch(selector, from - offset_s, to - offset_s, &rule.group_by)?);
+            fetch(selector, from, to, &rule.group_by)?
+                .into_iter()
+                .map(|now| {
+                    let then = before.get(&now.labels).filter(|t| enough(&t.rollup));
+                    let value = match then {
+                        Some(then) if enough(&now.rollup) => {
+                            let current = rule.stat.evaluate(&now.rollup, now.kind, seconds);
+                            let past = rule.stat.evaluate(&then.rollup, then.kind, seconds).filter(|v| *v > 0.0);
+                            current.zip(past).map(|(c, p)| c / p)
+                        }
+                        _ => None,
+                    };
+                    Measured { value, samples: now.rollup.count, labels: now.labels }
+                })
+                .collect()
+        }
+        Measure::Absent { selector } => {
+            let present = by_labels(fetch(selector, from, to, &rule.group_by)?);
+            if rule.group_by.is_empty() {
+                let samples = present.values().map(|g| g.rollup.count).sum::<f64>();
+                vec![Measured {
+                    labels: Labels::default(),
+                    value: Some(if samples > 0.0 { 0.0 } else { 1.0 }),
+                    samples,
+                }]
+            } else {
+                // Groups that pushed in the hour before the window but not in it.
+                let earlier = fetch(selector, from - ABSENT_LOOKBACK_S, from, &rule.group_by)?;
+                let mut out: Vec<Measured> = present
+                    .iter()
+                    .map(|(labels, g)| Measured { labels: labels.clone(), value: Some(0.0), samples: g.rollup.count })
+                    .collect();
+                out.extend(earlier.into_iter().filter(|g| !present.contains_key(&g.labels)).map(|g| Measured {
+                    labels: g.labels,
+                    value: Some(1.0),
+                    samples: 0.0,
+                }));
+                out
+            }
+        }
+    })
+}
+
+fn by_labels(groups: Vec<GroupData>) -> BTreeMap<Labels, GroupData> {
+    groups.into_iter().map(|g| (g.labels.clone(), g)).collect()
+}
+
+/// The severity `value` breaches at, or `None`. While `firing`, a rule with `resolve_at`
+/// keeps breaching until the value is back past it (hysteresis).
+pub fn breach(rule: &Rule, value: f64, firing: bool) -> Option<(Severity, f64)> {
+    let (direction, levels): (Direction, Vec<(Severity, f64)>) = match &rule.condition {
+        Condition::Threshold { direction, threshold, severity } => (*direction, vec![(*severity, *threshold)]),
+        Condition::Levels { direction, warning, critical } => {
+            (*direction, vec![(Severity::Critical, *critical), (Severity::Warning, *warning)])
+        }
+        Condition::Absent { severity } => return (value > 0.0).then_some((*severity, 0.0)),
+    };
+    if let Some(hit) = levels.iter().find(|(_, threshold)| direction.breaches(value, *threshold)) {
+        return Some(*hit);
+    }
+    let (lowest_severity, lowest_threshold) = *levels.last().expect("a condition has a level");
+    match rule.resolve_at {
+        Some(resolve_at) if firing && !past_resolve(direction, value, resolve_at) => {
+            Some((lowest_severity, lowest_threshold))
+        }
+        _ => None,
+    }
+}
+
+/// Whether `value` is back on the good side of `resolve_at`.
+fn past_resolve(direction: Direction, value: f64, resolve_at: f64) -> bool {
+    match direction {
+        Direction::Above => value <= resolve_at,
+        Direction::Below => value >= resolve_at,
+    }
+}
+
+#[cfg(test)]
+mod tests;
