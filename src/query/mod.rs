@@ -88,49 +88,113 @@ fn evaluate(
     request: &QueryRequest,
     snapshot: Snapshot,
 ) -> Result<Vec<QuerySeries>, QueryError> {
+    let buckets = Buckets::new(request.from_s, request.to_s, request.step_s);
+    let groups = collect(tx, &request.selector, &buckets, request.group_by.as_deref(), Some(request.stat), &snapshot)?;
+    let mut out = Vec::new();
+    for group in groups {
+        let points: Vec<(i64, f64)> = group
+            .buckets
+            .iter()
+            .enumerate()
+            .filter_map(|(idx, rollup)| {
+                let (start, end) = buckets.range(idx);
+                let value = request.stat.evaluate(rollup.as_ref()?, group.kind, (end - start) as f64)?;
+                Some((start, value))
+            })
+            .collect();
+        if !points.is_empty() {
+            out.push(QuerySeries { labels: group.labels, points });
+        }
+    }
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(out)
+}
+
+/// One group's rollup merged over a whole window.
+#[derive(Debug, Clone)]
+pub struct GroupRollup {
+    pub labels: Labels,
+    pub rollup: Rollup,
+    pub kind: MetricKind,
+}
+
+/// Merged rollups per group of `group_by` (empty: everything merged) over `[from_s, to_s)`,
+/// from the store and from `snapshot`, which must have been taken before `tx` began.
+pub fn fetch_groups(
+    tx: &crate::store::reader::ReadTx<'_>,
+    selector: &Selector,
+    from_s: i64,
+    to_s: i64,
+    group_by: &[String],
+    snapshot: &Snapshot,
+) -> Result<Vec<GroupRollup>, QueryError> {
+    let buckets = Buckets::new(from_s, to_s, None);
+    let groups = collect(tx, selector, &buckets, Some(group_by), None, snapshot)?;
+    Ok(groups
+        .into_iter()
+        .filter_map(|mut g| Some(GroupRollup { rollup: g.buckets.pop().flatten()?, labels: g.labels, kind: g.kind }))
+        .collect())
+}
+
+/// A group's rollups per bucket.
+struct Collected {
+    labels: Labels,
+    kind: MetricKind,
+    buckets: Vec<Option<Rollup>>,
+}
+
+/// The heart of every read: which series match, how they group, and their rollups per bucket
+/// from the right tiers, memory and batches in flight (each counted exactly once).
+fn collect(
+    tx: &crate::store::reader::ReadTx<'_>,
+    selector: &Selector,
+    buckets: &Buckets,
+    group_by: Option<&[String]>,
+    stat: Option<Stat>,
+    snapshot: &Snapshot,
+) -> Result<Vec<Collected>, QueryError> {
     let committed_seq = tx.last_flush_seq()?;
     let watermarks = tx.watermarks()?;
 
     // Every series the selector matches, stored or only in memory so far.
     let mut candidates: BTreeMap<SeriesId, (String, MetricKind)> = BTreeMap::new();
-    for stored in tx.series_named(&request.selector.name)? {
+    for stored in tx.series_named(&selector.name)? {
         candidates.insert(stored.id, (stored.key, stored.kind));
     }
     for series in &snapshot.series {
         candidates.entry(series.id).or_insert_with(|| (series.key.to_string(), series.kind));
     }
-    let mut groups: Vec<(Labels, MetricKind)> = Vec::new();
+    let mut groups: Vec<Collected> = Vec::new();
     let mut group_index: HashMap<Labels, usize> = HashMap::new();
     let mut matched: HashMap<SeriesId, usize> = HashMap::new();
     for (id, (key, kind)) in candidates {
         let Some(parsed) = SeriesKey::parse(&key) else { continue };
-        if !request.selector.matches(&parsed.labels) {
+        if parsed.name != selector.name || !selector.matches(&parsed.labels) {
             continue;
         }
-        request.stat.check_kind(&request.selector.name, kind)?;
-        let group_labels = match &request.group_by {
+        if let Some(stat) = stat {
+            stat.check_kind(&selector.name, kind)?;
+        }
+        let group_labels = match group_by {
             Some(names) => parsed.labels.project(names),
             None => parsed.labels.clone(),
         };
         let group = *group_index.entry(group_labels.clone()).or_insert_with(|| {
-            groups.push((group_labels, kind));
+            groups.push(Collected { labels: group_labels, kind, buckets: vec![None; buckets.len()] });
             groups.len() - 1
         });
         matched.insert(id, group);
     }
 
-    let buckets = Buckets::new(request);
-    let mut acc: Vec<Vec<Option<Rollup>>> = vec![vec![None; buckets.len()]; groups.len()];
     let mut add = |group: usize, start_s: i64, rollup: &Rollup| {
-        if start_s < request.from_s || start_s >= request.to_s {
+        if start_s < buckets.from_s || start_s >= buckets.to_s {
             return;
         }
-        match &mut acc[group][buckets.index_of(start_s)] {
+        match &mut groups[group].buckets[buckets.index_of(start_s)] {
             Some(merged) => merged.merge(rollup),
             slot @ None => *slot = Some(rollup.clone()),
         }
     };
-
     let segments = buckets.segments(tx.tiers(), &watermarks);
     for (id, group) in &matched {
         for segment in &segments {
@@ -153,24 +217,7 @@ fn evaluate(
             }
         }
     }
-
-    let mut out = Vec::new();
-    for (group, (labels, kind)) in groups.into_iter().enumerate() {
-        let points: Vec<(i64, f64)> = acc[group]
-            .iter()
-            .enumerate()
-            .filter_map(|(idx, rollup)| {
-                let (start, end) = buckets.range(idx);
-                let value = request.stat.evaluate(rollup.as_ref()?, kind, (end - start) as f64)?;
-                Some((start, value))
-            })
-            .collect();
-        if !points.is_empty() {
-            out.push(QuerySeries { labels, points });
-        }
-    }
-    out.sort_by(|a, b| a.labels.cmp(&b.labels));
-    Ok(out)
+    Ok(groups)
 }
 
 /// The periods a query reports on: one window, or step-aligned buckets clipped to the window.
@@ -182,9 +229,9 @@ struct Buckets {
 }
 
 impl Buckets {
-    fn new(request: &QueryRequest) -> Buckets {
-        let first_s = request.step_s.map_or(request.from_s, |step| align_down(request.from_s, step));
-        Buckets { from_s: request.from_s, to_s: request.to_s, step_s: request.step_s, first_s }
+    fn new(from_s: i64, to_s: i64, step_s: Option<i64>) -> Buckets {
+        let first_s = step_s.map_or(from_s, |step| align_down(from_s, step));
+        Buckets { from_s, to_s, step_s, first_s }
     }
 
     fn len(&self) -> usize {

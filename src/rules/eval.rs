@@ -5,16 +5,11 @@ use std::collections::BTreeMap;
 
 use super::rule::{Condition, Direction, Measure, Rule, Severity};
 use crate::aggregate::rollup::Rollup;
-use crate::model::{Labels, MetricKind};
+use crate::model::Labels;
 use crate::query::selector::Selector;
 
 /// One group's merged rollup over a window, as a fetch returns it.
-#[derive(Debug, Clone)]
-pub struct GroupData {
-    pub labels: Labels,
-    pub rollup: Rollup,
-    pub kind: MetricKind,
-}
+pub use crate::query::GroupRollup as GroupData;
 
 /// What a rule saw for one group.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,11 +29,7 @@ pub const ABSENT_LOOKBACK_S: i64 = 3600;
 
 /// Measures `rule` at `now_s`. `fetch(selector, from, to, group_by)` returns merged rollups per
 /// group over `[from, to)`.
-pub fn measure<E>(
-    rule: &Rule,
-    now_s: i64,
-    fetch: &mut Fetch<'_, E>,
-) -> Result<Vec<Measured>, E> {
+pub fn measure<E>(rule: &Rule, now_s: i64, fetch: &mut Fetch<'_, E>) -> Result<Vec<Measured>, E> {
     let (from, to) = (now_s - rule.window_s, now_s);
     let seconds = rule.window_s as f64;
     let enough = |rollup: &Rollup| rollup.count >= rule.min_samples;

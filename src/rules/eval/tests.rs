@@ -1,6 +1,7 @@
 //! Each kind of rule measured over hand-made rollups, and the breach rules with hysteresis.
 
 use super::*;
+use crate::model::MetricKind;
 use crate::rules::parse;
 
 fn rule(body: &str) -> Rule {
