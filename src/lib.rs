@@ -50,6 +50,8 @@ use crate::store::{Store, StoreError, StoreSettings};
 pub enum StartError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("rule files have mistakes (`perfwatch check` lists the same):\n{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Rules(Vec<rules::RuleError>),
     #[error(
         "cannot listen on {addr} ({what}): {source}; is another perfwatch running? set {setting} to another address"
     )]
@@ -63,6 +65,7 @@ pub struct Daemon {
     cancel: CancellationToken,
     http: JoinHandle<()>,
     statsd: Vec<JoinHandle<()>>,
+    scheduler: JoinHandle<()>,
     flush: Option<FlushHandle>,
     flusher: JoinHandle<()>,
     writer_thread: std::thread::JoinHandle<()>,
@@ -71,6 +74,7 @@ pub struct Daemon {
 impl Daemon {
     /// Opens the store, restores state, binds the listeners and starts every task.
     pub async fn start(config: Config, prometheus: Option<PrometheusHandle>) -> Result<Daemon, StartError> {
+        let groups = rules::load_patterns(&config.rule_paths, None).map_err(StartError::Rules)?;
         let store =
             Store::open(StoreSettings { path: config.db_path.clone(), tiers: config.tiers.clone(), n_readers: 4 })?;
         let last_seq = store.reader.read(|tx| tx.last_flush_seq()).await?;
@@ -97,7 +101,6 @@ impl Daemon {
 
         let (flusher, flush, flush_requests) = Flusher::new(aggregator.clone(), store.handle.clone());
         let flusher = tokio::spawn(flusher.run(flush_requests));
-        drop(store.handle);
 
         let cancel = CancellationToken::new();
         let state = Arc::new(ApiState {
@@ -118,6 +121,11 @@ impl Daemon {
                 statsd.push(tokio::spawn(task));
             }
         }
+        let scheduler =
+            rules::scheduler::Scheduler::new(groups, aggregator.clone(), store.reader.clone(), store.handle.clone())
+                .await?;
+        let scheduler = tokio::spawn(scheduler.run(cancel.clone()));
+        drop(store.handle);
         let routes = api::routes(state);
         let http_cancel = cancel.clone();
         let http = tokio::spawn(async move {
@@ -131,6 +139,7 @@ impl Daemon {
             cancel,
             http,
             statsd,
+            scheduler,
             flush: Some(flush),
             flusher,
             writer_thread: store.writer_thread,
@@ -149,6 +158,7 @@ impl Daemon {
         for task in self.statsd.drain(..) {
             let _ = task.await;
         }
+        let _ = (&mut self.scheduler).await;
         // Ingest has stopped; the flusher sees its last handle go and drains everything.
         self.flush.take();
         let _ = self.flusher.await;

@@ -15,6 +15,8 @@ pub const FLUSH_LAG: &str = "perfwatch_flush_lag_seconds";
 pub const HTTP_REQUESTS: &str = "perfwatch_http_requests_total";
 pub const STATSD_DATAGRAMS: &str = "perfwatch_statsd_datagrams_total";
 pub const BUILD_INFO: &str = "perfwatch_build_info";
+pub const RULE_GROUP_DURATION: &str = "perfwatch_rule_group_evaluation_duration_seconds";
+pub const RULE_GROUP_FAILURES: &str = "perfwatch_rule_group_evaluation_failures_total";
 
 /// `protocol` is one of json, prometheus, statsd; `n` samples (or entries) were taken.
 pub fn samples_accepted(protocol: &'static str, n: u64) {
@@ -50,6 +52,14 @@ pub fn http_request(route: &'static str, status: u16) {
 
 pub fn statsd_datagram() {
     counter!(STATSD_DATAGRAMS).increment(1);
+}
+
+pub fn rule_group_evaluated(duration: Duration) {
+    histogram!(RULE_GROUP_DURATION).record(duration.as_secs_f64());
+}
+
+pub fn rule_group_failed() {
+    counter!(RULE_GROUP_FAILURES).increment(1);
 }
 
 pub fn build_info() {

@@ -1,6 +1,7 @@
 //! The HTTP API: warp routes for push, query, health, admin and /metrics. Only this module
 //! knows the JSON shapes of the API; handlers are thin and call into ingest and query.
 
+mod alerts;
 mod auth;
 mod body;
 mod push;
@@ -150,6 +151,32 @@ pub fn routes(
             finish("series", result)
         });
 
+    let alert_list = warp::path!("api" / "v1" / "alerts")
+        .and(warp::get())
+        .and(with_state.clone())
+        .and(headers)
+        .and(warp::query::<HashMap<String, String>>())
+        .and_then(|state: Arc<ApiState>, headers: HeaderMap, params| async move {
+            let result = async {
+                auth::check(state.api_token.as_ref(), headers.get(AUTHORIZATION), "the alerts API")?;
+                alerts::list(state, params).await
+            }
+            .await;
+            finish("alerts", result)
+        });
+
+    let alert_one =
+        warp::path!("api" / "v1" / "alerts" / String).and(warp::get()).and(with_state.clone()).and(headers).and_then(
+            |id: String, state: Arc<ApiState>, headers: HeaderMap| async move {
+                let result = async {
+                    auth::check(state.api_token.as_ref(), headers.get(AUTHORIZATION), "the alerts API")?;
+                    alerts::one(state, id).await
+                }
+                .await;
+                finish("alert", result)
+            },
+        );
+
     let flush =
         warp::path!("api" / "v1" / "admin" / "flush").and(warp::post()).and(with_state.clone()).and(headers).and_then(
             |state: Arc<ApiState>, headers: HeaderMap| async move {
@@ -192,6 +219,10 @@ pub fn routes(
         .or(metric_list)
         .unify()
         .or(series)
+        .unify()
+        .or(alert_list)
+        .unify()
+        .or(alert_one)
         .unify()
         .or(flush)
         .unify()

@@ -5,6 +5,7 @@ pub mod eval;
 mod load;
 mod locate;
 pub mod rule;
+pub mod scheduler;
 pub mod template;
 
 pub use self::load::{RuleError, load_file, load_patterns, parse};

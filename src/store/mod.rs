@@ -2,6 +2,7 @@
 //! each flush in one transaction, then downsamples and expires; readers use their own
 //! connections from a small pool. The database runs in WAL mode so readers never block writes.
 
+pub mod alerts;
 mod codec;
 mod downsample;
 pub mod reader;
@@ -59,6 +60,12 @@ pub enum WriterMsg {
         now_s: i64,
         reply: oneshot::Sender<Result<u64, StoreError>>,
     },
+    /// Alert instances that changed and the transitions they made, in one transaction.
+    SaveAlerts {
+        alerts: Vec<alerts::AlertRow>,
+        history: Vec<alerts::HistoryRow>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
 }
 
 /// The sending side of the writer thread; dropping every handle ends the thread after it has
@@ -73,6 +80,17 @@ impl StoreHandle {
     pub async fn flush(&self, batch: Arc<FlushBatch>) -> Result<FlushReport, StoreError> {
         let (reply, done) = oneshot::channel();
         self.tx.send(WriterMsg::Flush { batch, reply }).await.map_err(|_| StoreError::WriterGone)?;
+        done.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Commits changed alert instances and their transitions together.
+    pub async fn save_alerts(
+        &self,
+        alerts: Vec<alerts::AlertRow>,
+        history: Vec<alerts::HistoryRow>,
+    ) -> Result<(), StoreError> {
+        let (reply, done) = oneshot::channel();
+        self.tx.send(WriterMsg::SaveAlerts { alerts, history, reply }).await.map_err(|_| StoreError::WriterGone)?;
         done.await.map_err(|_| StoreError::WriterGone)?
     }
 

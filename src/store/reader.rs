@@ -77,9 +77,53 @@ impl Reader {
     }
 }
 
+/// A pooled connection lent to one blocking task, for work that needs several read
+/// transactions in a row (rule evaluation takes a memory snapshot before each).
+pub struct ReadConn<'c> {
+    conn: &'c mut Connection,
+    tiers: &'c [Tier],
+}
+
+impl ReadConn<'_> {
+    pub fn read<T, E: From<StoreError>>(&mut self, read: impl FnOnce(&ReadTx<'_>) -> Result<T, E>) -> Result<T, E> {
+        let tx = self.conn.transaction().map_err(|e| E::from(e.into()))?;
+        let read_tx = ReadTx { tx, tiers: self.tiers };
+        let value = read(&read_tx)?;
+        read_tx.tx.finish().map_err(|e| E::from(e.into()))?;
+        Ok(value)
+    }
+}
+
+impl Reader {
+    /// Runs `work` on a pooled connection in a blocking thread; it opens its own transactions.
+    pub async fn with_conn<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut ReadConn<'_>) -> Result<T, E> + Send + 'static,
+    {
+        let _permit = self.permits.acquire().await.map_err(|_| E::from(StoreError::WriterGone))?;
+        let mut conn = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop().expect("a connection per permit");
+        let pool = self.pool.clone();
+        let tiers = self.tiers.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = work(&mut ReadConn { conn: &mut conn, tiers: &tiers });
+            pool.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+            result
+        })
+        .await
+        .expect("a read panicked")
+    }
+}
+
 impl ReadTx<'_> {
     pub fn tiers(&self) -> &[Tier] {
         self.tiers
+    }
+
+    /// The transaction, for the store's own read modules.
+    pub(super) fn sql(&self) -> &Transaction<'_> {
+        &self.tx
     }
 
     pub fn last_flush_seq(&self) -> Result<u64, StoreError> {

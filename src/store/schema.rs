@@ -23,6 +23,31 @@ const MIGRATIONS: &[&str] = &[
          grp INTEGER NOT NULL,
          state BLOB NOT NULL
      );",
+    // 2: alert instances and their transition history.
+    "CREATE TABLE alerts (
+         id TEXT PRIMARY KEY,
+         rule TEXT NOT NULL,
+         grp TEXT NOT NULL,
+         labels TEXT NOT NULL,
+         state TEXT NOT NULL,
+         severity TEXT,
+         value REAL,
+         threshold REAL,
+         pending_since_s INTEGER,
+         firing_since_s INTEGER,
+         last_breach_s INTEGER,
+         updated_s INTEGER NOT NULL
+     );
+     CREATE TABLE alert_history (
+         alert_id TEXT NOT NULL,
+         at_s INTEGER NOT NULL,
+         transition TEXT NOT NULL,
+         state TEXT NOT NULL,
+         severity TEXT,
+         value REAL,
+         threshold REAL
+     );
+     CREATE INDEX alert_history_by_alert ON alert_history (alert_id, at_s);",
 ];
 
 pub fn migrate(conn: &mut Connection, tiers: &[Tier]) -> Result<(), StoreError> {

@@ -51,6 +51,15 @@ impl Writer {
                 WriterMsg::Expire { now_s, reply } => {
                     let _ = reply.send(retention::expire(&mut self.conn, &self.tiers, now_s));
                 }
+                WriterMsg::SaveAlerts { alerts, history, reply } => {
+                    let result = (|| {
+                        let tx = self.conn.transaction()?;
+                        super::alerts::save(&tx, &alerts, &history)?;
+                        tx.commit()?;
+                        Ok(())
+                    })();
+                    let _ = reply.send(result);
+                }
             }
         }
         tracing::debug!("store writer finished");

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 pub struct TestDaemon {
     pub daemon: Option<Daemon>,
+    pub extra: String,
     pub base: String,
     pub dir: Option<tempfile::TempDir>,
     pub client: reqwest::Client,
@@ -28,7 +29,19 @@ impl TestDaemon {
         let config = Config::parse(&config_yaml, "test.yaml").expect("test config is valid");
         let daemon = Daemon::start(config, Some(recorder())).await.expect("daemon starts");
         let base = format!("http://{}", daemon.http_addr);
-        TestDaemon { daemon: Some(daemon), base, dir: Some(dir), client: reqwest::Client::new() }
+        TestDaemon {
+            daemon: Some(daemon),
+            extra: extra.to_owned(),
+            base,
+            dir: Some(dir),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Shuts down gracefully and starts again on the same database and settings.
+    pub async fn restart_keeping_config(self) -> TestDaemon {
+        let extra = self.extra.clone();
+        self.restart(&extra).await
     }
 
     /// Shuts down gracefully and starts again on the same database.

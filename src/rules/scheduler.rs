@@ -1,0 +1,277 @@
+//! The rule scheduler actor: evaluates each group on its interval against the same consistent
+//! view as queries, steps every alert instance, commits changed instances and their
+//! transitions in one transaction, and only then takes the new state as current. Pending and
+//! firing instances are restored on start, so a restart neither loses a `for` timer nor
+//! announces an alert that was already firing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+
+use super::eval::{GroupData, Measured, breach, measure};
+use super::rule::{Group, Rule};
+use crate::aggregate::Aggregator;
+use crate::alert::state::{AlertState, Instance, Timing, Transition, Verdict, step};
+use crate::model::{Labels, SeriesKey, write_canonical_key};
+use crate::query::selector::Selector;
+use crate::query::{QueryError, fetch_groups};
+use crate::store::alerts::{AlertRow, HistoryRow};
+use crate::store::{Reader, StoreError, StoreHandle};
+use crate::{clock, telemetry};
+
+#[derive(Debug, Error)]
+pub enum SchedulerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Query(#[from] QueryError),
+}
+
+/// An instance the scheduler follows, with what identifies it.
+#[derive(Debug, Clone)]
+struct Tracked {
+    rule: String,
+    group: String,
+    labels: Labels,
+    instance: Instance,
+}
+
+pub struct Scheduler {
+    groups: Vec<Arc<Group>>,
+    aggregator: Arc<Aggregator>,
+    reader: Reader,
+    store: StoreHandle,
+    /// Pending and firing instances by alert id (inactive ones live only in the store).
+    tracked: HashMap<String, Tracked>,
+}
+
+/// The stable id of the instance of `rule` in `group` for `labels`.
+pub fn alert_id(group: &str, rule: &str, labels: &Labels) -> String {
+    let key = format!("{group}\0{rule}\0{}", canonical_labels(labels));
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(key.as_bytes()))
+}
+
+/// `{a="x",b="y"}` (empty for no labels), the form alerts are stored with.
+pub fn canonical_labels(labels: &Labels) -> String {
+    let pairs: Vec<(&str, &str)> = labels.iter().collect();
+    let mut out = String::new();
+    write_canonical_key("", &pairs, &mut Vec::new(), &mut out);
+    out
+}
+
+impl Scheduler {
+    /// A scheduler for `groups`, resuming the pending and firing instances the store holds.
+    pub async fn new(
+        groups: Vec<Group>,
+        aggregator: Arc<Aggregator>,
+        reader: Reader,
+        store: StoreHandle,
+    ) -> Result<Scheduler, StoreError> {
+        let rows = reader.read(|tx| tx.alerts(&["pending", "firing"])).await?;
+        let tracked = rows
+            .into_iter()
+            .filter_map(|row| {
+                let labels = SeriesKey::parse(&row.labels)?.labels;
+                let state = if row.state == "firing" { AlertState::Firing } else { AlertState::Pending };
+                let severity = row.severity.as_deref().and_then(parse_severity);
+                let instance = Instance {
+                    state,
+                    severity,
+                    value: row.value,
+                    threshold: row.threshold,
+                    pending_since_s: row.pending_since_s,
+                    firing_since_s: row.firing_since_s,
+                    last_breach_s: row.last_breach_s,
+                };
+                Some((row.id, Tracked { rule: row.rule, group: row.group, labels, instance }))
+            })
+            .collect();
+        Ok(Scheduler { groups: groups.into_iter().map(Arc::new).collect(), aggregator, reader, store, tracked })
+    }
+
+    /// Evaluates each group when it is due until `cancel`.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let mut next_due: Vec<i64> = self.groups.iter().map(|g| align_up(clock::now_s(), g.interval_s)).collect();
+        while let Some(due) = next_due.iter().min().copied() {
+            let wait = Duration::from_millis(((due * 1000) - clock::now_ms()).max(0) as u64);
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            let now_s = clock::now_s();
+            let groups = self.groups.clone();
+            for (group, due) in groups.iter().zip(next_due.iter_mut()) {
+                if *due > now_s {
+                    continue;
+                }
+                let started = Instant::now();
+                match self.evaluate_group(group, now_s).await {
+                    Ok(()) => telemetry::rule_group_evaluated(started.elapsed()),
+                    Err(err) => {
+                        telemetry::rule_group_failed();
+                        tracing::error!(group = %group.name, error = %err, "rule evaluation failed; will retry next interval");
+                    }
+                }
+                *due = align_up(now_s + 1, group.interval_s);
+            }
+        }
+        tracing::debug!("rule scheduler finished");
+    }
+
+    /// Evaluates every rule of `group` at `now_s` and records what changed.
+    pub async fn evaluate_group(&mut self, group: &Arc<Group>, now_s: i64) -> Result<(), SchedulerError> {
+        let measured = self.measure_group(group.clone(), now_s).await?;
+        let mut changed: HashMap<String, Tracked> = HashMap::new();
+        let mut rows = Vec::new();
+        let mut history = Vec::new();
+        for (rule, results) in group.rules.iter().zip(measured) {
+            let mut seen = Vec::new();
+            for result in results {
+                let id = alert_id(&group.name, &rule.name, &result.labels);
+                let current = self.tracked.get(&id).map(|t| t.instance.clone()).unwrap_or_default();
+                let verdict = verdict(rule, &result, current.state == AlertState::Firing);
+                seen.push(id.clone());
+                self.advance(rule, id, result.labels, current, verdict, now_s, &mut changed, &mut rows, &mut history);
+            }
+            // Instances whose group no longer has data: their breach is over.
+            let gone: Vec<(String, Tracked)> = self
+                .tracked
+                .iter()
+                .filter(|(id, t)| t.group == group.name && t.rule == rule.name && !seen.contains(id))
+                .map(|(id, t)| (id.clone(), t.clone()))
+                .collect();
+            for (id, tracked) in gone {
+                let verdict = Verdict::Clear { value: None };
+                self.advance(
+                    rule,
+                    id,
+                    tracked.labels,
+                    tracked.instance,
+                    verdict,
+                    now_s,
+                    &mut changed,
+                    &mut rows,
+                    &mut history,
+                );
+            }
+        }
+        if !rows.is_empty() {
+            self.store.save_alerts(rows, history).await?;
+        }
+        for (id, tracked) in changed {
+            if tracked.instance.state == AlertState::Inactive {
+                self.tracked.remove(&id);
+            } else {
+                self.tracked.insert(id, tracked);
+            }
+        }
+        Ok(())
+    }
+
+    /// Steps one instance; what changed goes into `changed`, `rows` and `history`.
+    #[allow(clippy::too_many_arguments)]
+    fn advance(
+        &self,
+        rule: &Rule,
+        id: String,
+        labels: Labels,
+        current: Instance,
+        verdict: Verdict,
+        now_s: i64,
+        changed: &mut HashMap<String, Tracked>,
+        rows: &mut Vec<AlertRow>,
+        history: &mut Vec<HistoryRow>,
+    ) {
+        let timing = Timing { for_s: rule.for_s, keep_firing_for_s: rule.keep_firing_for_s };
+        let (next, transition) = step(&current, verdict, now_s, timing);
+        if next == current {
+            return;
+        }
+        let severity = next.severity.map(|s| s.as_str().to_owned());
+        if let Some(transition) = transition {
+            history.push(HistoryRow {
+                alert_id: id.clone(),
+                at_s: now_s,
+                transition: transition_name(transition).to_owned(),
+                state: next.state.as_str().to_owned(),
+                severity: severity.clone().or_else(|| current.severity.map(|s| s.as_str().to_owned())),
+                value: next.value,
+                threshold: next.threshold,
+            });
+        }
+        rows.push(AlertRow {
+            id: id.clone(),
+            rule: rule.name.clone(),
+            group: rule.group.clone(),
+            labels: canonical_labels(&labels),
+            state: next.state.as_str().to_owned(),
+            severity,
+            value: next.value,
+            threshold: next.threshold,
+            pending_since_s: next.pending_since_s,
+            firing_since_s: next.firing_since_s,
+            last_breach_s: next.last_breach_s,
+            updated_s: now_s,
+        });
+        changed.insert(id, Tracked { rule: rule.name.clone(), group: rule.group.clone(), labels, instance: next });
+    }
+
+    /// Measures every rule of `group` on a read connection, a memory snapshot before each read.
+    async fn measure_group(&self, group: Arc<Group>, now_s: i64) -> Result<Vec<Vec<Measured>>, SchedulerError> {
+        let aggregator = self.aggregator.clone();
+        self.reader
+            .with_conn(move |conn| {
+                group
+                    .rules
+                    .iter()
+                    .map(|rule| {
+                        let mut fetch = |selector: &Selector, from: i64, to: i64, group_by: &[String]| {
+                            let snapshot = aggregator.snapshot(&selector.name, from, to);
+                            conn.read(|tx| -> Result<Vec<GroupData>, SchedulerError> {
+                                Ok(fetch_groups(tx, selector, from, to, group_by, &snapshot)?)
+                            })
+                        };
+                        measure(rule, now_s, &mut fetch)
+                    })
+                    .collect()
+            })
+            .await
+    }
+}
+
+fn verdict(rule: &Rule, measured: &Measured, firing: bool) -> Verdict {
+    match measured.value {
+        None => Verdict::Undecided,
+        Some(value) => match breach(rule, value, firing) {
+            Some((severity, threshold)) => Verdict::Breach { severity, value, threshold },
+            None => Verdict::Clear { value: Some(value) },
+        },
+    }
+}
+
+fn transition_name(transition: Transition) -> &'static str {
+    match transition {
+        Transition::Pending => "pending",
+        Transition::Firing => "firing",
+        Transition::SeverityChanged { .. } => "severity_changed",
+        Transition::Cancelled => "cancelled",
+        Transition::Resolved => "resolved",
+    }
+}
+
+fn parse_severity(text: &str) -> Option<super::rule::Severity> {
+    use super::rule::Severity;
+    match text {
+        "info" => Some(Severity::Info),
+        "warning" => Some(Severity::Warning),
+        "critical" => Some(Severity::Critical),
+        _ => None,
+    }
+}
+
+fn align_up(ts_s: i64, interval_s: i64) -> i64 {
+    crate::store::tiers::align_up(ts_s, interval_s)
+}

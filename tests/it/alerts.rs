@@ -1,0 +1,95 @@
+//! Rules evaluated by a running daemon: push → pending → firing after `for` → held by
+//! hysteresis → resolved, with every transition in the alert's history.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{TestDaemon, wait_for};
+
+const RULES: &str = "groups:
+  - name: api
+    interval: 1s
+    rules:
+      - alert: ApiSlow
+        metric: lat
+        stat: max
+        window: 3s
+        above: 0.2
+        resolve_at: 0.15
+        for: 2s
+        severity: critical
+        labels: {team: platform}
+";
+
+async fn daemon_with_rules() -> TestDaemon {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("api.yaml");
+    std::fs::write(&rules, RULES).unwrap();
+    let extra = format!(
+        "  interval: 1s\n  tiers:\n    - {{resolution: 1s, retention: 1d}}\n    - {{resolution: 1m, retention: 1d}}\nrules:\n  paths: [{}]\n",
+        rules.display()
+    );
+    // The rule file lives in the daemon's own directory, removed with it.
+    TestDaemon::start_in(dir, &extra).await
+}
+
+async fn push(d: &TestDaemon, value: f64) {
+    let (status, _) = d.push_json(&json!({"metrics": [{"name": "lat", "type": "timing", "value": value}]})).await;
+    assert_eq!(status, 200);
+}
+
+async fn alert(d: &TestDaemon) -> Option<Value> {
+    let (_, body) = d.get("/api/v1/alerts?state=all").await;
+    body["alerts"].as_array()?.iter().find(|a| a["rule"] == "ApiSlow").cloned()
+}
+
+/// Keeps pushing `value` until the alert matches `want`.
+async fn push_until(d: &TestDaemon, value: f64, what: &str, want: impl Fn(&Value) -> bool) -> Value {
+    wait_for(what, Duration::from_secs(20), || async {
+        push(d, value).await;
+        alert(d).await.filter(|a| want(a))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_rule_fires_after_for_holds_with_hysteresis_and_resolves() {
+    let d = daemon_with_rules().await;
+    let pending = push_until(&d, 0.5, "pending", |a| a["state"] == "pending").await;
+    assert_eq!(pending["severity"], "critical");
+    let firing = push_until(&d, 0.5, "firing", |a| a["state"] == "firing").await;
+    assert!(firing["firing_since"].as_i64().unwrap() - firing["pending_since"].as_i64().unwrap() >= 2, "{firing}");
+    assert_eq!((firing["value"].as_f64(), firing["threshold"].as_f64()), (Some(0.5), Some(0.2)));
+
+    // Below the threshold but above resolve_at: still firing, with the new value.
+    let held = push_until(&d, 0.18, "value 0.18 while firing", |a| a["value"].as_f64() == Some(0.18)).await;
+    assert_eq!(held["state"], "firing");
+    let resolved = push_until(&d, 0.1, "resolved", |a| a["state"] == "inactive").await;
+
+    let (status, detail) = d.get(&format!("/api/v1/alerts/{}", resolved["id"].as_str().unwrap())).await;
+    assert_eq!(status, 200);
+    let transitions: Vec<&str> =
+        detail["history"].as_array().unwrap().iter().map(|h| h["transition"].as_str().unwrap()).collect();
+    assert_eq!(transitions, vec!["pending", "firing", "resolved"]);
+    let (_, firing_now) = d.get("/api/v1/alerts").await;
+    assert_eq!(firing_now["alerts"], json!([]));
+    let (status, _) = d.get("/api/v1/alerts/0000000000000000").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_restart_while_firing_resumes_without_a_new_firing_transition() {
+    let d = daemon_with_rules().await;
+    let firing = push_until(&d, 0.5, "firing", |a| a["state"] == "firing").await;
+    let d = d.restart_keeping_config().await;
+    // Still firing after several evaluations in the new process, same start.
+    let after = push_until(&d, 0.6, "evaluated after restart", |a| a["value"].as_f64() == Some(0.6)).await;
+    assert_eq!(
+        (after["state"].clone(), after["firing_since"].clone()),
+        (firing["state"].clone(), firing["firing_since"].clone())
+    );
+    let (_, detail) = d.get(&format!("/api/v1/alerts/{}", after["id"].as_str().unwrap())).await;
+    let n_firing = detail["history"].as_array().unwrap().iter().filter(|h| h["transition"] == "firing").count();
+    assert_eq!(n_firing, 1, "{detail}");
+}
