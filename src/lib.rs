@@ -110,6 +110,7 @@ impl Daemon {
             push_token: config.push_token.clone(),
             api_token: config.api_token.clone(),
             flush: flush.clone(),
+            store: store.handle.clone(),
             prometheus,
         });
         let mut statsd = Vec::new();

@@ -1,4 +1,5 @@
 //! Alerts: the per-instance state machine (`state`), pure; the scheduler, store and API that
 //! drive it build on it.
 
+pub mod silence;
 pub mod state;

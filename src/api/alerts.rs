@@ -9,8 +9,10 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::{ApiError, ApiState, reply};
+use crate::alert::silence::{Silence, matching};
+use crate::clock;
 use crate::model::SeriesKey;
-use crate::store::alerts::{AlertRow, HistoryRow};
+use crate::store::alerts::{Ack, AlertRow, HistoryRow};
 
 #[derive(Serialize)]
 struct AlertBody {
@@ -25,6 +27,16 @@ struct AlertBody {
     pending_since: Option<i64>,
     firing_since: Option<i64>,
     updated: i64,
+    acked: Option<AckBody>,
+    silenced: bool,
+    silenced_by: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct AckBody {
+    by: String,
+    at: i64,
+    comment: String,
 }
 
 #[derive(Serialize)]
@@ -37,11 +49,15 @@ struct HistoryBody {
     threshold: Option<f64>,
 }
 
-fn alert_body(row: AlertRow) -> AlertBody {
-    let labels = SeriesKey::parse(&row.labels)
-        .map(|k| k.labels.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
-        .unwrap_or_default();
+fn alert_body(row: AlertRow, silences: &[Silence], now_s: i64) -> AlertBody {
+    let parsed = SeriesKey::parse(&row.labels).map(|k| k.labels).unwrap_or_default();
+    let silenced_by: Vec<String> =
+        matching(silences, &parsed, row.severity.as_deref(), now_s).into_iter().map(str::to_owned).collect();
+    let labels = parsed.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
     AlertBody {
+        acked: row.ack.map(|a| AckBody { by: a.by, at: a.at_s, comment: a.comment }),
+        silenced: !silenced_by.is_empty(),
+        silenced_by,
         id: row.id,
         rule: row.rule,
         group: row.group,
@@ -82,31 +98,81 @@ pub async fn list(state: Arc<ApiState>, params: HashMap<String, String>) -> Resu
             ));
         }
     };
-    let rows = state.reader.read(move |tx| tx.alerts(&states)).await.map_err(internal)?;
+    let now_s = clock::now_s();
+    let (rows, silences) =
+        state.reader.read(move |tx| Ok((tx.alerts(&states)?, tx.silences(now_s, false)?))).await.map_err(internal)?;
+    let silences = active_silences(silences);
     let severity = params.get("severity").cloned();
     let alerts: Vec<AlertBody> = rows
         .into_iter()
         .filter(|row| severity.as_ref().is_none_or(|s| row.severity.as_ref() == Some(s)))
-        .map(alert_body)
+        .map(|row| alert_body(row, &silences, now_s))
         .collect();
     Ok(reply::json(StatusCode::OK, &serde_json::json!({ "alerts": alerts })))
 }
 
 pub async fn one(state: Arc<ApiState>, id: String) -> Result<Response, ApiError> {
     let lookup = id.clone();
-    let (alert, history) = state
+    let now_s = clock::now_s();
+    let (alert, history, silences) = state
         .reader
         .read(move |tx| {
             let alert = tx.alerts(&[])?.into_iter().find(|row| row.id == lookup);
-            Ok((alert, tx.alert_history(&lookup)?))
+            Ok((alert, tx.alert_history(&lookup)?, tx.silences(now_s, false)?))
         })
         .await
         .map_err(internal)?;
+    let silences = active_silences(silences);
     let alert = alert.ok_or_else(|| {
         ApiError::new(StatusCode::NOT_FOUND, format!("no alert {id:?}; list them at /api/v1/alerts?state=all"))
     })?;
     let history: Vec<HistoryBody> = history.into_iter().map(history_body).collect();
-    Ok(reply::json(StatusCode::OK, &serde_json::json!({ "alert": alert_body(alert), "history": history })))
+    Ok(reply::json(
+        StatusCode::OK,
+        &serde_json::json!({ "alert": alert_body(alert, &silences, now_s), "history": history }),
+    ))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    by: String,
+    #[serde(default)]
+    comment: String,
+}
+
+/// Acknowledges (`Some`) or unacknowledges (`None`) an active alert.
+pub async fn ack(state: Arc<ApiState>, id: String, request: Option<AckRequest>) -> Result<Response, ApiError> {
+    let now_s = clock::now_s();
+    let ack = match request {
+        Some(r) if r.by.trim().is_empty() => {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "\"by\" must name who acknowledges".into()));
+        }
+        Some(r) => Some(Ack { by: r.by, at_s: now_s, comment: r.comment }),
+        None => None,
+    };
+    let acked = ack.is_some();
+    let found = state.store.ack(id.clone(), ack, now_s).await.map_err(internal)?;
+    if !found {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no pending or firing alert {id:?}; see /api/v1/alerts"),
+        ));
+    }
+    Ok(reply::json(StatusCode::OK, &serde_json::json!({ "id": id, "acked": acked })))
+}
+
+/// Silences as matchable values; a stored one that no longer parses is skipped and logged.
+pub fn active_silences(rows: Vec<crate::store::alerts::SilenceRow>) -> Vec<Silence> {
+    rows.into_iter()
+        .filter_map(|row| match Silence::new(row.id.clone(), &row.matchers, row.starts_s, row.ends_s) {
+            Ok(silence) => Some(silence),
+            Err(err) => {
+                tracing::warn!(id = %row.id, error = %err, "stored silence does not parse; ignoring it");
+                None
+            }
+        })
+        .collect()
 }
 
 fn internal(err: crate::store::StoreError) -> ApiError {

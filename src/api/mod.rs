@@ -8,12 +8,14 @@ mod push;
 mod pushgateway;
 mod query;
 mod reply;
+mod silences;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
+use warp::filters::BoxedFilter;
 use warp::http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
@@ -34,6 +36,7 @@ pub struct ApiState {
     pub push_token: Option<Secret>,
     pub api_token: Option<Secret>,
     pub flush: FlushHandle,
+    pub store: crate::store::StoreHandle,
     pub prometheus: Option<PrometheusHandle>,
 }
 
@@ -177,6 +180,74 @@ pub fn routes(
             },
         );
 
+    let alert_ack = warp::path!("api" / "v1" / "alerts" / String / "ack")
+        .and(warp::post())
+        .and(with_state.clone())
+        .and(headers)
+        .and(warp::body::json())
+        .and_then(|id: String, state: Arc<ApiState>, headers: HeaderMap, request: alerts::AckRequest| async move {
+            let result = async {
+                auth::check(state.api_token.as_ref(), headers.get(AUTHORIZATION), "the alerts API")?;
+                alerts::ack(state, id, Some(request)).await
+            }
+            .await;
+            finish("alert_ack", result)
+        });
+
+    let alert_unack = warp::path!("api" / "v1" / "alerts" / String / "unack")
+        .and(warp::post())
+        .and(with_state.clone())
+        .and(headers)
+        .and_then(|id: String, state: Arc<ApiState>, headers: HeaderMap| async move {
+            let result = async {
+                auth::check(state.api_token.as_ref(), headers.get(AUTHORIZATION), "the alerts API")?;
+                alerts::ack(state, id, None).await
+            }
+            .await;
+            finish("alert_unack", result)
+        });
+
+    let silence_create = warp::path!("api" / "v1" / "silences")
+        .and(warp::post())
+        .and(with_state.clone())
+        .and(headers)
+        .and(warp::body::json())
+        .and_then(|state: Arc<ApiState>, headers: HeaderMap, request: silences::NewSilence| async move {
+            let result = async {
+                auth::check(state.api_token.as_ref(), headers.get(AUTHORIZATION), "the silences API")?;
+                silences::create(state, request).await
+            }
+            .await;
+            finish("silence_create", result)
+        });
+
+    let silence_list = warp::path!("api" / "v1" / "silences")
+        .and(warp::get())
+        .and(with_state.clone())
+        .and(headers)
+        .and(warp::query::<HashMap<String, String>>())
+        .and_then(|state: Arc<ApiState>, headers: HeaderMap, params| async move {
+            let result = async {
+                auth::check(state.api_token.as_ref(), headers.get(AUTHORIZATION), "the silences API")?;
+                silences::list(state, params).await
+            }
+            .await;
+            finish("silences", result)
+        });
+
+    let silence_expire = warp::path!("api" / "v1" / "silences" / String)
+        .and(warp::delete())
+        .and(with_state.clone())
+        .and(headers)
+        .and_then(|id: String, state: Arc<ApiState>, headers: HeaderMap| async move {
+            let result = async {
+                auth::check(state.api_token.as_ref(), headers.get(AUTHORIZATION), "the silences API")?;
+                silences::expire(state, id).await
+            }
+            .await;
+            finish("silence_expire", result)
+        });
+
     let flush =
         warp::path!("api" / "v1" / "admin" / "flush").and(warp::post()).and(with_state.clone()).and(headers).and_then(
             |state: Arc<ApiState>, headers: HeaderMap| async move {
@@ -210,28 +281,29 @@ pub fn routes(
 
     let readyz = warp::path!("readyz").and(warp::get()).and(with_state).map(|state: Arc<ApiState>| readiness(&state));
 
-    push.or(pushgateway)
-        .unify()
-        .or(pushgateway_delete)
-        .unify()
-        .or(query)
-        .unify()
-        .or(metric_list)
-        .unify()
-        .or(series)
-        .unify()
-        .or(alert_list)
-        .unify()
-        .or(alert_one)
-        .unify()
-        .or(flush)
-        .unify()
-        .or(metrics)
-        .unify()
-        .or(healthz)
-        .unify()
-        .or(readyz)
-        .unify()
+    // Each route boxed and folded: a flat type keeps compile times sane as routes grow.
+    let all: Vec<BoxedFilter<(Response,)>> = vec![
+        push.boxed(),
+        pushgateway.boxed(),
+        pushgateway_delete.boxed(),
+        query.boxed(),
+        metric_list.boxed(),
+        series.boxed(),
+        alert_list.boxed(),
+        alert_one.boxed(),
+        alert_ack.boxed(),
+        alert_unack.boxed(),
+        silence_create.boxed(),
+        silence_list.boxed(),
+        silence_expire.boxed(),
+        flush.boxed(),
+        metrics.boxed(),
+        healthz.boxed(),
+        readyz.boxed(),
+    ];
+    all.into_iter()
+        .reduce(|routes, route| routes.or(route).unify().boxed())
+        .expect("there are routes")
         .recover(|rejection: Rejection| async move { Ok::<_, Infallible>(rejected(rejection)) })
         .unify()
 }
@@ -260,6 +332,8 @@ fn rejected(rejection: Rejection) -> Response {
         reply::error(StatusCode::NOT_FOUND, "no such route; see README for the API")
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         reply::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route")
+    } else if let Some(err) = rejection.find::<warp::filters::body::BodyDeserializeError>() {
+        reply::error(StatusCode::BAD_REQUEST, &format!("bad JSON body: {err}"))
     } else if let Some(err) = rejection.find::<warp::reject::InvalidQuery>() {
         reply::error(StatusCode::BAD_REQUEST, &format!("bad query string: {err}"))
     } else {

@@ -102,6 +102,19 @@ impl Selector {
     pub fn matches(&self, labels: &Labels) -> bool {
         self.matchers.iter().all(|m| m.matches(labels))
     }
+
+    /// Just matchers, `{a="x",b=~"y.*"}`, as silences use them.
+    pub fn parse_matchers(text: &str) -> Result<Vec<Matcher>, SelectorError> {
+        let text = text.trim();
+        if !text.starts_with('{') {
+            return Err(SelectorError::Syntax {
+                offset: 0,
+                message: "matchers start with '{', e.g. {service=\"api\"}".into(),
+            });
+        }
+        // The selector parser wants a metric name; lend it one.
+        Ok(Selector::parse(&format!("m{text}"))?.matchers)
+    }
 }
 
 struct Parser<'a> {

@@ -54,6 +54,14 @@ pub fn alert_id(group: &str, rule: &str, labels: &Labels) -> String {
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(key.as_bytes()))
 }
 
+/// An alert's labels: its group's, the rule's own, and `alertname`.
+pub fn alert_labels(rule: &Rule, group_labels: &Labels) -> Labels {
+    let mut pairs: Vec<(String, String)> = rule.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    pairs.extend(group_labels.iter().map(|(k, v)| (k.to_owned(), v.to_owned())));
+    pairs.push(("alertname".to_owned(), rule.name.clone()));
+    Labels::new(pairs)
+}
+
 /// `{a="x",b="y"}` (empty for no labels), the form alerts are stored with.
 pub fn canonical_labels(labels: &Labels) -> String {
     let pairs: Vec<(&str, &str)> = labels.iter().collect();
@@ -134,7 +142,8 @@ impl Scheduler {
                 let current = self.tracked.get(&id).map(|t| t.instance.clone()).unwrap_or_default();
                 let verdict = verdict(rule, &result, current.state == AlertState::Firing);
                 seen.push(id.clone());
-                self.advance(rule, id, result.labels, current, verdict, now_s, &mut changed, &mut rows, &mut history);
+                let labels = alert_labels(rule, &result.labels);
+                self.advance(rule, id, labels, current, verdict, now_s, &mut changed, &mut rows, &mut history);
             }
             // Instances whose group no longer has data: their breach is over.
             let gone: Vec<(String, Tracked)> = self
@@ -215,6 +224,7 @@ impl Scheduler {
             firing_since_s: next.firing_since_s,
             last_breach_s: next.last_breach_s,
             updated_s: now_s,
+            ack: None,
         });
         changed.insert(id, Tracked { rule: rule.name.clone(), group: rule.group.clone(), labels, instance: next });
     }

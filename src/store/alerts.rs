@@ -22,6 +22,28 @@ pub struct AlertRow {
     pub firing_since_s: Option<i64>,
     pub last_breach_s: Option<i64>,
     pub updated_s: i64,
+    /// Who acknowledged the current episode, when and why (cleared when it resolves).
+    pub ack: Option<Ack>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ack {
+    pub by: String,
+    pub at_s: i64,
+    pub comment: String,
+}
+
+/// A silence: alerts whose labels match are marked silenced between start and end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SilenceRow {
+    pub id: String,
+    /// Selector-style matchers without a name: `{service="api",severity=~"crit.*"}`.
+    pub matchers: String,
+    pub starts_s: i64,
+    pub ends_s: i64,
+    pub author: String,
+    pub comment: String,
+    pub created_s: i64,
 }
 
 /// One recorded transition.
@@ -36,15 +58,18 @@ pub struct HistoryRow {
     pub threshold: Option<f64>,
 }
 
-const ALERT_COLUMNS: &str = "id, rule, grp, labels, state, severity, value, threshold, pending_since_s, firing_since_s, last_breach_s, updated_s";
+const ALERT_COLUMNS: &str = "id, rule, grp, labels, state, severity, value, threshold, pending_since_s, firing_since_s, last_breach_s, updated_s, acked_by, acked_at_s, ack_comment";
 
 pub fn save(tx: &Transaction<'_>, alerts: &[AlertRow], history: &[HistoryRow]) -> Result<(), StoreError> {
     let mut upsert = tx.prepare_cached(&format!(
-        "INSERT INTO alerts ({ALERT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+        "INSERT INTO alerts ({ALERT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, NULL, NULL)
          ON CONFLICT (id) DO UPDATE SET state = excluded.state, severity = excluded.severity, value = excluded.value,
              threshold = excluded.threshold, pending_since_s = excluded.pending_since_s,
              firing_since_s = excluded.firing_since_s, last_breach_s = excluded.last_breach_s,
-             updated_s = excluded.updated_s"
+             updated_s = excluded.updated_s,
+             acked_by = CASE WHEN excluded.state = 'inactive' THEN NULL ELSE alerts.acked_by END,
+             acked_at_s = CASE WHEN excluded.state = 'inactive' THEN NULL ELSE alerts.acked_at_s END,
+             ack_comment = CASE WHEN excluded.state = 'inactive' THEN NULL ELSE alerts.ack_comment END"
     ))?;
     for a in alerts {
         upsert.execute(params![
@@ -86,7 +111,39 @@ fn alert_row(row: &Row<'_>) -> rusqlite::Result<AlertRow> {
         firing_since_s: row.get(9)?,
         last_breach_s: row.get(10)?,
         updated_s: row.get(11)?,
+        ack: match row.get::<_, Option<String>>(12)? {
+            Some(by) => {
+                Some(Ack { by, at_s: row.get(13)?, comment: row.get::<_, Option<String>>(14)?.unwrap_or_default() })
+            }
+            None => None,
+        },
     })
+}
+
+/// Sets (or with `None`, clears) the ack of a pending or firing alert and records it in the
+/// history. Returns false when there is no such alert or it is not active.
+pub fn set_ack(tx: &Transaction<'_>, id: &str, ack: Option<&Ack>, now_s: i64) -> Result<bool, StoreError> {
+    let changed = tx.execute(
+        "UPDATE alerts SET acked_by = ?2, acked_at_s = ?3, ack_comment = ?4 WHERE id = ?1 AND state != 'inactive'",
+        params![id, ack.map(|a| &a.by), ack.map(|a| a.at_s), ack.map(|a| &a.comment)],
+    )?;
+    if changed == 1 {
+        tx.execute(
+            "INSERT INTO alert_history (alert_id, at_s, transition, state, severity, value, threshold)
+             SELECT id, ?2, ?3, state, severity, value, threshold FROM alerts WHERE id = ?1",
+            params![id, now_s, if ack.is_some() { "acked" } else { "unacked" }],
+        )?;
+    }
+    Ok(changed == 1)
+}
+
+pub fn save_silence(tx: &Transaction<'_>, silence: &SilenceRow) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO silences (id, matchers, starts_s, ends_s, author, comment, created_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (id) DO UPDATE SET ends_s = excluded.ends_s",
+        params![silence.id, silence.matchers, silence.starts_s, silence.ends_s, silence.author, silence.comment, silence.created_s],
+    )?;
+    Ok(())
 }
 
 impl ReadTx<'_> {
@@ -103,6 +160,26 @@ impl ReadTx<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// Silences that have not ended by `now_s` (or every one, with `all`).
+    pub fn silences(&self, now_s: i64, all: bool) -> Result<Vec<SilenceRow>, StoreError> {
+        let mut stmt = self.sql().prepare_cached(
+            "SELECT id, matchers, starts_s, ends_s, author, comment, created_s FROM silences
+             WHERE ?1 OR ends_s > ?2 ORDER BY starts_s, id",
+        )?;
+        let rows = stmt.query_map(params![all, now_s], |row| {
+            Ok(SilenceRow {
+                id: row.get(0)?,
+                matchers: row.get(1)?,
+                starts_s: row.get(2)?,
+                ends_s: row.get(3)?,
+                author: row.get(4)?,
+                comment: row.get(5)?,
+                created_s: row.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn alert_history(&self, id: &str) -> Result<Vec<HistoryRow>, StoreError> {

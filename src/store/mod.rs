@@ -60,6 +60,18 @@ pub enum WriterMsg {
         now_s: i64,
         reply: oneshot::Sender<Result<u64, StoreError>>,
     },
+    /// Acknowledge (or with `ack: None`, unacknowledge) an active alert.
+    Ack {
+        id: String,
+        ack: Option<alerts::Ack>,
+        now_s: i64,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
+    /// Create a silence, or end one early (same id, new end).
+    SaveSilence {
+        silence: alerts::SilenceRow,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
     /// Alert instances that changed and the transitions they made, in one transaction.
     SaveAlerts {
         alerts: Vec<alerts::AlertRow>,
@@ -91,6 +103,19 @@ impl StoreHandle {
     ) -> Result<(), StoreError> {
         let (reply, done) = oneshot::channel();
         self.tx.send(WriterMsg::SaveAlerts { alerts, history, reply }).await.map_err(|_| StoreError::WriterGone)?;
+        done.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Acknowledges (or unacknowledges) an active alert; false when none is active by that id.
+    pub async fn ack(&self, id: String, ack: Option<alerts::Ack>, now_s: i64) -> Result<bool, StoreError> {
+        let (reply, done) = oneshot::channel();
+        self.tx.send(WriterMsg::Ack { id, ack, now_s, reply }).await.map_err(|_| StoreError::WriterGone)?;
+        done.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    pub async fn save_silence(&self, silence: alerts::SilenceRow) -> Result<(), StoreError> {
+        let (reply, done) = oneshot::channel();
+        self.tx.send(WriterMsg::SaveSilence { silence, reply }).await.map_err(|_| StoreError::WriterGone)?;
         done.await.map_err(|_| StoreError::WriterGone)?
     }
 

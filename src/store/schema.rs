@@ -36,7 +36,10 @@ const MIGRATIONS: &[&str] = &[
          pending_since_s INTEGER,
          firing_since_s INTEGER,
          last_breach_s INTEGER,
-         updated_s INTEGER NOT NULL
+         updated_s INTEGER NOT NULL,
+         acked_by TEXT,
+         acked_at_s INTEGER,
+         ack_comment TEXT
      );
      CREATE TABLE alert_history (
          alert_id TEXT NOT NULL,
@@ -47,7 +50,16 @@ const MIGRATIONS: &[&str] = &[
          value REAL,
          threshold REAL
      );
-     CREATE INDEX alert_history_by_alert ON alert_history (alert_id, at_s);",
+     CREATE INDEX alert_history_by_alert ON alert_history (alert_id, at_s);
+     CREATE TABLE silences (
+         id TEXT PRIMARY KEY,
+         matchers TEXT NOT NULL,
+         starts_s INTEGER NOT NULL,
+         ends_s INTEGER NOT NULL,
+         author TEXT NOT NULL,
+         comment TEXT NOT NULL,
+         created_s INTEGER NOT NULL
+     );",
 ];
 
 pub fn migrate(conn: &mut Connection, tiers: &[Tier]) -> Result<(), StoreError> {

@@ -93,3 +93,61 @@ async fn a_restart_while_firing_resumes_without_a_new_firing_transition() {
     let n_firing = detail["history"].as_array().unwrap().iter().filter(|h| h["transition"] == "firing").count();
     assert_eq!(n_firing, 1, "{detail}");
 }
+
+async fn post(d: &TestDaemon, path: &str, body: Value) -> (u16, Value) {
+    let response = d.client.post(format!("{}{path}", d.base)).json(&body).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn acks_and_silences_mark_alerts_without_changing_their_state() {
+    let d = daemon_with_rules().await;
+    let firing = push_until(&d, 0.5, "firing", |a| a["state"] == "firing").await;
+    let id = firing["id"].as_str().unwrap().to_owned();
+    assert_eq!(firing["labels"], json!({"alertname": "ApiSlow", "team": "platform"}));
+    assert_eq!((firing["acked"].clone(), firing["silenced"].clone()), (Value::Null, json!(false)));
+
+    let (status, _) =
+        post(&d, &format!("/api/v1/alerts/{id}/ack"), json!({"by": "ana", "comment": "looking at the DB"})).await;
+    assert_eq!(status, 200);
+    let acked = alert(&d).await.unwrap();
+    assert_eq!((acked["state"].as_str(), acked["acked"]["by"].as_str()), (Some("firing"), Some("ana")));
+    let (status, _) = post(&d, &format!("/api/v1/alerts/{id}/unack"), json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(alert(&d).await.unwrap()["acked"], Value::Null);
+    let (status, answer) = post(&d, "/api/v1/alerts/ffffffffffffffff/ack", json!({"by": "ana"})).await;
+    assert_eq!(status, 404, "{answer}");
+    let (status, answer) = post(&d, &format!("/api/v1/alerts/{id}/ack"), json!({"who": "ana"})).await;
+    assert_eq!(status, 400, "{answer}");
+
+    let silence = json!({"match": "{team=\"platform\",severity=\"critical\"}", "duration": "1h", "author": "ana", "comment": "DB failover"});
+    let (status, created) = post(&d, "/api/v1/silences", silence).await;
+    assert_eq!(status, 201, "{created}");
+    let silence_id = created["id"].as_str().unwrap().to_owned();
+    let silenced = alert(&d).await.unwrap();
+    assert_eq!((silenced["state"].as_str(), silenced["silenced"].as_bool()), (Some("firing"), Some(true)));
+    assert_eq!(silenced["silenced_by"], json!([silence_id.clone()]));
+    let (_, listed) = d.get("/api/v1/silences").await;
+    assert_eq!(listed["silences"][0]["author"], "ana");
+    let deleted = d.client.delete(format!("{}/api/v1/silences/{silence_id}", d.base)).send().await.unwrap();
+    assert_eq!(deleted.status().as_u16(), 200);
+    assert_eq!(alert(&d).await.unwrap()["silenced"], json!(false));
+    let (_, listed) = d.get("/api/v1/silences?all=true").await;
+    assert_eq!(listed["silences"][0]["active"], json!(false), "an ended silence stays on record");
+
+    for (bad, fragment) in [
+        (json!({"match": "team=platform", "duration": "1h", "author": "a"}), "match"),
+        (json!({"match": "{team=\"x\"}", "author": "a"}), "exactly one of ends_at and duration"),
+        (json!({"match": "{team=\"x\"}", "duration": "1h", "author": " "}), "author"),
+        (json!({"match": "{team=\"x\"}", "ends_at": "-1h", "author": "a"}), "past"),
+    ] {
+        let (status, answer) = post(&d, "/api/v1/silences", bad).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains(fragment), "{answer}");
+    }
+    let (_, detail) = d.get(&format!("/api/v1/alerts/{id}")).await;
+    let transitions: Vec<&str> =
+        detail["history"].as_array().unwrap().iter().map(|h| h["transition"].as_str().unwrap()).collect();
+    assert_eq!(transitions, vec!["pending", "firing", "acked", "unacked"]);
+}
