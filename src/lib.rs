@@ -66,6 +66,7 @@ pub struct Daemon {
     http: JoinHandle<()>,
     statsd: Vec<JoinHandle<()>>,
     scheduler: JoinHandle<()>,
+    sighup: JoinHandle<()>,
     flush: Option<FlushHandle>,
     flusher: JoinHandle<()>,
     writer_thread: std::thread::JoinHandle<()>,
@@ -103,6 +104,12 @@ impl Daemon {
         let flusher = tokio::spawn(flusher.run(flush_requests));
 
         let cancel = CancellationToken::new();
+        let (scheduler, scheduler_handle) =
+            rules::scheduler::Scheduler::new(groups, aggregator.clone(), store.reader.clone(), store.handle.clone())
+                .await?;
+        let scheduler = tokio::spawn(scheduler.run(cancel.clone()));
+        let reloader = rules::reload::Reloader { paths: config.rule_paths.clone(), scheduler: scheduler_handle };
+        let sighup = tokio::spawn(shutdown::reload_on_sighup(reloader.clone(), cancel.clone()));
         let state = Arc::new(ApiState {
             aggregator: aggregator.clone(),
             reader: store.reader.clone(),
@@ -111,6 +118,7 @@ impl Daemon {
             api_token: config.api_token.clone(),
             flush: flush.clone(),
             store: store.handle.clone(),
+            reloader: reloader.clone(),
             prometheus,
         });
         let mut statsd = Vec::new();
@@ -122,10 +130,6 @@ impl Daemon {
                 statsd.push(tokio::spawn(task));
             }
         }
-        let scheduler =
-            rules::scheduler::Scheduler::new(groups, aggregator.clone(), store.reader.clone(), store.handle.clone())
-                .await?;
-        let scheduler = tokio::spawn(scheduler.run(cancel.clone()));
         drop(store.handle);
         let routes = api::routes(state);
         let http_cancel = cancel.clone();
@@ -141,6 +145,7 @@ impl Daemon {
             http,
             statsd,
             scheduler,
+            sighup,
             flush: Some(flush),
             flusher,
             writer_thread: store.writer_thread,
@@ -160,6 +165,7 @@ impl Daemon {
             let _ = task.await;
         }
         let _ = (&mut self.scheduler).await;
+        let _ = (&mut self.sighup).await;
         // Ingest has stopped; the flusher sees its last handle go and drains everything.
         self.flush.take();
         let _ = self.flusher.await;

@@ -1,4 +1,4 @@
-//! Signals that stop the daemon: SIGINT (Ctrl-C) and SIGTERM (systemd, kill).
+//! Signals: SIGINT (Ctrl-C) and SIGTERM (systemd, kill) stop the daemon; SIGHUP reloads rules.
 
 /// Completes on the first SIGINT or SIGTERM.
 pub async fn signal() {
@@ -15,5 +15,30 @@ pub async fn signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+/// Reloads rules on every SIGHUP until `cancel`.
+pub async fn reload_on_sighup(reloader: crate::rules::reload::Reloader, cancel: tokio_util::sync::CancellationToken) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; reload rules with POST /-/reload");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = hangup.recv() => {
+                    tracing::info!("SIGHUP received; reloading rules");
+                    let _ = reloader.reload().await;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = reloader;
+        cancel.cancelled().await;
     }
 }

@@ -17,6 +17,8 @@ pub const STATSD_DATAGRAMS: &str = "perfwatch_statsd_datagrams_total";
 pub const BUILD_INFO: &str = "perfwatch_build_info";
 pub const RULE_GROUP_DURATION: &str = "perfwatch_rule_group_evaluation_duration_seconds";
 pub const RULE_GROUP_FAILURES: &str = "perfwatch_rule_group_evaluation_failures_total";
+pub const RULES_LOADED: &str = "perfwatch_rules_loaded";
+pub const RULE_RELOADS: &str = "perfwatch_rule_reloads_total";
 
 /// `protocol` is one of json, prometheus, statsd; `n` samples (or entries) were taken.
 pub fn samples_accepted(protocol: &'static str, n: u64) {
@@ -60,6 +62,15 @@ pub fn rule_group_evaluated(duration: Duration) {
 
 pub fn rule_group_failed() {
     counter!(RULE_GROUP_FAILURES).increment(1);
+}
+
+pub fn rules_loaded(n: usize) {
+    gauge!(RULES_LOADED).set(n as f64);
+}
+
+/// `ok` says whether the reload was applied.
+pub fn rule_reload(ok: bool) {
+    counter!(RULE_RELOADS, "result" => if ok { "success" } else { "failure" }).increment(1);
 }
 
 pub fn build_info() {

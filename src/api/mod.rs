@@ -37,6 +37,7 @@ pub struct ApiState {
     pub api_token: Option<Secret>,
     pub flush: FlushHandle,
     pub store: crate::store::StoreHandle,
+    pub reloader: crate::rules::reload::Reloader,
     pub prometheus: Option<PrometheusHandle>,
 }
 
@@ -248,6 +249,29 @@ pub fn routes(
             finish("silence_expire", result)
         });
 
+    let reload = warp::path!("-" / "reload").and(warp::post()).and(with_state.clone()).and(headers).and_then(
+        |state: Arc<ApiState>, headers: HeaderMap| async move {
+            let result = async {
+                auth::check(state.api_token.as_ref(), headers.get(AUTHORIZATION), "the admin API")?;
+                match state.reloader.reload().await {
+                    Ok(report) => Ok(reply::json(
+                        StatusCode::OK,
+                        &serde_json::json!({ "rules": report.n_rules, "kept_state": report.n_kept }),
+                    )),
+                    Err(errors) => Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "rules not reloaded; the running rules stay:\n{}",
+                            errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+                        ),
+                    )),
+                }
+            }
+            .await;
+            finish("reload", result)
+        },
+    );
+
     let flush =
         warp::path!("api" / "v1" / "admin" / "flush").and(warp::post()).and(with_state.clone()).and(headers).and_then(
             |state: Arc<ApiState>, headers: HeaderMap| async move {
@@ -296,6 +320,7 @@ pub fn routes(
         silence_create.boxed(),
         silence_list.boxed(),
         silence_expire.boxed(),
+        reload.boxed(),
         flush.boxed(),
         metrics.boxed(),
         healthz.boxed(),

@@ -4,6 +4,7 @@
 pub mod eval;
 mod load;
 mod locate;
+pub mod reload;
 pub mod rule;
 pub mod scheduler;
 pub mod template;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::eval::{GroupData, Measured, breach, measure};
@@ -39,7 +40,31 @@ struct Tracked {
     instance: Instance,
 }
 
+/// Asks the scheduler to run a new set of rule groups.
+#[derive(Clone)]
+pub struct SchedulerHandle {
+    tx: mpsc::Sender<(Vec<Group>, oneshot::Sender<ReloadReport>)>,
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReloadReport {
+    pub n_rules: usize,
+    /// Rules whose alert state carried over because their definition did not change.
+    pub n_kept: usize,
+}
+
+impl SchedulerHandle {
+    /// Replaces the running groups; returns once the scheduler has switched.
+    pub async fn replace(&self, groups: Vec<Group>) -> Option<ReloadReport> {
+        let (reply, done) = oneshot::channel();
+        self.tx.send((groups, reply)).await.ok()?;
+        done.await.ok()
+    }
+}
+
 pub struct Scheduler {
+    reloads: mpsc::Receiver<(Vec<Group>, oneshot::Sender<ReloadReport>)>,
     groups: Vec<Arc<Group>>,
     aggregator: Arc<Aggregator>,
     reader: Reader,
@@ -77,7 +102,7 @@ impl Scheduler {
         aggregator: Arc<Aggregator>,
         reader: Reader,
         store: StoreHandle,
-    ) -> Result<Scheduler, StoreError> {
+    ) -> Result<(Scheduler, SchedulerHandle), StoreError> {
         let rows = reader.read(|tx| tx.alerts(&["pending", "firing"])).await?;
         let tracked = rows
             .into_iter()
@@ -97,16 +122,104 @@ impl Scheduler {
                 Some((row.id, Tracked { rule: row.rule, group: row.group, labels, instance }))
             })
             .collect();
-        Ok(Scheduler { groups: groups.into_iter().map(Arc::new).collect(), aggregator, reader, store, tracked })
+        let (tx, reloads) = mpsc::channel(4);
+        telemetry::rules_loaded(groups.iter().map(|g| g.rules.len()).sum());
+        let scheduler = Scheduler {
+            reloads,
+            groups: groups.into_iter().map(Arc::new).collect(),
+            aggregator,
+            reader,
+            store,
+            tracked,
+        };
+        Ok((scheduler, SchedulerHandle { tx }))
     }
 
-    /// Evaluates each group when it is due until `cancel`.
+    /// Switches to `groups`. Instances of rules that are gone or changed are reset to inactive
+    /// (recorded as `reset_by_reload`); unchanged rules keep their state.
+    async fn reload(&mut self, groups: Vec<Group>) -> ReloadReport {
+        let old: HashMap<(String, String), String> = self
+            .groups
+            .iter()
+            .flat_map(|g| g.rules.iter().map(|r| ((g.name.clone(), r.name.clone()), fingerprint(r))))
+            .collect();
+        let mut unchanged = std::collections::HashSet::new();
+        for rule in groups.iter().flat_map(|g| g.rules.iter()) {
+            let key = (rule.group.clone(), rule.name.clone());
+            if old.get(&key) == Some(&fingerprint(rule)) {
+                unchanged.insert(key);
+            }
+        }
+        let now_s = clock::now_s();
+        let mut rows = Vec::new();
+        let mut history = Vec::new();
+        let reset: Vec<String> = self
+            .tracked
+            .iter()
+            .filter(|(_, t)| !unchanged.contains(&(t.group.clone(), t.rule.clone())))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &reset {
+            let tracked = &self.tracked[id];
+            history.push(HistoryRow {
+                alert_id: id.clone(),
+                at_s: now_s,
+                transition: "reset_by_reload".into(),
+                state: "inactive".into(),
+                severity: tracked.instance.severity.map(|s| s.as_str().to_owned()),
+                value: tracked.instance.value,
+                threshold: tracked.instance.threshold,
+            });
+            rows.push(AlertRow {
+                id: id.clone(),
+                rule: tracked.rule.clone(),
+                group: tracked.group.clone(),
+                labels: canonical_labels(&tracked.labels),
+                state: "inactive".into(),
+                severity: None,
+                value: tracked.instance.value,
+                threshold: tracked.instance.threshold,
+                pending_since_s: None,
+                firing_since_s: None,
+                last_breach_s: tracked.instance.last_breach_s,
+                updated_s: now_s,
+                ack: None,
+            });
+        }
+        if !rows.is_empty() {
+            if let Err(err) = self.store.save_alerts(rows, history).await {
+                tracing::error!(error = %err, "recording alerts reset by a reload failed");
+            }
+        }
+        for id in reset {
+            self.tracked.remove(&id);
+        }
+        let n_rules = groups.iter().map(|g| g.rules.len()).sum();
+        telemetry::rules_loaded(n_rules);
+        self.groups = groups.into_iter().map(Arc::new).collect();
+        ReloadReport { n_rules, n_kept: unchanged.len() }
+    }
+
+    /// Evaluates each group when it is due until `cancel`; switches rules when asked.
     pub async fn run(mut self, cancel: CancellationToken) {
-        let mut next_due: Vec<i64> = self.groups.iter().map(|g| align_up(clock::now_s(), g.interval_s)).collect();
-        while let Some(due) = next_due.iter().min().copied() {
+        let schedule = |groups: &[Arc<Group>]| -> Vec<i64> {
+            groups.iter().map(|g| align_up(clock::now_s(), g.interval_s)).collect()
+        };
+        let mut next_due = schedule(&self.groups);
+        loop {
+            // With no groups, wait for a reload or the end.
+            let due = next_due.iter().min().copied().unwrap_or(i64::MAX / 2000);
             let wait = Duration::from_millis(((due * 1000) - clock::now_ms()).max(0) as u64);
             tokio::select! {
                 _ = cancel.cancelled() => break,
+                reload = self.reloads.recv() => {
+                    if let Some((groups, reply)) = reload {
+                        let report = self.reload(groups).await;
+                        next_due = schedule(&self.groups);
+                        let _ = reply.send(report);
+                    }
+                    continue;
+                }
                 _ = tokio::time::sleep(wait) => {}
             }
             let now_s = clock::now_s();
@@ -250,6 +363,13 @@ impl Scheduler {
             })
             .await
     }
+}
+
+/// A rule's definition without where it was written, to tell changed rules from moved ones.
+fn fingerprint(rule: &Rule) -> String {
+    let mut rule = rule.clone();
+    rule.location = super::rule::Location { file: String::new(), line: 0, column: 0 };
+    format!("{rule:?}")
 }
 
 fn verdict(rule: &Rule, measured: &Measured, firing: bool) -> Verdict {

@@ -151,3 +151,74 @@ async fn acks_and_silences_mark_alerts_without_changing_their_state() {
         detail["history"].as_array().unwrap().iter().map(|h| h["transition"].as_str().unwrap()).collect();
     assert_eq!(transitions, vec!["pending", "firing", "acked", "unacked"]);
 }
+
+#[tokio::test]
+async fn reload_keeps_unchanged_rules_and_refuses_bad_files() {
+    let d = daemon_with_rules().await;
+    let firing = push_until(&d, 0.5, "firing", |a| a["state"] == "firing").await;
+    let rules = d.dir.as_ref().unwrap().path().join("api.yaml");
+
+    std::fs::write(&rules, RULES.replace("stat: max", "stat: maximum")).unwrap();
+    let (status, answer) = post(&d, "/-/reload", json!({})).await;
+    assert_eq!(status, 400, "{answer}");
+    let message = answer["error"].as_str().unwrap();
+    assert!(message.contains("api.yaml:7:15") && message.contains("unknown stat"), "{message}");
+    let still = push_until(&d, 0.7, "the old rule still evaluating", |a| a["value"].as_f64() == Some(0.7)).await;
+    assert_eq!(still["firing_since"], firing["firing_since"]);
+    let metrics = d.get("/metrics").await.1.as_str().unwrap().to_owned();
+    assert!(crate::support::metric_value(&metrics, "perfwatch_rule_reloads_total", &["result=\"failure\""]) >= 1.0);
+
+    let extra_rule = "      - alert: Other\n        metric: lat\n        stat: count\n        above: 1000000\n";
+    std::fs::write(&rules, format!("{RULES}{extra_rule}")).unwrap();
+    let (status, answer) = post(&d, "/-/reload", json!({})).await;
+    assert_eq!((status, answer["rules"].as_u64(), answer["kept_state"].as_u64()), (200, Some(2), Some(1)), "{answer}");
+    let kept = alert(&d).await.unwrap();
+    assert_eq!(
+        (kept["state"].as_str(), kept["firing_since"].clone()),
+        (Some("firing"), firing["firing_since"].clone())
+    );
+
+    // A changed rule starts over, and the history says why.
+    std::fs::write(&rules, RULES.replace("above: 0.2", "above: 0.3")).unwrap();
+    let (status, answer) = post(&d, "/-/reload", json!({})).await;
+    assert_eq!((status, answer["kept_state"].as_u64()), (200, Some(0)), "{answer}");
+    let (_, detail) = d.get(&format!("/api/v1/alerts/{}", firing["id"].as_str().unwrap())).await;
+    let transitions: Vec<&str> =
+        detail["history"].as_array().unwrap().iter().map(|h| h["transition"].as_str().unwrap()).collect();
+    assert!(transitions.contains(&"reset_by_reload"), "{transitions:?}");
+}
+
+#[tokio::test]
+async fn sighup_reloads_rules_in_the_running_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("api.yaml");
+    std::fs::write(&rules, RULES).unwrap();
+    let config = dir.path().join("perfwatch.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "http:\n  listen: 127.0.0.1:0\nstatsd:\n  listen: null\nstorage:\n  path: {}\nrules:\n  paths: [{}]\n",
+            dir.path().join("perfwatch.db").display(),
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let daemon = crate::support::DaemonProcess::spawn(&config);
+    let client = reqwest::Client::new();
+    let loaded = |want: f64| {
+        let (client, url) = (client.clone(), format!("{}/metrics", daemon.base));
+        async move {
+            let text = client.get(&url).send().await.ok()?.text().await.ok()?;
+            (crate::support::metric_value(&text, "perfwatch_rules_loaded", &[]) == want).then_some(())
+        }
+    };
+    wait_for("one rule loaded", Duration::from_secs(10), || loaded(1.0)).await;
+    std::fs::write(
+        &rules,
+        format!("{RULES}      - alert: Other\n        metric: lat\n        stat: count\n        above: 5\n"),
+    )
+    .unwrap();
+    let status = std::process::Command::new("kill").args(["-HUP", &daemon.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    wait_for("two rules loaded after SIGHUP", Duration::from_secs(10), || loaded(2.0)).await;
+}
