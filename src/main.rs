@@ -30,6 +30,12 @@ enum Command {
         /// Rule files to check (default: the config's rules.paths).
         files: Vec<String>,
     },
+    /// Run rule unit tests (no daemon or database needed); exit 1 with a diff on any failure.
+    TestRules {
+        /// Test files (globs allowed).
+        #[arg(required = true)]
+        files: Vec<String>,
+    },
     /// Push one metric to a running perfwatch (for shell scripts and cron jobs).
     Push(perfwatch::cli::push::PushArgs),
     /// Query a running perfwatch and print a table.
@@ -43,6 +49,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command.unwrap_or(Command::Run { config: None }) {
         Command::Run { config } => run(config),
         Command::Check { config, files } => check(config, files),
+        Command::TestRules { files } => test_rules(&files),
         Command::Push(args) => client(perfwatch::cli::push::run(args)),
         Command::Query(args) => client(perfwatch::cli::query::run(args)),
         Command::Loadgen(args) => client(perfwatch::loadgen::run(args)),
@@ -98,6 +105,28 @@ fn check(path: Option<PathBuf>, files: Vec<String>) -> anyhow::Result<std::proce
             Ok(std::process::ExitCode::FAILURE)
         }
     }
+}
+
+fn test_rules(patterns: &[String]) -> anyhow::Result<std::process::ExitCode> {
+    let files = perfwatch::rules::rule_test::files(patterns).map_err(anyhow::Error::msg)?;
+    let (mut n_passed, mut n_failed) = (0, 0);
+    for file in files {
+        match perfwatch::rules::rule_test::run_file(&file) {
+            Ok(report) => {
+                for line in &report.lines {
+                    println!("{line}");
+                }
+                n_passed += report.n_passed;
+                n_failed += report.n_failed;
+            }
+            Err(message) => {
+                println!("FAIL {message}");
+                n_failed += 1;
+            }
+        }
+    }
+    println!("{n_passed} passed, {n_failed} failed");
+    Ok(if n_failed == 0 { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
 }
 
 fn run(path: Option<PathBuf>) -> anyhow::Result<std::process::ExitCode> {

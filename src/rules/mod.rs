@@ -6,7 +6,9 @@ mod load;
 mod locate;
 pub mod reload;
 pub mod rule;
+pub mod rule_test;
 pub mod scheduler;
+mod series;
 pub mod template;
 
 pub use self::load::{RuleError, load_file, load_patterns, parse};

@@ -128,3 +128,81 @@ async fn loadgen_counts_match_what_was_stored() {
     let n_series: u64 = series["metrics"].as_array().unwrap().iter().map(|m| m["series"].as_u64().unwrap()).sum();
     assert_eq!(n_series, 60);
 }
+
+const RULE_FILE: &str = r#"groups:
+  - name: api
+    interval: 30s
+    rules:
+      - alert: ApiP99High
+        metric: api_request_duration_seconds
+        stat: p99
+        window: 2m
+        group_by: [endpoint]
+        levels: {warning: 0.15, critical: 0.2}
+        for: 1m
+        annotations:
+          summary: "p99 of {{ labels.endpoint }} is {{ value | duration }}"
+      - alert: CacheHitRatioLow
+        ratio:
+          numerator: 'cache_requests_total{result="hit"}'
+          denominator: cache_requests_total
+        group_by: [tier]
+        window: 2m
+        below: 0.85
+"#;
+
+const TEST_FILE: &str = r#"rule_files: [rules.yaml]
+tests:
+  - name: slow vendor page, then very slow
+    interval: 10s
+    input_series:
+      - series: 'api_request_duration_seconds{endpoint="/vendors/:id"}'
+        values: '0.05x20 0.18x12 0.3x12'
+      - series: 'api_request_duration_seconds{endpoint="/health"}'
+        values: '0.002x44'
+      - series: 'cache_requests_total{tier="l1",result="hit"}'
+        type: counter
+        values: '0+90x44'
+      - series: 'cache_requests_total{tier="l1",result="miss"}'
+        type: counter
+        values: '0+10x20 200+40x23'
+    alert_rule_test:
+      - eval_time: 3m
+        alertname: ApiP99High
+      - eval_time: 4m
+        alertname: ApiP99High
+        exp_alerts:
+          - labels: {endpoint: /vendors/:id, severity: warning}
+            state: pending
+            annotations: {summary: "p99 of /vendors/:id is 180 ms"}
+      - eval_time: 7m
+        alertname: ApiP99High
+        exp_alerts:
+          - labels: {endpoint: /vendors/:id, severity: critical}
+            annotations: {summary: "p99 of /vendors/:id is 298.17 ms"}
+      - eval_time: 2m
+        alertname: CacheHitRatioLow
+      - eval_time: 6m
+        alertname: CacheHitRatioLow
+        exp_alerts:
+          - labels: {tier: l1, severity: warning}
+"#;
+
+#[test]
+fn test_rules_passes_and_fails_with_a_diff() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.yaml"), RULE_FILE).unwrap();
+    let good = dir.path().join("good_test.yaml");
+    std::fs::write(&good, TEST_FILE).unwrap();
+    let (ok, stdout, stderr) = perfwatch(&["test-rules", good.to_str().unwrap()]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("PASS") && stdout.contains("1 passed, 0 failed"), "{stdout}");
+
+    let bad = dir.path().join("bad_test.yaml");
+    std::fs::write(&bad, TEST_FILE.replace("severity: critical}", "severity: warning}")).unwrap();
+    let (ok, stdout, _) = perfwatch(&["test-rules", bad.to_str().unwrap()]);
+    assert!(!ok, "{stdout}");
+    assert!(stdout.contains("FAIL") && stdout.contains("at 420s, alert ApiP99High"), "{stdout}");
+    assert!(stdout.contains("expected: firing") && stdout.contains("\"severity\": \"critical\""), "{stdout}");
+    assert!(stdout.contains("0 passed, 1 failed"), "{stdout}");
+}
