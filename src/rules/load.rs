@@ -284,10 +284,12 @@ fn validate(
             default_stat
         }
     };
-    if raw.ratio.is_some() && matches!(stat, Stat::Quantile(_) | Stat::Min | Stat::Max | Stat::Last | Stat::Avg) {
+    if raw.ratio.is_some() && matches!(stat, Stat::Quantile(_)) {
         problem(
             Some("stat"),
-            format!("a ratio divides totals; stat {stat} makes no sense there, use sum, count or rate"),
+            format!(
+                "a ratio of quantiles ({stat}) means nothing; use sum, count or rate for counters, avg or last for gauges"
+            ),
         );
     }
 

@@ -206,3 +206,14 @@ fn test_rules_passes_and_fails_with_a_diff() {
     assert!(stdout.contains("expected: firing") && stdout.contains("\"severity\": \"critical\""), "{stdout}");
     assert!(stdout.contains("0 passed, 1 failed"), "{stdout}");
 }
+
+/// The shipped rules pass their own rule tests (the README's test command runs this).
+#[test]
+fn shipped_rules_pass_their_tests() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let (ok, _, stderr) = perfwatch(&["check", &format!("{root}/rules/*.yaml")]);
+    assert!(ok, "{stderr}");
+    let (ok, stdout, _) = perfwatch(&["test-rules", &format!("{root}/rules/tests/*.yaml")]);
+    assert!(ok, "{stdout}");
+    assert!(stdout.contains(" 0 failed"), "{stdout}");
+}

@@ -132,7 +132,7 @@ fn mistakes_are_placed_and_explained() {
     // 12. A ratio of percentiles.
     check(
         &rule("        ratio: {numerator: a, denominator: b}\n        stat: p99\n        below: 0.9\n"),
-        &[(6, 9, "a ratio divides totals")],
+        &[(6, 9, "a ratio of quantiles")],
     );
     // 13. Two rules with one name, and both above and below.
     check(
