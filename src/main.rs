@@ -40,6 +40,13 @@ enum Command {
     Push(perfwatch::cli::push::PushArgs),
     /// Query a running perfwatch and print a table.
     Query(perfwatch::cli::query::QueryArgs),
+    /// List alerts (pending and firing by default) as a table.
+    Alerts(perfwatch::cli::alerts::AlertsArgs),
+    /// Acknowledge an alert (or --undo).
+    Ack(perfwatch::cli::alerts::AckArgs),
+    /// Add, list or end silences.
+    #[command(subcommand)]
+    Silence(perfwatch::cli::alerts::SilenceCommand),
     /// Push a realistic web-platform workload at a chosen rate, with a progress line.
     Loadgen(perfwatch::loadgen::LoadgenArgs),
 }
@@ -53,6 +60,9 @@ fn main() -> std::process::ExitCode {
         Command::Push(args) => client(perfwatch::cli::push::run(args)),
         Command::Query(args) => client(perfwatch::cli::query::run(args)),
         Command::Loadgen(args) => client(perfwatch::loadgen::run(args)),
+        Command::Alerts(args) => client(perfwatch::cli::alerts::list(args)),
+        Command::Ack(args) => client(perfwatch::cli::alerts::ack(args)),
+        Command::Silence(command) => client(perfwatch::cli::alerts::silence(command)),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,7 @@
 //! The small clients behind `perfwatch push` and `perfwatch query`: they talk to a running
 //! daemon's HTTP API and print what came back.
 
+pub mod alerts;
 pub mod push;
 pub mod query;
 

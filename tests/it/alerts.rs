@@ -222,3 +222,50 @@ async fn sighup_reloads_rules_in_the_running_binary() {
     assert!(status.success());
     wait_for("two rules loaded after SIGHUP", Duration::from_secs(10), || loaded(2.0)).await;
 }
+
+/// Runs the perfwatch binary off the runtime the daemon under test shares.
+async fn cli(args: Vec<String>) -> (bool, String, String) {
+    let out = tokio::process::Command::new(crate::support::BIN).args(&args).output().await.unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_command_line_lists_acks_and_silences() {
+    let d = daemon_with_rules().await;
+    let firing = push_until(&d, 0.5, "firing", |a| a["state"] == "firing").await;
+    let id = firing["id"].as_str().unwrap().to_owned();
+    let url = |args: &[&str]| -> Vec<String> {
+        args.iter().map(|s| s.to_string()).chain(["--url".into(), d.base.clone()]).collect()
+    };
+
+    let (ok, table, stderr) = cli(url(&["alerts"])).await;
+    assert!(ok, "{stderr}");
+    let row = table.lines().find(|l| l.starts_with(&id)).unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        row.contains("firing") && row.contains("critical") && row.contains("ApiSlow") && row.contains("team=platform"),
+        "{row}"
+    );
+
+    let (ok, out, stderr) = cli(url(&["ack", &id, "--by", "ana", "--comment", "on it"])).await;
+    assert!(ok && out.contains("acknowledged"), "{out}{stderr}");
+    let (_, table, _) = cli(url(&["alerts", "--state", "firing"])).await;
+    assert!(table.contains("acked by ana"), "{table}");
+
+    let (ok, out, stderr) =
+        cli(url(&["silence", "add", "--match", "{team=\"platform\"}", "--duration", "1h", "--author", "ana"])).await;
+    assert!(ok, "{stderr}");
+    let silence_id = out.split_whitespace().nth(1).unwrap().to_owned();
+    let (_, table, _) = cli(url(&["alerts"])).await;
+    assert!(table.contains("silenced"), "{table}");
+    let (_, listed, _) = cli(url(&["silence", "list"])).await;
+    assert!(listed.contains(&silence_id) && listed.contains("active"), "{listed}");
+    let (ok, out, _) = cli(url(&["silence", "expire", &silence_id])).await;
+    assert!(ok && out.contains("ended"), "{out}");
+
+    let (ok, _, stderr) = cli(url(&["ack", "ffffffffffffffff", "--by", "ana"])).await;
+    assert!(!ok && stderr.contains("no pending or firing alert"), "{stderr}");
+}
