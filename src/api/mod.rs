@@ -60,250 +60,147 @@ impl ApiError {
 
 type Handled = Result<Response, Infallible>;
 
+/// Who may call a route.
+#[derive(Clone, Copy)]
+enum Guard {
+    /// The push token, when one is configured.
+    Push,
+    /// The API token (reads, alerts, admin, /metrics), when one is configured.
+    Api,
+}
+
+/// Checks the route's token, runs `handler`, and counts the answer: the one wrapper every
+/// route goes through.
+async fn guarded<Fut>(
+    state: Arc<ApiState>,
+    headers: HeaderMap,
+    guard: Guard,
+    route: &'static str,
+    handler: impl FnOnce(Arc<ApiState>) -> Fut,
+) -> Handled
+where
+    Fut: std::future::Future<Output = Result<Response, ApiError>>,
+{
+    let (token, what) = match guard {
+        Guard::Push => (state.push_token.as_ref(), "pushing"),
+        Guard::Api => (state.api_token.as_ref(), "this API"),
+    };
+    let result = match auth::check(token, headers.get(AUTHORIZATION), what) {
+        Ok(()) => handler(state.clone()).await,
+        Err(err) => Err(err),
+    };
+    finish(route, result)
+}
+
+type Params = HashMap<String, String>;
+
 /// Every route, with unknown paths and methods answered in JSON.
 pub fn routes(
     state: Arc<ApiState>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
-    let with_state = {
-        let state = state.clone();
-        warp::any().map(move || state.clone())
-    };
+    let state = warp::any().map(move || state.clone());
     let headers = warp::header::headers_cloned();
+    let base = move || state.clone().and(headers);
 
-    let push = warp::path!("api" / "v1" / "push")
-        .and(warp::post())
-        .and(with_state.clone())
-        .and(headers)
-        .and(warp::body::stream())
-        .and_then(|state: Arc<ApiState>, headers: HeaderMap, stream| async move {
-            let result = async {
-                auth::check(state.push_token.as_ref(), headers.get(AUTHORIZATION), "pushing")?;
-                let encoding = headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok());
-                let body = body::read(Box::pin(stream), encoding, state.limits.max_body_bytes).await?;
+    let push = warp::path!("api" / "v1" / "push").and(warp::post()).and(base()).and(warp::body::stream()).and_then(
+        |state, headers: HeaderMap, stream| {
+            let encoding = headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            guarded(state, headers, Guard::Push, "push", move |state| async move {
+                let body = body::read(Box::pin(stream), encoding.as_deref(), state.limits.max_body_bytes).await?;
                 push::native(&state, &body)
-            }
-            .await;
-            finish("push", result)
-        });
-
+            })
+        },
+    );
     let pushgateway = warp::path("metrics")
         .and(warp::path::tail())
         .and(warp::put().or(warp::post()).unify())
-        .and(with_state.clone())
-        .and(headers)
+        .and(base())
         .and(warp::body::stream())
-        .and_then(|tail: warp::path::Tail, state: Arc<ApiState>, headers: HeaderMap, stream| async move {
-            let result = async {
-                auth::check(state.push_token.as_ref(), headers.get(AUTHORIZATION), "pushing")?;
-                let encoding = headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok());
-                let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
-                let body = body::read(Box::pin(stream), encoding, state.limits.max_body_bytes).await?;
-                pushgateway::push(&state, tail.as_str(), content_type, &body)
-            }
-            .await;
-            finish("pushgateway", result)
+        .and_then(|tail: warp::path::Tail, state, headers: HeaderMap, stream| {
+            let encoding = headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            guarded(state, headers, Guard::Push, "pushgateway", move |state| async move {
+                let body = body::read(Box::pin(stream), encoding.as_deref(), state.limits.max_body_bytes).await?;
+                pushgateway::push(&state, tail.as_str(), content_type.as_deref(), &body)
+            })
         });
-
-    let pushgateway_delete = warp::path("metrics")
-        .and(warp::path::tail())
-        .and(warp::delete())
-        .and(with_state.clone())
-        .and(headers)
-        .and_then(|tail: warp::path::Tail, state: Arc<ApiState>, headers: HeaderMap| async move {
-            let result = auth::check(state.push_token.as_ref(), headers.get(AUTHORIZATION), "pushing")
-                .and_then(|()| pushgateway::delete(&state, tail.as_str()));
-            finish("pushgateway_delete", result)
-        });
-
-    let query = warp::path!("api" / "v1" / "query")
+    let pushgateway_delete = warp::path("metrics").and(warp::path::tail()).and(warp::delete()).and(base()).and_then(
+        |tail: warp::path::Tail, state, headers| {
+            guarded(state, headers, Guard::Push, "pushgateway_delete", move |state| async move {
+                pushgateway::delete(&state, tail.as_str())
+            })
+        },
+    );
+    let query = warp::path!("api" / "v1" / "query").and(warp::get()).and(base()).and(warp::query::<Params>()).and_then(
+        |state, headers, params| guarded(state, headers, Guard::Api, "query", move |state| query::query(state, params)),
+    );
+    let metric_list = warp::path!("api" / "v1" / "metrics")
         .and(warp::get())
-        .and(with_state.clone())
-        .and(headers)
-        .and(warp::query::<HashMap<String, String>>())
-        .and_then(|state: Arc<ApiState>, headers: HeaderMap, params| async move {
-            let result = async {
-                auth::check(state.api_token.as_ref(), headers.get(AUTHORIZATION), "the query API")?;
-                query::query(state, params).await
-            }
-            .await;
-            finish("query", result)
-        });
-
-    let metric_list =
-        warp::path!("api" / "v1" / "metrics").and(warp::get()).and(with_state.clone()).and(headers).and_then(
-            |state: Arc<ApiState>, headers: HeaderMap| async move {
-                let result = async {
-                    auth::check(state.api_token.as_ref(), headers.get(AUTHORIZATION), "the query API")?;
-                    query::metrics(state).await
-                }
-                .await;
-                finish("metrics_list", result)
+        .and(base())
+        .and_then(|state, headers| guarded(state, headers, Guard::Api, "metrics_list", query::metrics));
+    let series =
+        warp::path!("api" / "v1" / "series").and(warp::get()).and(base()).and(warp::query::<Params>()).and_then(
+            |state, headers, params| {
+                guarded(state, headers, Guard::Api, "series", move |state| query::series(state, params))
             },
         );
-
-    let series = warp::path!("api" / "v1" / "series")
-        .and(warp::get())
-        .and(with_state.clone())
-        .and(headers)
-        .and(warp::query::<HashMap<String, String>>())
-        .and_then(|state: Arc<ApiState>, headers: HeaderMap, params| async move {
-            let result = async {
-                auth::check(state.api_token.as_ref(), headers.get(AUTHORIZATION), "the query API")?;
-                query::series(state, params).await
-            }
-            .await;
-            finish("series", result)
-        });
-
-    let alert_list = warp::path!("api" / "v1" / "alerts")
-        .and(warp::get())
-        .and(with_state.clone())
-        .and(headers)
-        .and(warp::query::<HashMap<String, String>>())
-        .and_then(|state: Arc<ApiState>, headers: HeaderMap, params| async move {
-            let result = async {
-                auth::check(state.api_token.as_ref(), headers.get(AUTHORIZATION), "the alerts API")?;
-                alerts::list(state, params).await
-            }
-            .await;
-            finish("alerts", result)
-        });
-
-    let alert_one =
-        warp::path!("api" / "v1" / "alerts" / String).and(warp::get()).and(with_state.clone()).and(headers).and_then(
-            |id: String, state: Arc<ApiState>, headers: HeaderMap| async move {
-                let result = async {
-                    auth::check(state.api_token.as_ref(), headers.get(AUTHORIZATION), "the alerts API")?;
-                    alerts::one(state, id).await
-                }
-                .await;
-                finish("alert", result)
+    let alert_list =
+        warp::path!("api" / "v1" / "alerts").and(warp::get()).and(base()).and(warp::query::<Params>()).and_then(
+            |state, headers, params| {
+                guarded(state, headers, Guard::Api, "alerts", move |state| alerts::list(state, params))
             },
         );
-
+    let alert_one = warp::path!("api" / "v1" / "alerts" / String).and(warp::get()).and(base()).and_then(
+        |id: String, state, headers| guarded(state, headers, Guard::Api, "alert", move |state| alerts::one(state, id)),
+    );
     let alert_ack = warp::path!("api" / "v1" / "alerts" / String / "ack")
         .and(warp::post())
-        .and(with_state.clone())
-        .and(headers)
+        .and(base())
         .and(warp::body::json())
-        .and_then(|id: String, state: Arc<ApiState>, headers: HeaderMap, request: alerts::AckRequest| async move {
-            let result = async {
-                auth::check(state.api_token.as_ref(), headers.get(AUTHORIZATION), "the alerts API")?;
-                alerts::ack(state, id, Some(request)).await
-            }
-            .await;
-            finish("alert_ack", result)
+        .and_then(|id: String, state, headers, request: alerts::AckRequest| {
+            guarded(state, headers, Guard::Api, "alert_ack", move |state| alerts::ack(state, id, Some(request)))
         });
-
-    let alert_unack = warp::path!("api" / "v1" / "alerts" / String / "unack")
-        .and(warp::post())
-        .and(with_state.clone())
-        .and(headers)
-        .and_then(|id: String, state: Arc<ApiState>, headers: HeaderMap| async move {
-            let result = async {
-                auth::check(state.api_token.as_ref(), headers.get(AUTHORIZATION), "the alerts API")?;
-                alerts::ack(state, id, None).await
-            }
-            .await;
-            finish("alert_unack", result)
-        });
-
-    let silence_create = warp::path!("api" / "v1" / "silences")
-        .and(warp::post())
-        .and(with_state.clone())
-        .and(headers)
-        .and(warp::body::json())
-        .and_then(|state: Arc<ApiState>, headers: HeaderMap, request: silences::NewSilence| async move {
-            let result = async {
-                auth::check(state.api_token.as_ref(), headers.get(AUTHORIZATION), "the silences API")?;
-                silences::create(state, request).await
-            }
-            .await;
-            finish("silence_create", result)
-        });
-
-    let silence_list = warp::path!("api" / "v1" / "silences")
-        .and(warp::get())
-        .and(with_state.clone())
-        .and(headers)
-        .and(warp::query::<HashMap<String, String>>())
-        .and_then(|state: Arc<ApiState>, headers: HeaderMap, params| async move {
-            let result = async {
-                auth::check(state.api_token.as_ref(), headers.get(AUTHORIZATION), "the silences API")?;
-                silences::list(state, params).await
-            }
-            .await;
-            finish("silences", result)
-        });
-
-    let silence_expire = warp::path!("api" / "v1" / "silences" / String)
-        .and(warp::delete())
-        .and(with_state.clone())
-        .and(headers)
-        .and_then(|id: String, state: Arc<ApiState>, headers: HeaderMap| async move {
-            let result = async {
-                auth::check(state.api_token.as_ref(), headers.get(AUTHORIZATION), "the silences API")?;
-                silences::expire(state, id).await
-            }
-            .await;
-            finish("silence_expire", result)
-        });
-
-    let reload = warp::path!("-" / "reload").and(warp::post()).and(with_state.clone()).and(headers).and_then(
-        |state: Arc<ApiState>, headers: HeaderMap| async move {
-            let result = async {
-                auth::check(state.api_token.as_ref(), headers.get(AUTHORIZATION), "the admin API")?;
-                match state.reloader.reload().await {
-                    Ok(report) => Ok(reply::json(
-                        StatusCode::OK,
-                        &serde_json::json!({ "rules": report.n_rules, "kept_state": report.n_kept }),
-                    )),
-                    Err(errors) => Err(ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        format!(
-                            "rules not reloaded; the running rules stay:\n{}",
-                            errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
-                        ),
-                    )),
-                }
-            }
-            .await;
-            finish("reload", result)
+    let alert_unack = warp::path!("api" / "v1" / "alerts" / String / "unack").and(warp::post()).and(base()).and_then(
+        |id: String, state, headers| {
+            guarded(state, headers, Guard::Api, "alert_unack", move |state| alerts::ack(state, id, None))
         },
     );
-
-    let flush =
-        warp::path!("api" / "v1" / "admin" / "flush").and(warp::post()).and(with_state.clone()).and(headers).and_then(
-            |state: Arc<ApiState>, headers: HeaderMap| async move {
-                let result = async {
-                    auth::check(state.api_token.as_ref(), headers.get(AUTHORIZATION), "the admin API")?;
-                    let n =
-                        state.flush.flush_all().await.map_err(|e| {
-                            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("flush failed: {e}"))
-                        })?;
-                    Ok(reply::json(StatusCode::OK, &serde_json::json!({ "rollups": n })))
-                }
-                .await;
-                finish("admin_flush", result)
+    let silence_create =
+        warp::path!("api" / "v1" / "silences").and(warp::post()).and(base()).and(warp::body::json()).and_then(
+            |state, headers, request: silences::NewSilence| {
+                guarded(state, headers, Guard::Api, "silence_create", move |state| silences::create(state, request))
             },
         );
-
-    let metrics = warp::path!("metrics").and(warp::get()).and(with_state.clone()).and(headers).and_then(
-        |state: Arc<ApiState>, headers: HeaderMap| async move {
-            let result = auth::check(state.api_token.as_ref(), headers.get(AUTHORIZATION), "/metrics").map(|()| {
-                let text = state.prometheus.as_ref().map(|p| p.render()).unwrap_or_default();
-                warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4; charset=utf-8")
-                    .into_response()
-            });
-            finish("metrics", result)
+    let silence_list =
+        warp::path!("api" / "v1" / "silences").and(warp::get()).and(base()).and(warp::query::<Params>()).and_then(
+            |state, headers, params| {
+                guarded(state, headers, Guard::Api, "silences", move |state| silences::list(state, params))
+            },
+        );
+    let silence_expire = warp::path!("api" / "v1" / "silences" / String).and(warp::delete()).and(base()).and_then(
+        |id: String, state, headers| {
+            guarded(state, headers, Guard::Api, "silence_expire", move |state| silences::expire(state, id))
         },
     );
-
+    let reload = warp::path!("-" / "reload")
+        .and(warp::post())
+        .and(base())
+        .and_then(|state, headers| guarded(state, headers, Guard::Api, "reload", reload_rules));
+    let flush = warp::path!("api" / "v1" / "admin" / "flush")
+        .and(warp::post())
+        .and(base())
+        .and_then(|state, headers| guarded(state, headers, Guard::Api, "admin_flush", flush_all));
+    let metrics = warp::path!("metrics").and(warp::get()).and(base()).and_then(|state, headers| {
+        guarded(state, headers, Guard::Api, "metrics", |state: Arc<ApiState>| async move {
+            let text = state.prometheus.as_ref().map(|p| p.render()).unwrap_or_default();
+            Ok(warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4; charset=utf-8")
+                .into_response())
+        })
+    });
     let healthz = warp::path!("healthz")
         .and(warp::get())
         .map(|| reply::json(StatusCode::OK, &serde_json::json!({ "status": "alive" })));
-
-    let readyz = warp::path!("readyz").and(warp::get()).and(with_state).map(|state: Arc<ApiState>| readiness(&state));
+    let readyz = warp::path!("readyz").and(warp::get()).and(base()).map(|state: Arc<ApiState>, _| readiness(&state));
 
     // Each route boxed and folded: a flat type keeps compile times sane as routes grow.
     let all: Vec<BoxedFilter<(Response,)>> = vec![
@@ -331,6 +228,33 @@ pub fn routes(
         .expect("there are routes")
         .recover(|rejection: Rejection| async move { Ok::<_, Infallible>(rejected(rejection)) })
         .unify()
+}
+
+/// `POST /-/reload`: new rules, or every mistake and the running rules kept.
+async fn reload_rules(state: Arc<ApiState>) -> Result<Response, ApiError> {
+    match state.reloader.reload().await {
+        Ok(report) => Ok(reply::json(
+            StatusCode::OK,
+            &serde_json::json!({ "rules": report.n_rules, "kept_state": report.n_kept }),
+        )),
+        Err(errors) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "rules not reloaded; the running rules stay:\n{}",
+                errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+            ),
+        )),
+    }
+}
+
+/// `POST /api/v1/admin/flush`: commit everything in memory now.
+async fn flush_all(state: Arc<ApiState>) -> Result<Response, ApiError> {
+    let n = state
+        .flush
+        .flush_all()
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("flush failed: {e}")))?;
+    Ok(reply::json(StatusCode::OK, &serde_json::json!({ "rollups": n })))
 }
 
 /// Ready when the last commit is recent: the database takes writes and flushes keep up.
