@@ -1,6 +1,7 @@
 //! The web-platform workload: API endpoints with lognormal latencies, L1/L2/L3 cache hits and
-//! misses with their latencies, DB query timings and pool gauges, and 5xx counts, spread over
-//! as many series as asked for (an `instance` label multiplies the base set).
+//! misses with their latencies, DB query timings, pool gauges (in use and size), realtime
+//! update latency and 5xx counts — every metric the shipped rules watch — spread over as many
+//! series as asked for (an `instance` label multiplies the base set).
 
 use rand::Rng;
 use rand::rngs::SmallRng;
@@ -95,12 +96,19 @@ fn base_set() -> Vec<SeriesSpec> {
         });
     }
     for (pool, size) in [("primary", 50.0), ("replica", 30.0)] {
+        let labels = vec![("pool", pool.to_owned())];
         out.push(SeriesSpec {
             name: "db_pool_connections_in_use",
-            labels: vec![("pool", pool.to_owned())],
+            labels: labels.clone(),
             shape: Shape::Level { low: 0.0, high: size },
         });
+        out.push(SeriesSpec { name: "db_pool_connections_max", labels, shape: Shape::Level { low: size, high: size } });
     }
+    out.push(SeriesSpec {
+        name: "realtime_update_duration_seconds",
+        labels: vec![("service", "timeline".to_owned())],
+        shape: Shape::Latency { median: 0.03, sigma: 0.5 },
+    });
     out
 }
 

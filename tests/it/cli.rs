@@ -120,6 +120,8 @@ async fn loadgen_counts_match_what_was_stored() {
         "cache_requests_total",
         "db_query_duration_seconds",
         "db_pool_connections_in_use",
+        "db_pool_connections_max",
+        "realtime_update_duration_seconds",
     ] {
         stored += d.query_one(&[("metric", metric), ("stat", "count"), ("group_by", "")]).await;
     }
