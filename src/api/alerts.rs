@@ -99,8 +99,11 @@ pub async fn list(state: Arc<ApiState>, params: HashMap<String, String>) -> Resu
         }
     };
     let now_s = clock::now_s();
-    let (rows, silences) =
-        state.reader.read(move |tx| Ok((tx.alerts(&states)?, tx.silences(now_s, false)?))).await.map_err(internal)?;
+    let (rows, silences) = state
+        .reader
+        .read(move |tx| Ok((tx.alerts(&states)?, tx.silences(now_s, false)?)))
+        .await
+        .map_err(ApiError::internal)?;
     let silences = active_silences(silences);
     let severity = params.get("severity").cloned();
     let alerts: Vec<AlertBody> = rows
@@ -121,7 +124,7 @@ pub async fn one(state: Arc<ApiState>, id: String) -> Result<Response, ApiError>
             Ok((alert, tx.alert_history(&lookup)?, tx.silences(now_s, false)?))
         })
         .await
-        .map_err(internal)?;
+        .map_err(ApiError::internal)?;
     let silences = active_silences(silences);
     let alert = alert.ok_or_else(|| {
         ApiError::new(StatusCode::NOT_FOUND, format!("no alert {id:?}; list them at /api/v1/alerts?state=all"))
@@ -152,7 +155,7 @@ pub async fn ack(state: Arc<ApiState>, id: String, request: Option<AckRequest>) 
         None => None,
     };
     let acked = ack.is_some();
-    let found = state.store.ack(id.clone(), ack, now_s).await.map_err(internal)?;
+    let found = state.store.ack(id.clone(), ack, now_s).await.map_err(ApiError::internal)?;
     if !found {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -173,8 +176,4 @@ pub fn active_silences(rows: Vec<crate::store::alerts::SilenceRow>) -> Vec<Silen
             }
         })
         .collect()
-}
-
-fn internal(err: crate::store::StoreError) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string())
 }

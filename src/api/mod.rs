@@ -53,6 +53,11 @@ impl ApiError {
         ApiError { status, message }
     }
 
+    /// A store failure: 500 with its message.
+    pub fn internal(err: crate::store::StoreError) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string())
+    }
+
     fn into_response(self) -> Response {
         reply::error(self.status, &self.message)
     }

@@ -74,7 +74,7 @@ pub async fn create(state: Arc<ApiState>, request: NewSilence) -> Result<Respons
         comment: request.comment,
         created_s: now_s,
     };
-    state.store.save_silence(row).await.map_err(internal)?;
+    state.store.save_silence(row).await.map_err(ApiError::internal)?;
     Ok(reply::json(StatusCode::CREATED, &serde_json::json!({ "id": id })))
 }
 
@@ -82,7 +82,7 @@ pub async fn create(state: Arc<ApiState>, request: NewSilence) -> Result<Respons
 pub async fn list(state: Arc<ApiState>, params: HashMap<String, String>) -> Result<Response, ApiError> {
     let now_s = clock::now_s();
     let all = params.get("all").is_some_and(|v| v == "true");
-    let rows = state.reader.read(move |tx| tx.silences(now_s, all)).await.map_err(internal)?;
+    let rows = state.reader.read(move |tx| tx.silences(now_s, all)).await.map_err(ApiError::internal)?;
     let silences: Vec<SilenceBody> = rows
         .into_iter()
         .map(|r| SilenceBody {
@@ -106,15 +106,11 @@ pub async fn expire(state: Arc<ApiState>, id: String) -> Result<Response, ApiErr
         .reader
         .read(move |tx| Ok(tx.silences(now_s, false)?.into_iter().find(|s| s.id == lookup)))
         .await
-        .map_err(internal)?;
+        .map_err(ApiError::internal)?;
     let Some(mut silence) = existing else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no active silence {id:?}; see /api/v1/silences")));
     };
     silence.ends_s = now_s;
-    state.store.save_silence(silence).await.map_err(internal)?;
+    state.store.save_silence(silence).await.map_err(ApiError::internal)?;
     Ok(reply::json(StatusCode::OK, &serde_json::json!({ "id": id, "ended": now_s })))
-}
-
-fn internal(err: crate::store::StoreError) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string())
 }

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::{CliError, ServerArgs, send_json};
+use super::{CliError, ServerArgs, format_time, send_json};
 
 #[derive(Debug, clap::Args)]
 pub struct AlertsArgs {
@@ -198,11 +198,4 @@ pub async fn silence(command: SilenceCommand) -> Result<String, CliError> {
 
 fn text(value: &Value) -> String {
     value.as_str().map(str::to_owned).unwrap_or_default()
-}
-
-fn format_time(ts: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ts)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| ts.to_string())
 }

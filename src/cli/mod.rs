@@ -56,6 +56,14 @@ impl ServerArgs {
     }
 }
 
+/// Unix seconds as RFC 3339 UTC, for tables.
+pub fn format_time(ts: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ts)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| ts.to_string())
+}
+
 /// Sends `request` and returns the JSON body of a 2xx answer, or the daemon's error message.
 pub async fn send_json(url: &str, request: reqwest::RequestBuilder) -> Result<serde_json::Value, CliError> {
     let response = request.send().await.map_err(|source| CliError::Connect { url: url.to_owned(), source })?;

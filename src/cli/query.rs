@@ -11,9 +11,9 @@ pub struct QueryArgs {
     /// count, sum, avg, min, max, last, rate or a quantile such as p99.
     #[arg(long, short, default_value = "p99")]
     pub stat: String,
-    #[arg(long, default_value = "-1h")]
+    #[arg(long, default_value = "-1h", allow_hyphen_values = true)]
     pub from: String,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub to: Option<String>,
     /// One row per step (e.g. 1m); without it one row per series for the whole window.
     #[arg(long)]
@@ -48,10 +48,7 @@ pub fn table(answer: &serde_json::Value, stat: &str) -> String {
             .unwrap_or_default();
         for point in series["points"].as_array().into_iter().flatten() {
             let ts = point[0].as_i64().unwrap_or_default();
-            let time = time::OffsetDateTime::from_unix_timestamp(ts)
-                .ok()
-                .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-                .unwrap_or_else(|| ts.to_string());
+            let time = super::format_time(ts);
             let value = point[1].as_f64().map_or_else(String::new, format_value);
             rows.push([format!("{{{labels}}}"), time, value]);
         }

@@ -20,6 +20,7 @@ use crate::model::{Labels, SeriesKey, write_canonical_key};
 use crate::query::selector::Selector;
 use crate::query::{QueryError, fetch_groups};
 use crate::store::alerts::{AlertRow, HistoryRow};
+use crate::store::tiers::align_up;
 use crate::store::{Reader, StoreError, StoreHandle};
 use crate::{clock, telemetry};
 
@@ -109,7 +110,7 @@ impl Scheduler {
             .filter_map(|row| {
                 let labels = SeriesKey::parse(&row.labels)?.labels;
                 let state = if row.state == "firing" { AlertState::Firing } else { AlertState::Pending };
-                let severity = row.severity.as_deref().and_then(parse_severity);
+                let severity = row.severity.as_deref().and_then(super::rule::Severity::parse);
                 let instance = Instance {
                     state,
                     severity,
@@ -390,18 +391,4 @@ fn transition_name(transition: Transition) -> &'static str {
         Transition::Cancelled => "cancelled",
         Transition::Resolved => "resolved",
     }
-}
-
-fn parse_severity(text: &str) -> Option<super::rule::Severity> {
-    use super::rule::Severity;
-    match text {
-        "info" => Some(Severity::Info),
-        "warning" => Some(Severity::Warning),
-        "critical" => Some(Severity::Critical),
-        _ => None,
-    }
-}
-
-fn align_up(ts_s: i64, interval_s: i64) -> i64 {
-    crate::store::tiers::align_up(ts_s, interval_s)
 }

@@ -219,3 +219,17 @@ fn shipped_rules_pass_their_tests() {
     assert!(ok, "{stdout}");
     assert!(stdout.contains(" 0 failed"), "{stdout}");
 }
+
+#[tokio::test]
+async fn query_takes_relative_times_as_the_readme_writes_them() {
+    let d = TestDaemon::start("").await;
+    d.push_json(&serde_json::json!({"metrics": [{"name": "lat", "type": "timing", "values": [0.1, 0.3]}]})).await;
+    let base = d.base.clone();
+    let (ok, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        perfwatch(&["query", "--url", &base, "lat", "--stat", "max", "--from", "-5m"])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{stderr}");
+    assert!(stdout.lines().nth(1).is_some_and(|l| l.trim_end().ends_with("0.300000")), "{stdout}");
+}
