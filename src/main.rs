@@ -47,6 +47,9 @@ enum Command {
     /// Add, list or end silences.
     #[command(subcommand)]
     Silence(perfwatch::cli::alerts::SilenceCommand),
+    /// Judge a release: evaluate rules once against history; exit 1 if any would fire, 2 if
+    /// the gate could not judge.
+    Gate(perfwatch::cli::gate::GateArgs),
     /// Push a realistic web-platform workload at a chosen rate, with a progress line.
     Loadgen(perfwatch::loadgen::LoadgenArgs),
 }
@@ -59,6 +62,7 @@ fn main() -> std::process::ExitCode {
         Command::TestRules { files } => test_rules(&files),
         Command::Push(args) => client(perfwatch::cli::push::run(args)),
         Command::Query(args) => client(perfwatch::cli::query::run(args)),
+        Command::Gate(args) => gate(args),
         Command::Loadgen(args) => client(perfwatch::loadgen::run(args)),
         Command::Alerts(args) => client(perfwatch::cli::alerts::list(args)),
         Command::Ack(args) => client(perfwatch::cli::alerts::ack(args)),
@@ -82,6 +86,22 @@ where
     let output = runtime.block_on(command)?;
     println!("{}", output.trim_end());
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The deploy gate: its own exit codes so a pipeline can tell "roll back" (1) from "the gate
+/// is broken" (2).
+fn gate(args: perfwatch::cli::gate::GateArgs) -> anyhow::Result<std::process::ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    match runtime.block_on(perfwatch::cli::gate::run(args)) {
+        Ok(verdict) => {
+            println!("{}", verdict.text);
+            Ok(if verdict.pass { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
+        }
+        Err(err) => {
+            eprintln!("perfwatch gate: {err}");
+            Ok(std::process::ExitCode::from(2))
+        }
+    }
 }
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {

@@ -4,6 +4,7 @@
 mod alerts;
 mod auth;
 mod body;
+mod gate;
 mod push;
 mod pushgateway;
 mod query;
@@ -56,6 +57,15 @@ impl ApiError {
     /// A store failure: 500 with its message.
     pub fn internal(err: crate::store::StoreError) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string())
+    }
+
+    /// A query failure: 500 when the store failed, else 400 (the request asked for something
+    /// that cannot be computed, such as p99 of a counter).
+    pub fn query(err: crate::query::QueryError) -> ApiError {
+        match err {
+            crate::query::QueryError::Store(err) => ApiError::internal(err),
+            other => ApiError::new(StatusCode::BAD_REQUEST, other.to_string()),
+        }
     }
 
     fn into_response(self) -> Response {
@@ -187,6 +197,15 @@ pub fn routes(
             guarded(state, headers, Guard::Api, "silence_expire", move |state| silences::expire(state, id))
         },
     );
+    let gate = warp::path!("api" / "v1" / "gate").and(warp::post()).and(base()).and(warp::body::stream()).and_then(
+        |state, headers: HeaderMap, stream| {
+            let encoding = headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            guarded(state, headers, Guard::Api, "gate", move |state| async move {
+                let body = body::read(Box::pin(stream), encoding.as_deref(), state.limits.max_body_bytes).await?;
+                gate::evaluate(state, &body).await
+            })
+        },
+    );
     let reload = warp::path!("-" / "reload")
         .and(warp::post())
         .and(base())
@@ -222,6 +241,7 @@ pub fn routes(
         silence_create.boxed(),
         silence_list.boxed(),
         silence_expire.boxed(),
+        gate.boxed(),
         reload.boxed(),
         flush.boxed(),
         metrics.boxed(),

@@ -13,7 +13,7 @@ use crate::model::{MetricKind, SeriesKey};
 use crate::query::selector::Selector;
 use crate::query::stat::Stat;
 use crate::query::time::{parse_duration_s, parse_time};
-use crate::query::{QueryError, QueryRequest, execute};
+use crate::query::{QueryRequest, execute};
 
 #[derive(Serialize)]
 struct QueryBody {
@@ -28,10 +28,7 @@ struct SeriesBody {
 
 pub async fn query(state: Arc<ApiState>, params: HashMap<String, String>) -> Result<Response, ApiError> {
     let request = parse_request(&params, clock::now_s())?;
-    let result = execute(&state.reader, &state.aggregator, request).await.map_err(|err| match err {
-        QueryError::Store(err) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
-        other => ApiError::new(StatusCode::BAD_REQUEST, other.to_string()),
-    })?;
+    let result = execute(&state.reader, &state.aggregator, request).await.map_err(ApiError::query)?;
     let body = QueryBody {
         series: result
             .into_iter()

@@ -2,6 +2,7 @@
 //! daemon's HTTP API and print what came back.
 
 pub mod alerts;
+pub mod gate;
 pub mod push;
 pub mod query;
 

@@ -73,7 +73,7 @@ pub fn table(answer: &serde_json::Value, stat: &str) -> String {
     out
 }
 
-fn format_value(value: f64) -> String {
+pub fn format_value(value: f64) -> String {
     if value.fract() == 0.0 && value.abs() < 1e15 { format!("{value:.0}") } else { format!("{value:.6}") }
 }
 

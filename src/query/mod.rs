@@ -136,6 +136,20 @@ pub fn fetch_groups(
         .collect())
 }
 
+/// [`fetch_groups`] on a lent connection, with a memory snapshot of `aggregator` (if any)
+/// taken just before the read transaction, as rule evaluation needs it.
+pub fn read_groups(
+    conn: &mut crate::store::reader::ReadConn<'_>,
+    aggregator: Option<&crate::aggregate::Aggregator>,
+    selector: &Selector,
+    from_s: i64,
+    to_s: i64,
+    group_by: &[String],
+) -> Result<Vec<GroupRollup>, QueryError> {
+    let snapshot = aggregator.map(|a| a.snapshot(&selector.name, from_s, to_s)).unwrap_or_default();
+    conn.read(|tx| fetch_groups(tx, selector, from_s, to_s, group_by, &snapshot))
+}
+
 /// A group's rollups per bucket.
 struct Collected {
     labels: Labels,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::rule::{Condition, Direction, Measure, Rule, Severity};
 use crate::aggregate::rollup::Rollup;
+use crate::alert::state::Verdict;
 use crate::model::Labels;
 use crate::query::selector::Selector;
 
@@ -107,6 +108,17 @@ pub fn measure<E>(rule: &Rule, now_s: i64, fetch: &mut Fetch<'_, E>) -> Result<V
 
 fn by_labels(groups: Vec<GroupData>) -> BTreeMap<Labels, GroupData> {
     groups.into_iter().map(|g| (g.labels.clone(), g)).collect()
+}
+
+/// What one measurement means for an instance that is `firing` (or not) now.
+pub fn verdict(rule: &Rule, measured: &Measured, firing: bool) -> Verdict {
+    match measured.value {
+        None => Verdict::Undecided,
+        Some(value) => match breach(rule, value, firing) {
+            Some((severity, threshold)) => Verdict::Breach { severity, value, threshold },
+            None => Verdict::Clear { value: Some(value) },
+        },
+    }
 }
 
 /// The severity `value` breaches at, or `None`. While `firing`, a rule with `resolve_at`

@@ -2,9 +2,11 @@
 //! and where in a file a rule sits (`locate`) for error messages.
 
 pub mod eval;
+pub mod gate;
 mod load;
 mod locate;
 pub mod reload;
+pub mod replay;
 pub mod rule;
 pub mod rule_test;
 pub mod scheduler;

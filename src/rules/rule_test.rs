@@ -20,18 +20,17 @@
 //!             annotations: {summary: "…"}
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::eval::{GroupData, breach, measure};
+use super::eval::GroupData;
+use super::replay::{self, Replay};
 use super::rule::{Group, Rule};
-use super::scheduler::alert_labels;
 use super::series::expand;
-use super::template::Context;
 use crate::aggregate::rollup::Rollup;
-use crate::alert::state::{AlertState, Instance, Timing, Verdict, step};
+use crate::alert::state::Instance;
 use crate::config::Seconds;
 use crate::model::{Labels, MetricKind};
 use crate::query::selector::Selector;
@@ -164,7 +163,7 @@ fn run_case(case: &TestCase, groups: &[Group], eval_every: Option<i64>) -> Resul
     for check in &case.alert_rule_test {
         checks.entry(check.eval_time.0).or_default().push(check);
     }
-    let mut states: HashMap<(String, Labels), Instance> = HashMap::new();
+    let mut replay = Replay::default();
     let mut failures = Vec::new();
     let mut fetch = |selector: &Selector, from: i64, to: i64, group_by: &[String]| {
         Ok::<_, String>(fetch_series(&series, interval, selector, from, to, group_by))
@@ -180,31 +179,18 @@ fn run_case(case: &TestCase, groups: &[Group], eval_every: Option<i64>) -> Resul
     times.sort_unstable();
     times.dedup();
     for now in times {
-        for rule in &rules {
-            for measured in measure(rule, now, &mut fetch)? {
-                let key = (rule.name.clone(), measured.labels.clone());
-                let current = states.get(&key).cloned().unwrap_or_default();
-                let verdict = match measured.value {
-                    None => Verdict::Undecided,
-                    Some(value) => match breach(rule, value, current.state == AlertState::Firing) {
-                        Some((severity, threshold)) => Verdict::Breach { severity, value, threshold },
-                        None => Verdict::Clear { value: Some(value) },
-                    },
-                };
-                let timing = Timing { for_s: rule.for_s, keep_firing_for_s: rule.keep_firing_for_s };
-                let (next, _) = step(&current, verdict, now, timing);
-                states.insert(key, next);
-            }
+        for group in groups {
+            replay.evaluate(group, now, &mut fetch)?;
         }
         for check in checks.get(&now).into_iter().flatten() {
             let Some(rule) = rules.iter().find(|r| r.name == check.alertname) else {
                 failures.push(format!("  at {now}s: no rule named {:?} in the rule files", check.alertname));
                 continue;
             };
-            let mut got: Vec<ExpectedAlert> = states
-                .iter()
-                .filter(|((name, _), instance)| name == &rule.name && instance.state != AlertState::Inactive)
-                .map(|((_, labels), instance)| describe(rule, labels, instance))
+            let mut got: Vec<ExpectedAlert> = replay
+                .active()
+                .filter(|(key, _)| key.rule == rule.name)
+                .map(|(key, instance)| describe(rule, &key.labels, instance))
                 .collect();
             // Annotations are compared when the test gives some (a p99 in an annotation is
             // a sketch estimate, which a test may not want to spell out).
@@ -275,15 +261,8 @@ fn fetch_series(
 }
 
 fn describe(rule: &Rule, group_labels: &Labels, instance: &Instance) -> ExpectedAlert {
-    let all = alert_labels(rule, group_labels);
-    let mut labels: BTreeMap<String, String> =
-        all.iter().filter(|(k, _)| *k != "alertname").map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
-    let severity = instance.severity.map_or("", |s| s.as_str());
-    labels.insert("severity".into(), severity.to_owned());
-    let lookup = |name: &str| all.get(name).map(str::to_owned);
-    let context =
-        Context { labels: &lookup, value: instance.value, threshold: instance.threshold, rule: &rule.name, severity };
-    let annotations = rule.annotations.iter().map(|(k, t)| (k.clone(), t.render(&context))).collect();
+    let (mut labels, annotations) = replay::describe(rule, group_labels, instance);
+    labels.remove("alertname");
     ExpectedAlert { labels, annotations, state: instance.state.as_str().to_owned() }
 }
 
@@ -305,7 +284,7 @@ pub fn files(patterns: &[String]) -> Result<Vec<PathBuf>, String> {
         let matched: Vec<PathBuf> =
             glob::glob(pattern).map_err(|e| format!("{pattern}: {e}"))?.filter_map(Result::ok).collect();
         if matched.is_empty() {
-            return Err(format!("{pattern}: no such test file"));
+            return Err(format!("{pattern}: no file matches"));
         }
         out.extend(matched);
     }

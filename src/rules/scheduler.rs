@@ -12,13 +12,13 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::eval::{GroupData, Measured, breach, measure};
+use super::eval::{Measured, measure, verdict};
 use super::rule::{Group, Rule};
 use crate::aggregate::Aggregator;
 use crate::alert::state::{AlertState, Instance, Timing, Transition, Verdict, step};
 use crate::model::{Labels, SeriesKey, write_canonical_key};
 use crate::query::selector::Selector;
-use crate::query::{QueryError, fetch_groups};
+use crate::query::{QueryError, read_groups};
 use crate::store::alerts::{AlertRow, HistoryRow};
 use crate::store::tiers::align_up;
 use crate::store::{Reader, StoreError, StoreHandle};
@@ -353,10 +353,8 @@ impl Scheduler {
                     .iter()
                     .map(|rule| {
                         let mut fetch = |selector: &Selector, from: i64, to: i64, group_by: &[String]| {
-                            let snapshot = aggregator.snapshot(&selector.name, from, to);
-                            conn.read(|tx| -> Result<Vec<GroupData>, SchedulerError> {
-                                Ok(fetch_groups(tx, selector, from, to, group_by, &snapshot)?)
-                            })
+                            read_groups(conn, Some(&aggregator), selector, from, to, group_by)
+                                .map_err(SchedulerError::from)
                         };
                         measure(rule, now_s, &mut fetch)
                     })
@@ -371,16 +369,6 @@ fn fingerprint(rule: &Rule) -> String {
     let mut rule = rule.clone();
     rule.location = super::rule::Location { file: String::new(), line: 0, column: 0 };
     format!("{rule:?}")
-}
-
-fn verdict(rule: &Rule, measured: &Measured, firing: bool) -> Verdict {
-    match measured.value {
-        None => Verdict::Undecided,
-        Some(value) => match breach(rule, value, firing) {
-            Some((severity, threshold)) => Verdict::Breach { severity, value, threshold },
-            None => Verdict::Clear { value: Some(value) },
-        },
-    }
 }
 
 fn transition_name(transition: Transition) -> &'static str {

@@ -37,6 +37,8 @@ pub enum StoreError {
     NewerSchema { found: usize, known: usize },
     #[error("cannot open database {path}: {source}; check the path exists and is writable")]
     Open { path: PathBuf, source: rusqlite::Error },
+    #[error("{path} holds no perfwatch data; point at the storage.path of a perfwatch daemon")]
+    NotPerfwatch { path: PathBuf },
     #[error("the store writer has stopped")]
     WriterGone,
     #[error("cannot start the store writer thread: {0}")]
@@ -151,6 +153,18 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Store { handle: StoreHandle { tx }, reader: Reader::new(readers, settings.tiers), writer_thread })
     }
+}
+
+/// A reader over a database file another perfwatch writes (or wrote), without its config:
+/// the tiers come from the file's tables. For `perfwatch gate --db`.
+pub fn open_history(path: &Path) -> Result<Reader, StoreError> {
+    if !path.is_file() {
+        let source = rusqlite::Error::InvalidPath(path.to_owned());
+        return Err(StoreError::Open { path: path.to_owned(), source });
+    }
+    let conn = open_connection(path, true)?;
+    let tiers = schema::stored_tiers(&conn)?.ok_or_else(|| StoreError::NotPerfwatch { path: path.to_owned() })?;
+    Ok(Reader::new(vec![conn], tiers))
 }
 
 /// Page cache per connection, KiB (SQLite's default is 2 MiB).

@@ -93,3 +93,21 @@ pub fn migrate(conn: &mut Connection, tiers: &[Tier]) -> Result<(), StoreError> 
     tx.commit()?;
     Ok(())
 }
+
+/// The tiers a database holds, read from its tables (for reading a database file without the
+/// daemon's config). `None` when it has no perfwatch schema.
+pub fn stored_tiers(conn: &Connection) -> Result<Option<Vec<Tier>>, StoreError> {
+    let version: usize = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::NewerSchema { found: version, known: MIGRATIONS.len() });
+    }
+    let mut statement = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?;
+    let names = statement.query_map([], |row| row.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+    let resolution =
+        |name: &str, prefix: &str| -> Option<i64> { name.strip_prefix(prefix)?.strip_suffix('s')?.parse().ok() };
+    let Some(raw) = names.iter().filter_map(|n| resolution(n, "raw_")).min() else { return Ok(None) };
+    let mut coarse: Vec<i64> = names.iter().filter_map(|n| resolution(n, "rollup_")).filter(|r| *r > raw).collect();
+    coarse.sort_unstable();
+    let tier = |resolution_s| Tier { resolution_s, retention_s: i64::MAX };
+    Ok((version > 0).then(|| std::iter::once(raw).chain(coarse).map(tier).collect()))
+}

@@ -3,6 +3,7 @@
 mod alerts;
 mod cli;
 mod crash;
+mod gate;
 mod json_push;
 mod limits;
 mod persistence;
