@@ -23,15 +23,7 @@ const RULES: &str = "groups:
 ";
 
 async fn daemon_with_rules() -> TestDaemon {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("api.yaml");
-    std::fs::write(&rules, RULES).unwrap();
-    let extra = format!(
-        "  interval: 1s\n  tiers:\n    - {{resolution: 1s, retention: 1d}}\n    - {{resolution: 1m, retention: 1d}}\nrules:\n  paths: [{}]\n",
-        rules.display()
-    );
-    // The rule file lives in the daemon's own directory, removed with it.
-    TestDaemon::start_in(dir, &extra).await
+    TestDaemon::with_rules(RULES).await
 }
 
 async fn push(d: &TestDaemon, value: f64) {
@@ -156,13 +148,13 @@ async fn acks_and_silences_mark_alerts_without_changing_their_state() {
 async fn reload_keeps_unchanged_rules_and_refuses_bad_files() {
     let d = daemon_with_rules().await;
     let firing = push_until(&d, 0.5, "firing", |a| a["state"] == "firing").await;
-    let rules = d.dir.as_ref().unwrap().path().join("api.yaml");
+    let rules = d.dir.as_ref().unwrap().path().join("rules.yaml");
 
     std::fs::write(&rules, RULES.replace("stat: max", "stat: maximum")).unwrap();
     let (status, answer) = post(&d, "/-/reload", json!({})).await;
     assert_eq!(status, 400, "{answer}");
     let message = answer["error"].as_str().unwrap();
-    assert!(message.contains("api.yaml:7:15") && message.contains("unknown stat"), "{message}");
+    assert!(message.contains("rules.yaml:7:15") && message.contains("unknown stat"), "{message}");
     let still = push_until(&d, 0.7, "the old rule still evaluating", |a| a["value"].as_f64() == Some(0.7)).await;
     assert_eq!(still["firing_since"], firing["firing_since"]);
     let metrics = d.get("/metrics").await.1.as_str().unwrap().to_owned();

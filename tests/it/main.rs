@@ -8,6 +8,7 @@ mod json_push;
 mod limits;
 mod persistence;
 mod pushgateway;
+mod rule_kinds;
 mod statsd;
 mod support;
 mod tiers;

@@ -38,6 +38,19 @@ impl TestDaemon {
         }
     }
 
+    /// A daemon with 1 s rollups, late samples allowed (for history), and `rules` as its only
+    /// rule file, kept in the daemon's own directory (`rules.yaml`) and removed with it.
+    pub async fn with_rules(rules: &str) -> TestDaemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("rules.yaml");
+        std::fs::write(&path, rules).expect("rules written");
+        let extra = format!(
+            "  interval: 1s\n  lateness_intervals: 10000\n  tiers:\n    - {{resolution: 1s, retention: 1d}}\n    - {{resolution: 1m, retention: 1d}}\nrules:\n  paths: [{}]\n",
+            path.display()
+        );
+        TestDaemon::start_in(dir, &extra).await
+    }
+
     /// Shuts down gracefully and starts again on the same database and settings.
     pub async fn restart_keeping_config(self) -> TestDaemon {
         let extra = self.extra.clone();
