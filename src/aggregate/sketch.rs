@@ -16,7 +16,6 @@ pub const MIN_INDEXABLE: f64 = 1e-9;
 /// A bound on bins so hostile input cannot grow a sketch without limit; the lowest bins are
 /// folded together past it (γ^4096 spans 35 decades, so real latencies never get there).
 const MAX_BINS: usize = 4096;
-const BLOB_VERSION: u8 = 1;
 
 const GAMMA: f64 = (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY);
 
@@ -110,42 +109,6 @@ impl Sketch {
         self.bins.last().map(|_| bin_value(self.offset + self.bins.len() as i32 - 1))
     }
 
-    /// Appends the versioned blob form: version, zigzag offset, zero count, bin count, bins.
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        out.push(BLOB_VERSION);
-        put_varint(out, zigzag(self.offset));
-        put_varint(out, self.zero);
-        put_varint(out, self.bins.len() as u64);
-        for count in &self.bins {
-            put_varint(out, *count);
-        }
-    }
-
-    pub fn to_blob(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(8 + self.bins.len() * 2);
-        self.encode(&mut out);
-        out
-    }
-
-    pub fn decode(mut blob: &[u8]) -> Result<Sketch, SketchError> {
-        let (&version, rest) = blob.split_first().ok_or(SketchError::Truncated)?;
-        if version != BLOB_VERSION {
-            return Err(SketchError::Version(version));
-        }
-        blob = rest;
-        let offset = unzigzag(take_varint(&mut blob)?);
-        let zero = take_varint(&mut blob)?;
-        let n_bins = take_varint(&mut blob)?;
-        if n_bins > MAX_BINS as u64 {
-            return Err(SketchError::TooManyBins(n_bins));
-        }
-        let mut bins = Vec::with_capacity(n_bins as usize);
-        for _ in 0..n_bins {
-            bins.push(take_varint(&mut blob)?);
-        }
-        Ok(Sketch { offset, bins, zero })
-    }
-
     /// Heap bytes held, for the memory gauge.
     pub fn heap_bytes(&self) -> usize {
         self.bins.capacity() * std::mem::size_of::<u64>()
@@ -212,35 +175,6 @@ fn bin_value(idx: i32) -> f64 {
     2.0 * GAMMA.powi(idx) / (GAMMA + 1.0)
 }
 
-fn zigzag(value: i32) -> u64 {
-    ((value << 1) ^ (value >> 31)) as u32 as u64
-}
-
-fn unzigzag(value: u64) -> i32 {
-    let value = value as u32;
-    ((value >> 1) as i32) ^ -((value & 1) as i32)
-}
-
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-fn take_varint(blob: &mut &[u8]) -> Result<u64, SketchError> {
-    let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
-        let (&byte, rest) = blob.split_first().ok_or(SketchError::Truncated)?;
-        *blob = rest;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Ok(value);
-        }
-    }
-    Err(SketchError::Truncated)
-}
-
+mod blob;
 #[cfg(test)]
 mod tests;

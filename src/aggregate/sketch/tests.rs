@@ -83,6 +83,45 @@ fn blob_round_trips_and_rejects_garbage() {
 }
 
 #[test]
+fn few_samples_store_sparse_and_round_trip() {
+    let mut sketch = Sketch::new();
+    for v in lognormal_values(10, 5) {
+        sketch.add(v, 1);
+    }
+    let blob = sketch.to_blob();
+    assert_eq!(blob[0], 2, "ten samples over a wide run store sparse");
+    assert!(blob.len() < sketch.bins.len(), "{} bytes for {} bins", blob.len(), sketch.bins.len());
+    assert_eq!(Sketch::decode(&blob).unwrap(), sketch);
+    assert_eq!(Sketch::decode(&blob[..blob.len() - 1]), Err(SketchError::Truncated));
+    // A gap that would run past the bin limit is refused, not allocated.
+    assert!(matches!(Sketch::decode(&[2, 0, 0, 1, 0xff, 0xff, 0x03, 1]), Err(SketchError::TooManyBins(_))));
+}
+
+#[test]
+fn merging_a_blob_equals_merging_the_decoded_sketch() {
+    for (seed, n) in [(1, 10), (2, 1000), (3, 3)] {
+        let mut base = Sketch::new();
+        for v in lognormal_values(200, seed + 10) {
+            base.add(v * 3.0, 1);
+        }
+        let mut other = Sketch::new();
+        for v in lognormal_values(n, seed) {
+            other.add(v, 2);
+        }
+        other.add(0.0, 1);
+        let mut via_blob = base.clone();
+        via_blob.merge_encoded(&other.to_blob()).unwrap();
+        let mut direct = base.clone();
+        direct.merge(&other);
+        assert_eq!(via_blob, direct, "seed {seed}");
+        let mut from_empty = Sketch::new();
+        from_empty.merge_encoded(&other.to_blob()).unwrap();
+        assert_eq!(from_empty.count(), other.count());
+        assert_eq!(from_empty.quantile(0.99), other.quantile(0.99));
+    }
+}
+
+#[test]
 fn zero_and_weights_count() {
     let mut sketch = Sketch::new();
     sketch.add(0.0, 5);

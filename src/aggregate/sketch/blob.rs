@@ -1,0 +1,159 @@
+//! The sketch's stored form, versioned. Version 1 is the dense run of bins; version 2 lists
+//! only non-zero bins as (gap, count) pairs, which is what a 10 s interval with a few samples
+//! spread over a wide run of bins looks like (10 samples of a lognormal latency touch ~10 of
+//! ~90 bins). The encoder picks the smaller; both decode. `merge_encoded` adds a blob into a
+//! sketch without building an intermediate one, which is how reads merge stored rows.
+
+use super::{MAX_BINS, Sketch, SketchError};
+
+const DENSE: u8 = 1;
+const SPARSE: u8 = 2;
+
+impl Sketch {
+    /// Appends the blob form: version, zigzag offset, zero count, then either every bin
+    /// (dense) or the non-zero ones as gaps and counts (sparse).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let nonzero = self.bins.iter().filter(|c| **c > 0).count();
+        let ends_set = self.bins.first().is_some_and(|c| *c > 0) && self.bins.last().is_some_and(|c| *c > 0);
+        if ends_set && nonzero * 2 < self.bins.len() {
+            out.push(SPARSE);
+            put_varint(out, zigzag(self.offset));
+            put_varint(out, self.zero);
+            put_varint(out, nonzero as u64);
+            let mut previous = 0;
+            for (idx, count) in self.bins.iter().enumerate().filter(|(_, c)| **c > 0) {
+                put_varint(out, (idx - previous) as u64);
+                put_varint(out, *count);
+                previous = idx;
+            }
+        } else {
+            out.push(DENSE);
+            put_varint(out, zigzag(self.offset));
+            put_varint(out, self.zero);
+            put_varint(out, self.bins.len() as u64);
+            for count in &self.bins {
+                put_varint(out, *count);
+            }
+        }
+    }
+
+    pub fn to_blob(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + self.bins.len() * 2);
+        self.encode(&mut out);
+        out
+    }
+
+    pub fn decode(blob: &[u8]) -> Result<Sketch, SketchError> {
+        let parsed = Parsed::new(blob)?;
+        let mut bins = vec![0; parsed.span()?];
+        parsed.each(|delta, count| bins[delta] += count)?;
+        Ok(Sketch { offset: parsed.offset, bins, zero: parsed.zero })
+    }
+
+    /// Adds the sketch in `blob` into this one, as [`Sketch::merge`] would the decoded sketch.
+    pub fn merge_encoded(&mut self, blob: &[u8]) -> Result<(), SketchError> {
+        let parsed = Parsed::new(blob)?;
+        let span = parsed.span()?;
+        self.zero += parsed.zero;
+        if span == 0 {
+            return Ok(());
+        }
+        let first = parsed.offset;
+        self.slot_for(first + span as i32 - 1);
+        self.slot_for(first);
+        // Indices below the run were folded into its lowest bin.
+        let shift = first - self.offset;
+        let bins = &mut self.bins;
+        parsed.each(|delta, count| bins[(shift + delta as i32).max(0) as usize] += count)
+    }
+}
+
+/// A blob's header, and its body left to walk.
+struct Parsed<'b> {
+    version: u8,
+    offset: i32,
+    zero: u64,
+    n: u64,
+    body: &'b [u8],
+}
+
+impl<'b> Parsed<'b> {
+    fn new(blob: &'b [u8]) -> Result<Parsed<'b>, SketchError> {
+        let (&version, mut body) = blob.split_first().ok_or(SketchError::Truncated)?;
+        if version != DENSE && version != SPARSE {
+            return Err(SketchError::Version(version));
+        }
+        let offset = unzigzag(take_varint(&mut body)?);
+        let zero = take_varint(&mut body)?;
+        let n = take_varint(&mut body)?;
+        if n > MAX_BINS as u64 {
+            return Err(SketchError::TooManyBins(n));
+        }
+        Ok(Parsed { version, offset, zero, n, body })
+    }
+
+    /// Bins from the first to the last one the blob sets.
+    fn span(&self) -> Result<usize, SketchError> {
+        if self.version == DENSE {
+            return Ok(self.n as usize);
+        }
+        let mut last = None;
+        self.each(|delta, _| last = Some(delta))?;
+        let span = last.map_or(0, |l| l + 1);
+        if span > MAX_BINS {
+            return Err(SketchError::TooManyBins(span as u64));
+        }
+        Ok(span)
+    }
+
+    /// Calls `add(bin - offset, count)` for every bin the blob lists.
+    fn each(&self, mut add: impl FnMut(usize, u64)) -> Result<(), SketchError> {
+        let mut body = self.body;
+        let mut delta = 0usize;
+        for idx in 0..self.n {
+            if self.version == DENSE {
+                add(idx as usize, take_varint(&mut body)?);
+            } else {
+                let gap = take_varint(&mut body)?;
+                delta = delta
+                    .checked_add(usize::try_from(gap).map_err(|_| SketchError::Truncated)?)
+                    .ok_or(SketchError::Truncated)?;
+                if delta >= MAX_BINS {
+                    return Err(SketchError::TooManyBins(delta as u64 + 1));
+                }
+                add(delta, take_varint(&mut body)?);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn zigzag(value: i32) -> u64 {
+    ((value << 1) ^ (value >> 31)) as u32 as u64
+}
+
+fn unzigzag(value: u64) -> i32 {
+    let value = value as u32;
+    ((value >> 1) as i32) ^ -((value & 1) as i32)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn take_varint(blob: &mut &[u8]) -> Result<u64, SketchError> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = blob.split_first().ok_or(SketchError::Truncated)?;
+        *blob = rest;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(SketchError::Truncated)
+}
