@@ -15,8 +15,8 @@ pub const FLUSH_LAG: &str = "perfwatch_flush_lag_seconds";
 pub const HTTP_REQUESTS: &str = "perfwatch_http_requests_total";
 pub const STATSD_DATAGRAMS: &str = "perfwatch_statsd_datagrams_total";
 pub const BUILD_INFO: &str = "perfwatch_build_info";
-pub const RULE_GROUP_DURATION: &str = "perfwatch_rule_group_evaluation_duration_seconds";
-pub const RULE_GROUP_FAILURES: &str = "perfwatch_rule_group_evaluation_failures_total";
+pub const RULE_EVALUATION_DURATION: &str = "perfwatch_rule_evaluation_duration_seconds";
+pub const RULE_EVALUATION_FAILURES: &str = "perfwatch_rule_evaluation_failures_total";
 pub const RULES_LOADED: &str = "perfwatch_rules_loaded";
 pub const RULE_RELOADS: &str = "perfwatch_rule_reloads_total";
 
@@ -56,12 +56,13 @@ pub fn statsd_datagram() {
     counter!(STATSD_DATAGRAMS).increment(1);
 }
 
-pub fn rule_group_evaluated(duration: Duration) {
-    histogram!(RULE_GROUP_DURATION).record(duration.as_secs_f64());
+/// One evaluation: every rule group due at that moment, read through one shared view.
+pub fn rules_evaluated(duration: Duration) {
+    histogram!(RULE_EVALUATION_DURATION).record(duration.as_secs_f64());
 }
 
-pub fn rule_group_failed() {
-    counter!(RULE_GROUP_FAILURES).increment(1);
+pub fn rules_evaluation_failed() {
+    counter!(RULE_EVALUATION_FAILURES).increment(1);
 }
 
 pub fn rules_loaded(n: usize) {

@@ -245,12 +245,17 @@ impl Aggregator {
 
     /// Unflushed deltas of series named `name` in `[from_s, to_s)`, and in-flight batches.
     pub fn snapshot(&self, name: &str, from_s: i64, to_s: i64) -> Snapshot {
+        self.snapshot_of(&[name], from_s, to_s)
+    }
+
+    /// [`Aggregator::snapshot`] of several metrics in one pass over the shards.
+    pub fn snapshot_of(&self, names: &[impl AsRef<str>], from_s: i64, to_s: i64) -> Snapshot {
         let _epoch = self.epoch.read().unwrap_or_else(|e| e.into_inner());
         let mut snapshot = Snapshot::default();
         for shard in self.shards.iter() {
             let shard = lock(shard);
             for (id, state) in &shard.series {
-                if !key_has_name(&state.key, name) {
+                if !names.iter().any(|name| key_has_name(&state.key, name.as_ref())) {
                     continue;
                 }
                 let deltas: Vec<(i64, Rollup)> =

@@ -9,9 +9,10 @@ use warp::reply::Response;
 
 use super::{ApiError, ApiState, reply};
 use crate::clock;
-use crate::query::read_groups;
 use crate::query::time::parse_time;
+use crate::query::view::with_view;
 use crate::rules::gate;
+use crate::rules::rule::metric_names;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,15 +53,11 @@ pub async fn evaluate(state: Arc<ApiState>, body: &[u8]) -> Result<Response, Api
     if groups.iter().all(|g| g.rules.is_empty()) {
         return Err(bad("the rule files hold no rules; the gate has nothing to judge".into()));
     }
-    let aggregator = state.aggregator.clone();
-    let report = state
-        .reader
-        .with_conn(move |conn| {
-            gate::evaluate(&groups, at_s, &mut |selector, from, to, group_by| {
-                read_groups(conn, Some(&aggregator), selector, from, to, group_by)
-            })
-        })
-        .await
-        .map_err(ApiError::query)?;
+    let names = metric_names(groups.iter().flat_map(|g| &g.rules));
+    let report = with_view(&state.reader, Some(&state.aggregator), None, &names, move |view| {
+        gate::evaluate(&groups, at_s, view)
+    })
+    .await
+    .map_err(ApiError::query)?;
     Ok(reply::json(StatusCode::OK, &report))
 }

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use super::query::format_value;
 use super::{CliError, ServerArgs, format_time, send_json};
-use crate::query::read_groups;
 use crate::query::time::parse_time;
+use crate::query::view::with_view;
 use crate::rules::gate::{GateReport, Outcome};
 use crate::{clock, rules, store};
 
@@ -56,12 +56,7 @@ async fn judge_file(db: &std::path::Path, paths: &[PathBuf], at: &str) -> Result
         groups.append(&mut loaded);
     }
     let reader = store::open_history(db).map_err(|e| CliError::Usage(e.to_string()))?;
-    reader
-        .with_conn(move |conn| {
-            rules::gate::evaluate(&groups, at_s, &mut |selector, from, to, group_by| {
-                read_groups(conn, None, selector, from, to, group_by)
-            })
-        })
+    with_view(&reader, None, None, &[], move |view| rules::gate::evaluate(&groups, at_s, view))
         .await
         .map_err(|e| CliError::Usage(format!("reading {}: {e}", db.display())))
 }

@@ -5,7 +5,8 @@
 
 mod encode;
 mod procfs;
-mod workload;
+pub mod rules;
+pub mod workload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,6 +58,9 @@ pub struct LoadgenArgs {
     pub watch_pid: Option<u32>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Print a benchmark rule file of this many rules over the --series workload, and exit.
+    #[arg(long)]
+    pub print_rules: Option<usize>,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -69,6 +73,9 @@ struct Counters {
 }
 
 pub async fn run(args: LoadgenArgs) -> Result<String, CliError> {
+    if let Some(n_rules) = args.print_rules {
+        return Ok(rules::rule_set(n_rules, args.series));
+    }
     if args.connections == 0 || args.series == 0 || args.values_per_entry == 0 || args.observations_per_request == 0 {
         return Err(CliError::Usage(
             "--connections, --series, --values-per-entry and --observations-per-request must be positive".into(),

@@ -112,6 +112,11 @@ fn base_set() -> Vec<SeriesSpec> {
     out
 }
 
+/// How many `instance` values `n_series` series span.
+pub fn instances(n_series: usize) -> usize {
+    n_series.div_ceil(base_set().len())
+}
+
 /// `n_series` series: the base set repeated over `instance` labels, cut to size.
 pub fn catalog(n_series: usize) -> Vec<SeriesSpec> {
     let base = base_set();

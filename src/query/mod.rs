@@ -6,6 +6,7 @@ pub mod plan;
 pub mod selector;
 pub mod stat;
 pub mod time;
+pub mod view;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -116,38 +117,6 @@ pub struct GroupRollup {
     pub labels: Labels,
     pub rollup: Rollup,
     pub kind: MetricKind,
-}
-
-/// Merged rollups per group of `group_by` (empty: everything merged) over `[from_s, to_s)`,
-/// from the store and from `snapshot`, which must have been taken before `tx` began.
-pub fn fetch_groups(
-    tx: &crate::store::reader::ReadTx<'_>,
-    selector: &Selector,
-    from_s: i64,
-    to_s: i64,
-    group_by: &[String],
-    snapshot: &Snapshot,
-) -> Result<Vec<GroupRollup>, QueryError> {
-    let buckets = Buckets::new(from_s, to_s, None);
-    let groups = collect(tx, selector, &buckets, Some(group_by), None, snapshot)?;
-    Ok(groups
-        .into_iter()
-        .filter_map(|mut g| Some(GroupRollup { rollup: g.buckets.pop().flatten()?, labels: g.labels, kind: g.kind }))
-        .collect())
-}
-
-/// [`fetch_groups`] on a lent connection, with a memory snapshot of `aggregator` (if any)
-/// taken just before the read transaction, as rule evaluation needs it.
-pub fn read_groups(
-    conn: &mut crate::store::reader::ReadConn<'_>,
-    aggregator: Option<&crate::aggregate::Aggregator>,
-    selector: &Selector,
-    from_s: i64,
-    to_s: i64,
-    group_by: &[String],
-) -> Result<Vec<GroupRollup>, QueryError> {
-    let snapshot = aggregator.map(|a| a.snapshot(&selector.name, from_s, to_s)).unwrap_or_default();
-    conn.read(|tx| fetch_groups(tx, selector, from_s, to_s, group_by, &snapshot))
 }
 
 /// A group's rollups per bucket.

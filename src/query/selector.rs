@@ -64,6 +64,27 @@ pub struct Selector {
     pub matchers: Vec<Matcher>,
 }
 
+impl std::fmt::Display for Selector {
+    /// `name{label="value",other=~"re"}`, values quoted as Rust strings (unambiguous).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)?;
+        if self.matchers.is_empty() {
+            return Ok(());
+        }
+        f.write_str("{")?;
+        for (idx, m) in self.matchers.iter().enumerate() {
+            let op = match m.op {
+                MatchOp::Equal => "=",
+                MatchOp::NotEqual => "!=",
+                MatchOp::Regex => "=~",
+                MatchOp::NotRegex => "!~",
+            };
+            write!(f, "{}{}{op}{:?}", if idx > 0 { "," } else { "" }, m.label, m.value)?;
+        }
+        f.write_str("}")
+    }
+}
+
 impl Selector {
     pub fn parse(text: &str) -> Result<Selector, SelectorError> {
         let text = text.trim();

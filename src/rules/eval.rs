@@ -8,6 +8,7 @@ use crate::aggregate::rollup::Rollup;
 use crate::alert::state::Verdict;
 use crate::model::Labels;
 use crate::query::selector::Selector;
+use crate::query::view::Request;
 
 /// One group's merged rollup over a window, as a fetch returns it.
 pub use crate::query::GroupRollup as GroupData;
@@ -22,20 +23,114 @@ pub struct Measured {
     pub samples: f64,
 }
 
-/// Reads merged rollups per group of `group_by` for a selector over `[from, to)`.
-pub type Fetch<'f, E> = dyn FnMut(&Selector, i64, i64, &[String]) -> Result<Vec<GroupData>, E> + 'f;
+/// Where evaluation reads: merged rollups per group of `group_by` for a selector over
+/// `[from, to)`, and which groups have any data there (absent rules' lookback needs no more).
+pub trait Source {
+    type Error;
+
+    fn rollups(
+        &mut self,
+        selector: &Selector,
+        from_s: i64,
+        to_s: i64,
+        group_by: &[String],
+    ) -> Result<Vec<GroupData>, Self::Error>;
+
+    fn present(
+        &mut self,
+        selector: &Selector,
+        from_s: i64,
+        to_s: i64,
+        group_by: &[String],
+    ) -> Result<Vec<Labels>, Self::Error> {
+        Ok(self.rollups(selector, from_s, to_s, group_by)?.into_iter().map(|g| g.labels).collect())
+    }
+}
+
+/// A closure that reads rollups is a source (rule unit tests and unit tests hand in data).
+impl<E, F> Source for F
+where
+    F: FnMut(&Selector, i64, i64, &[String]) -> Result<Vec<GroupData>, E>,
+{
+    type Error = E;
+
+    fn rollups(
+        &mut self,
+        selector: &Selector,
+        from_s: i64,
+        to_s: i64,
+        group_by: &[String],
+    ) -> Result<Vec<GroupData>, E> {
+        self(selector, from_s, to_s, group_by)
+    }
+}
+
+/// The daemon's and the gate's source: a shared view of the store and memory.
+impl Source for crate::query::view::View<'_, '_> {
+    type Error = crate::query::QueryError;
+
+    fn rollups(
+        &mut self,
+        selector: &Selector,
+        from_s: i64,
+        to_s: i64,
+        group_by: &[String],
+    ) -> Result<Vec<GroupData>, Self::Error> {
+        self.fetch(selector, from_s, to_s, group_by)
+    }
+
+    fn present(
+        &mut self,
+        selector: &Selector,
+        from_s: i64,
+        to_s: i64,
+        group_by: &[String],
+    ) -> Result<Vec<Labels>, Self::Error> {
+        crate::query::view::View::present(self, selector, from_s, to_s, group_by)
+    }
+}
+
+/// What `rules` will read at `now_s`, for [`crate::query::view::View::prefetch`]. What a rule
+/// reads never depends on what it found, so a dry run with no data finds every read.
+pub fn reads<'r>(rules: impl Iterator<Item = &'r Rule>, now_s: i64) -> Vec<Request> {
+    /// Records rollup reads and answers nothing; presence checks need no prefetch.
+    struct Recorder(Vec<Request>);
+    impl Source for Recorder {
+        type Error = std::convert::Infallible;
+
+        fn rollups(
+            &mut self,
+            selector: &Selector,
+            from_s: i64,
+            to_s: i64,
+            _: &[String],
+        ) -> Result<Vec<GroupData>, Self::Error> {
+            self.0.push(Request { selector: selector.clone(), from_s, to_s });
+            Ok(Vec::new())
+        }
+
+        fn present(&mut self, _: &Selector, _: i64, _: i64, _: &[String]) -> Result<Vec<Labels>, Self::Error> {
+            Ok(Vec::new())
+        }
+    }
+    let mut recorder = Recorder(Vec::new());
+    for rule in rules {
+        let Ok(_) = measure(rule, now_s, &mut recorder);
+    }
+    recorder.0
+}
 
 /// How long before the window an absent rule looks for groups that used to push.
 pub const ABSENT_LOOKBACK_S: i64 = 3600;
 
-/// Measures `rule` at `now_s`. `fetch(selector, from, to, group_by)` returns merged rollups per
-/// group over `[from, to)`.
-pub fn measure<E>(rule: &Rule, now_s: i64, fetch: &mut Fetch<'_, E>) -> Result<Vec<Measured>, E> {
+/// Measures `rule` at `now_s` from `source`.
+pub fn measure<S: Source + ?Sized>(rule: &Rule, now_s: i64, source: &mut S) -> Result<Vec<Measured>, S::Error> {
     let (from, to) = (now_s - rule.window_s, now_s);
     let seconds = rule.window_s as f64;
     let enough = |rollup: &Rollup| rollup.count >= rule.min_samples;
     Ok(match &rule.measure {
-        Measure::Stat { selector } => fetch(selector, from, to, &rule.group_by)?
+        Measure::Stat { selector } => source
+            .rollups(selector, from, to, &rule.group_by)?
             .into_iter()
             .map(|g| Measured {
                 value: enough(&g.rollup).then(|| rule.stat.evaluate(&g.rollup, g.kind, seconds)).flatten(),
@@ -44,8 +139,9 @@ pub fn measure<E>(rule: &Rule, now_s: i64, fetch: &mut Fetch<'_, E>) -> Result<V
             })
             .collect(),
         Measure::Ratio { numerator, denominator } => {
-            let numerators = by_labels(fetch(numerator, from, to, &rule.group_by)?);
-            fetch(denominator, from, to, &rule.group_by)?
+            let numerators = by_labels(source.rollups(numerator, from, to, &rule.group_by)?);
+            source
+                .rollups(denominator, from, to, &rule.group_by)?
                 .into_iter()
                 .map(|den| {
                     let den_value = rule.stat.evaluate(&den.rollup, den.kind, seconds).filter(|v| *v != 0.0);
@@ -62,8 +158,9 @@ pub fn measure<E>(rule: &Rule, now_s: i64, fetch: &mut Fetch<'_, E>) -> Result<V
                 .collect()
         }
         Measure::Regression { selector, offset_s } => {
-            let before = by_labels(fetch(selector, from - offset_s, to - offset_s, &rule.group_by)?);
-            fetch(selector, from, to, &rule.group_by)?
+            let before = by_labels(source.rollups(selector, from - offset_s, to - offset_s, &rule.group_by)?);
+            source
+                .rollups(selector, from, to, &rule.group_by)?
                 .into_iter()
                 .map(|now| {
                     let then = before.get(&now.labels).filter(|t| enough(&t.rollup));
@@ -80,7 +177,7 @@ pub fn measure<E>(rule: &Rule, now_s: i64, fetch: &mut Fetch<'_, E>) -> Result<V
                 .collect()
         }
         Measure::Absent { selector } => {
-            let present = by_labels(fetch(selector, from, to, &rule.group_by)?);
+            let present = by_labels(source.rollups(selector, from, to, &rule.group_by)?);
             if rule.group_by.is_empty() {
                 let samples = present.values().map(|g| g.rollup.count).sum::<f64>();
                 vec![Measured {
@@ -90,13 +187,13 @@ pub fn measure<E>(rule: &Rule, now_s: i64, fetch: &mut Fetch<'_, E>) -> Result<V
                 }]
             } else {
                 // Groups that pushed in the hour before the window but not in it.
-                let earlier = fetch(selector, from - ABSENT_LOOKBACK_S, from, &rule.group_by)?;
+                let earlier = source.present(selector, from - ABSENT_LOOKBACK_S, from, &rule.group_by)?;
                 let mut out: Vec<Measured> = present
                     .iter()
                     .map(|(labels, g)| Measured { labels: labels.clone(), value: Some(0.0), samples: g.rollup.count })
                     .collect();
-                out.extend(earlier.into_iter().filter(|g| !present.contains_key(&g.labels)).map(|g| Measured {
-                    labels: g.labels,
+                out.extend(earlier.into_iter().filter(|labels| !present.contains_key(labels)).map(|labels| Measured {
+                    labels,
                     value: Some(1.0),
                     samples: 0.0,
                 }));

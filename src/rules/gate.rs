@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::eval::Fetch;
+use super::eval::Source;
 use super::replay::{Replay, describe};
 use super::rule::{Condition, Direction, Group, Rule};
 use crate::alert::state::AlertState;
@@ -69,7 +69,7 @@ pub struct GateAlert {
 
 /// Evaluates every rule of `groups` at `at_s`, replaying each group over its longest
 /// `for` + `keep_firing_for`.
-pub fn evaluate<E>(groups: &[Group], at_s: i64, fetch: &mut Fetch<'_, E>) -> Result<GateReport, E> {
+pub fn evaluate<S: Source + ?Sized>(groups: &[Group], at_s: i64, source: &mut S) -> Result<GateReport, S::Error> {
     let mut rules = Vec::new();
     for group in groups {
         let span = group.rules.iter().map(|r| r.for_s + r.keep_firing_for_s).max().unwrap_or(0);
@@ -79,7 +79,7 @@ pub fn evaluate<E>(groups: &[Group], at_s: i64, fetch: &mut Fetch<'_, E>) -> Res
         let mut replay = Replay::default();
         let mut last = Vec::new();
         for k in (0..=n_steps).rev() {
-            last = replay.evaluate(group, at_s - k * step, fetch)?;
+            last = replay.evaluate(group, at_s - k * step, source)?;
         }
         for (rule, measured) in group.rules.iter().zip(last) {
             let alerts: Vec<GateAlert> = replay

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::eval::{Fetch, Measured, measure, verdict};
+use super::eval::{Measured, Source, measure, verdict};
 use super::rule::{Group, Rule};
 use super::scheduler::alert_labels;
 use super::template::Context;
@@ -28,16 +28,16 @@ pub struct Replay {
 impl Replay {
     /// Evaluates every rule of `group` at `now_s` and steps its instances. Returns what each
     /// rule measured, in rule order.
-    pub fn evaluate<E>(
+    pub fn evaluate<S: Source + ?Sized>(
         &mut self,
         group: &Group,
         now_s: i64,
-        fetch: &mut Fetch<'_, E>,
-    ) -> Result<Vec<Vec<Measured>>, E> {
+        source: &mut S,
+    ) -> Result<Vec<Vec<Measured>>, S::Error> {
         let mut all = Vec::with_capacity(group.rules.len());
         for rule in &group.rules {
             let timing = Timing { for_s: rule.for_s, keep_firing_for_s: rule.keep_firing_for_s };
-            let measured = measure(rule, now_s, fetch)?;
+            let measured = measure(rule, now_s, source)?;
             let mut seen = BTreeSet::new();
             for result in &measured {
                 let key =

@@ -111,6 +111,26 @@ pub struct Rule {
     pub location: Location,
 }
 
+impl Rule {
+    /// Every selector the rule reads.
+    pub fn selectors(&self) -> Vec<&Selector> {
+        match &self.measure {
+            Measure::Stat { selector } | Measure::Regression { selector, .. } | Measure::Absent { selector } => {
+                vec![selector]
+            }
+            Measure::Ratio { numerator, denominator } => vec![numerator, denominator],
+        }
+    }
+}
+
+/// The metrics `rules` read, each once.
+pub fn metric_names<'r>(rules: impl Iterator<Item = &'r Rule>) -> Vec<String> {
+    let mut names: Vec<String> = rules.flat_map(|r| r.selectors()).map(|s| s.name.clone()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
 #[derive(Debug, Clone)]
 pub struct Group {
     pub name: String,

@@ -12,13 +12,13 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::eval::{Measured, measure, verdict};
-use super::rule::{Group, Rule};
+use super::eval::{Measured, measure, reads, verdict};
+use super::rule::{Group, Rule, metric_names};
 use crate::aggregate::Aggregator;
 use crate::alert::state::{AlertState, Instance, Timing, Transition, Verdict, step};
 use crate::model::{Labels, SeriesKey, write_canonical_key};
-use crate::query::selector::Selector;
-use crate::query::{QueryError, read_groups};
+use crate::query::QueryError;
+use crate::query::view::{Catalog, with_view};
 use crate::store::alerts::{AlertRow, HistoryRow};
 use crate::store::tiers::align_up;
 use crate::store::{Reader, StoreError, StoreHandle};
@@ -72,6 +72,8 @@ pub struct Scheduler {
     store: StoreHandle,
     /// Pending and firing instances by alert id (inactive ones live only in the store).
     tracked: HashMap<String, Tracked>,
+    /// Parsed series lists kept from one evaluation to the next.
+    catalog: Arc<Catalog>,
 }
 
 /// The stable id of the instance of `rule` in `group` for `labels`.
@@ -132,6 +134,7 @@ impl Scheduler {
             reader,
             store,
             tracked,
+            catalog: Arc::default(),
         };
         Ok((scheduler, SchedulerHandle { tx }))
     }
@@ -224,54 +227,75 @@ impl Scheduler {
                 _ = tokio::time::sleep(wait) => {}
             }
             let now_s = clock::now_s();
-            let groups = self.groups.clone();
-            for (group, due) in groups.iter().zip(next_due.iter_mut()) {
-                if *due > now_s {
-                    continue;
+            let due: Vec<Arc<Group>> = self
+                .groups
+                .iter()
+                .zip(next_due.iter_mut())
+                .filter(|(_, due)| **due <= now_s)
+                .map(|(group, due)| {
+                    *due = align_up(now_s + 1, group.interval_s);
+                    group.clone()
+                })
+                .collect();
+            let started = Instant::now();
+            match self.evaluate(&due, now_s).await {
+                Ok(()) => telemetry::rules_evaluated(started.elapsed()),
+                Err(err) => {
+                    telemetry::rules_evaluation_failed();
+                    let names: Vec<&str> = due.iter().map(|g| g.name.as_str()).collect();
+                    tracing::error!(groups = ?names, error = %err, "rule evaluation failed; will retry next interval");
                 }
-                let started = Instant::now();
-                match self.evaluate_group(group, now_s).await {
-                    Ok(()) => telemetry::rule_group_evaluated(started.elapsed()),
-                    Err(err) => {
-                        telemetry::rule_group_failed();
-                        tracing::error!(group = %group.name, error = %err, "rule evaluation failed; will retry next interval");
-                    }
-                }
-                *due = align_up(now_s + 1, group.interval_s);
             }
         }
         tracing::debug!("rule scheduler finished");
     }
 
-    /// Evaluates every rule of `group` at `now_s` and records what changed.
-    pub async fn evaluate_group(&mut self, group: &Arc<Group>, now_s: i64) -> Result<(), SchedulerError> {
-        let measured = self.measure_group(group.clone(), now_s).await?;
+    /// Evaluates every rule of `groups` at `now_s` against one view, and records what changed.
+    pub async fn evaluate(&mut self, groups: &[Arc<Group>], now_s: i64) -> Result<(), SchedulerError> {
+        if groups.is_empty() {
+            return Ok(());
+        }
+        let measured = self.measure(groups.to_vec(), now_s).await?;
+        for (group, measured) in groups.iter().zip(measured) {
+            self.apply(group, measured, now_s).await?;
+        }
+        Ok(())
+    }
+
+    /// Steps the instances of `group` by what its rules measured, and saves the changes.
+    async fn apply(&mut self, group: &Group, measured: Vec<Vec<Measured>>, now_s: i64) -> Result<(), SchedulerError> {
         let mut changed: HashMap<String, Tracked> = HashMap::new();
         let mut rows = Vec::new();
         let mut history = Vec::new();
+        // The group's pending and firing instances by rule, found in one pass.
+        let mut tracked_by_rule: HashMap<String, Vec<String>> = HashMap::new();
+        for (id, t) in self.tracked.iter().filter(|(_, t)| t.group == group.name) {
+            tracked_by_rule.entry(t.rule.clone()).or_default().push(id.clone());
+        }
         for (rule, results) in group.rules.iter().zip(measured) {
-            let mut seen = Vec::new();
+            let mut seen = std::collections::HashSet::new();
             for result in results {
                 let id = alert_id(&group.name, &rule.name, &result.labels);
                 let current = self.tracked.get(&id).map(|t| t.instance.clone()).unwrap_or_default();
                 let verdict = verdict(rule, &result, current.state == AlertState::Firing);
-                seen.push(id.clone());
-                let labels = alert_labels(rule, &result.labels);
+                seen.insert(id.clone());
+                let labels = || alert_labels(rule, &result.labels);
                 self.advance(rule, id, labels, current, verdict, now_s, &mut changed, &mut rows, &mut history);
             }
             // Instances whose group no longer has data: their breach is over.
-            let gone: Vec<(String, Tracked)> = self
-                .tracked
-                .iter()
-                .filter(|(id, t)| t.group == group.name && t.rule == rule.name && !seen.contains(id))
-                .map(|(id, t)| (id.clone(), t.clone()))
+            let gone: Vec<(String, Tracked)> = tracked_by_rule
+                .remove(&rule.name)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|id| !seen.contains(id))
+                .filter_map(|id| self.tracked.get(&id).map(|t| (id.clone(), t.clone())))
                 .collect();
             for (id, tracked) in gone {
                 let verdict = Verdict::Clear { value: None };
                 self.advance(
                     rule,
                     id,
-                    tracked.labels,
+                    || tracked.labels,
                     tracked.instance,
                     verdict,
                     now_s,
@@ -300,7 +324,7 @@ impl Scheduler {
         &self,
         rule: &Rule,
         id: String,
-        labels: Labels,
+        labels: impl FnOnce() -> Labels,
         current: Instance,
         verdict: Verdict,
         now_s: i64,
@@ -310,9 +334,13 @@ impl Scheduler {
     ) {
         let timing = Timing { for_s: rule.for_s, keep_firing_for_s: rule.keep_firing_for_s };
         let (next, transition) = step(&current, verdict, now_s, timing);
-        if next == current {
+        // An instance that stays inactive is not stored: its value changes every evaluation and
+        // writing it would be a row per group per rule per interval for nothing anyone reads.
+        if next == current || (next.state == AlertState::Inactive && current.state == AlertState::Inactive) {
             return;
         }
+        // Most evaluations change nothing; the labels are only built for those that do.
+        let labels = labels();
         let severity = next.severity.map(|s| s.as_str().to_owned());
         if let Some(transition) = transition {
             history.push(HistoryRow {
@@ -343,24 +371,15 @@ impl Scheduler {
         changed.insert(id, Tracked { rule: rule.name.clone(), group: rule.group.clone(), labels, instance: next });
     }
 
-    /// Measures every rule of `group` on a read connection, a memory snapshot before each read.
-    async fn measure_group(&self, group: Arc<Group>, now_s: i64) -> Result<Vec<Vec<Measured>>, SchedulerError> {
-        let aggregator = self.aggregator.clone();
-        self.reader
-            .with_conn(move |conn| {
-                group
-                    .rules
-                    .iter()
-                    .map(|rule| {
-                        let mut fetch = |selector: &Selector, from: i64, to: i64, group_by: &[String]| {
-                            read_groups(conn, Some(&aggregator), selector, from, to, group_by)
-                                .map_err(SchedulerError::from)
-                        };
-                        measure(rule, now_s, &mut fetch)
-                    })
-                    .collect()
-            })
-            .await
+    /// Measures every rule of `groups` through one view: memory snapshotted for every metric
+    /// they read, then one read transaction.
+    async fn measure(&self, groups: Vec<Arc<Group>>, now_s: i64) -> Result<Vec<Vec<Vec<Measured>>>, SchedulerError> {
+        let names = metric_names(groups.iter().flat_map(|g| &g.rules));
+        let measured = with_view(&self.reader, Some(&self.aggregator), Some(&self.catalog), &names, move |view| {
+            view.prefetch(&reads(groups.iter().flat_map(|g| &g.rules), now_s))?;
+            groups.iter().map(|group| group.rules.iter().map(|rule| measure(rule, now_s, view)).collect()).collect()
+        });
+        Ok(measured.await?)
     }
 }
 

@@ -10,8 +10,38 @@ pub const ROLLUP_COLUMNS: &str = "count, sum, min, max, last, last_ms, sketch";
 
 /// Reads the seven rollup columns starting at column `first`.
 pub fn read_rollup(row: &Row<'_>, first: usize) -> Result<Rollup, StoreError> {
-    let blob: Option<Vec<u8>> = row.get(first + 6)?;
-    let sketch = blob.map(|b| Sketch::decode(&b)).transpose()?;
+    let mut rollup = read_scalars(row, first)?;
+    rollup.sketch = sketch_blob(row, first + 6)?.map(Sketch::decode).transpose()?;
+    Ok(rollup)
+}
+
+/// Merges the rollup columns starting at `first` into `into`, the sketch straight from the
+/// blob in place (no copy, no intermediate sketch): how reads add up many rows.
+pub fn merge_rollup(row: &Row<'_>, first: usize, into: &mut Option<Rollup>) -> Result<(), StoreError> {
+    let Some(merged) = into else {
+        *into = Some(read_rollup(row, first)?);
+        return Ok(());
+    };
+    merged.merge(&read_scalars(row, first)?);
+    if let Some(blob) = sketch_blob(row, first + 6)? {
+        match &mut merged.sketch {
+            Some(sketch) => sketch.merge_encoded(blob)?,
+            None => merged.sketch = Some(Sketch::decode(blob)?),
+        }
+    }
+    Ok(())
+}
+
+/// The sketch column, borrowed from the row.
+fn sketch_blob<'r>(row: &'r Row<'_>, idx: usize) -> Result<Option<&'r [u8]>, StoreError> {
+    let value = row.get_ref(idx)?;
+    value
+        .as_blob_or_null()
+        .map_err(|e| StoreError::Sqlite(rusqlite::Error::FromSqlConversionFailure(idx, value.data_type(), Box::new(e))))
+}
+
+/// The six scalar columns, without the sketch.
+fn read_scalars(row: &Row<'_>, first: usize) -> Result<Rollup, StoreError> {
     Ok(Rollup {
         count: row.get(first)?,
         sum: row.get(first + 1)?,
@@ -19,7 +49,7 @@ pub fn read_rollup(row: &Row<'_>, first: usize) -> Result<Rollup, StoreError> {
         max: row.get(first + 3)?,
         last: row.get(first + 4)?,
         last_ms: row.get(first + 5)?,
-        sketch,
+        sketch: None,
     })
 }
 

@@ -1,13 +1,15 @@
 //! Reads for queries, on a small pool of read-only connections. Each read runs inside one
 //! transaction, so the flush sequence, watermarks and rows it sees belong to one snapshot.
 
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::cell::OnceCell;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::Semaphore;
 
 use super::StoreError;
-use super::codec::{ROLLUP_COLUMNS, decode_f64s, read_rollup};
+use super::codec::{ROLLUP_COLUMNS, decode_f64s, merge_rollup, read_rollup};
 use super::tiers::{Tier, align_up};
 use crate::aggregate::rollup::Rollup;
 use crate::model::{MetricKind, SeriesId};
@@ -16,7 +18,46 @@ use crate::model::{MetricKind, SeriesId};
 pub struct Reader {
     pool: Arc<Mutex<Vec<Connection>>>,
     permits: Arc<Semaphore>,
-    tiers: Arc<[Tier]>,
+    layout: Arc<Layout>,
+}
+
+/// The tiers, and the statements that read them formatted once: a rule evaluation makes
+/// tens of thousands of lookups.
+struct Layout {
+    tiers: Vec<Tier>,
+    /// Per tier: its rows of a series in a range (tier 0: one interval of a series).
+    select: Vec<String>,
+    /// Per tier: whether a series has a row in a range (tier 0: in one interval).
+    exists: Vec<String>,
+}
+
+impl Layout {
+    fn new(tiers: Vec<Tier>) -> Layout {
+        let (select, exists) = tiers
+            .iter()
+            .enumerate()
+            .map(|(idx, tier)| {
+                if idx == 0 {
+                    let table = tier.raw_table();
+                    (
+                        format!("SELECT {ROLLUP_COLUMNS} FROM {table} WHERE start_s = ?1 AND series_id = ?2"),
+                        format!("SELECT 1 FROM {table} WHERE start_s = ?1 AND series_id = ?2"),
+                    )
+                } else {
+                    let table = tier.table();
+                    (
+                        format!(
+                            "SELECT start_s, {ROLLUP_COLUMNS} FROM {table} WHERE series_id = ?1 AND start_s >= ?2 AND start_s < ?3 ORDER BY start_s"
+                        ),
+                        format!(
+                            "SELECT EXISTS (SELECT 1 FROM {table} WHERE series_id = ?1 AND start_s >= ?2 AND start_s < ?3)"
+                        ),
+                    )
+                }
+            })
+            .unzip();
+        Layout { tiers, select, exists }
+    }
 }
 
 /// A stored series.
@@ -38,17 +79,19 @@ pub struct SavedCumulative {
 /// One read transaction.
 pub struct ReadTx<'c> {
     tx: Transaction<'c>,
-    tiers: &'c [Tier],
+    layout: &'c Layout,
+    /// The first and last interval tier 0 holds, read once per transaction.
+    raw_span: OnceCell<Option<(i64, i64)>>,
 }
 
 impl Reader {
     pub fn new(connections: Vec<Connection>, tiers: Vec<Tier>) -> Reader {
         let permits = Arc::new(Semaphore::new(connections.len()));
-        Reader { pool: Arc::new(Mutex::new(connections)), permits, tiers: tiers.into() }
+        Reader { pool: Arc::new(Mutex::new(connections)), permits, layout: Arc::new(Layout::new(tiers)) }
     }
 
     pub fn tiers(&self) -> &[Tier] {
-        &self.tiers
+        &self.layout.tiers
     }
 
     /// Runs `read` on a pooled connection in a blocking thread, inside one transaction.
@@ -60,11 +103,11 @@ impl Reader {
         let _permit = self.permits.acquire().await.map_err(|_| StoreError::WriterGone)?;
         let mut conn = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop().expect("a connection per permit");
         let pool = self.pool.clone();
-        let tiers = self.tiers.clone();
+        let layout = self.layout.clone();
         tokio::task::spawn_blocking(move || {
             let result = (|| {
                 let tx = conn.transaction()?;
-                let read_tx = ReadTx { tx, tiers: &tiers };
+                let read_tx = ReadTx { tx, layout: &layout, raw_span: OnceCell::new() };
                 let value = read(&read_tx)?;
                 read_tx.tx.finish()?;
                 Ok(value)
@@ -81,13 +124,13 @@ impl Reader {
 /// transactions in a row (rule evaluation takes a memory snapshot before each).
 pub struct ReadConn<'c> {
     conn: &'c mut Connection,
-    tiers: &'c [Tier],
+    layout: &'c Layout,
 }
 
 impl ReadConn<'_> {
     pub fn read<T, E: From<StoreError>>(&mut self, read: impl FnOnce(&ReadTx<'_>) -> Result<T, E>) -> Result<T, E> {
         let tx = self.conn.transaction().map_err(|e| E::from(e.into()))?;
-        let read_tx = ReadTx { tx, tiers: self.tiers };
+        let read_tx = ReadTx { tx, layout: self.layout, raw_span: OnceCell::new() };
         let value = read(&read_tx)?;
         read_tx.tx.finish().map_err(|e| E::from(e.into()))?;
         Ok(value)
@@ -105,9 +148,9 @@ impl Reader {
         let _permit = self.permits.acquire().await.map_err(|_| E::from(StoreError::WriterGone))?;
         let mut conn = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop().expect("a connection per permit");
         let pool = self.pool.clone();
-        let tiers = self.tiers.clone();
+        let layout = self.layout.clone();
         tokio::task::spawn_blocking(move || {
-            let result = work(&mut ReadConn { conn: &mut conn, tiers: &tiers });
+            let result = work(&mut ReadConn { conn: &mut conn, layout: &layout });
             pool.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
             result
         })
@@ -118,7 +161,7 @@ impl Reader {
 
 impl ReadTx<'_> {
     pub fn tiers(&self) -> &[Tier] {
-        self.tiers
+        &self.layout.tiers
     }
 
     /// The transaction, for the store's own read modules.
@@ -133,7 +176,7 @@ impl ReadTx<'_> {
     /// Per tier, the start of the first window not yet downsampled into it (tier 0: none).
     pub fn watermarks(&self) -> Result<Vec<Option<i64>>, StoreError> {
         let mut out = vec![None];
-        for tier in &self.tiers[1..] {
+        for tier in &self.layout.tiers[1..] {
             out.push(self.meta(&tier.watermark_key())?);
         }
         Ok(out)
@@ -143,6 +186,12 @@ impl ReadTx<'_> {
         let mut stmt = self.tx.prepare_cached("SELECT id, key, kind FROM series WHERE name = ?1")?;
         let rows = stmt.query_map([name], stored_series)?;
         Ok(rows.filter_map(Result::transpose).collect::<Result<_, _>>()?)
+    }
+
+    /// How many series named `name` are stored (series are never deleted).
+    pub fn count_series_named(&self, name: &str) -> Result<usize, StoreError> {
+        let mut stmt = self.tx.prepare_cached("SELECT count(*) FROM series WHERE name = ?1")?;
+        Ok(stmt.query_row([name], |r| r.get::<_, i64>(0))? as usize)
     }
 
     pub fn all_series(&self) -> Result<Vec<StoredSeries>, StoreError> {
@@ -162,10 +211,7 @@ impl ReadTx<'_> {
         if tier == 0 {
             return self.raw_rollups(series, from_s, to_s);
         }
-        let mut stmt = self.tx.prepare_cached(&format!(
-            "SELECT start_s, {ROLLUP_COLUMNS} FROM {} WHERE series_id = ?1 AND start_s >= ?2 AND start_s < ?3 ORDER BY start_s",
-            self.tiers[tier].table()
-        ))?;
+        let mut stmt = self.tx.prepare_cached(&self.layout.select[tier])?;
         let mut rows = stmt.query(params![series as i64, from_s, to_s])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
@@ -174,30 +220,128 @@ impl ReadTx<'_> {
         Ok(out)
     }
 
+    /// Whether tier `tier` holds any row of `series` with `from_s <= start < to_s`: one seek on
+    /// a coarse tier, and point lookups (stopping at the first) on tier 0.
+    pub fn has_rows(&self, tier: usize, series: SeriesId, from_s: i64, to_s: i64) -> Result<bool, StoreError> {
+        if tier > 0 {
+            let mut stmt = self.tx.prepare_cached(&self.layout.exists[tier])?;
+            return Ok(stmt.query_row(params![series as i64, from_s, to_s], |r| r.get(0))?);
+        }
+        let raw = &self.layout.tiers[0];
+        let Some((first, last)) = self.raw_span()? else { return Ok(false) };
+        let mut stmt = self.tx.prepare_cached(&self.layout.exists[0])?;
+        let mut start = align_up(from_s.max(first), raw.resolution_s);
+        while start < to_s.min(last + 1) {
+            if stmt.exists(params![start, series as i64])? {
+                return Ok(true);
+            }
+            start += raw.resolution_s;
+        }
+        Ok(false)
+    }
+
+    /// Rows of tier 0 with `from_s <= start < to_s` for the series in `wanted`, by series, in
+    /// one scan of the time-major key: cheaper than point lookups once a good part of the
+    /// interval's rows is wanted. Rows of other series are skipped undecoded.
+    pub fn raw_range(
+        &self,
+        from_s: i64,
+        to_s: i64,
+        wanted: &FxHashSet<SeriesId>,
+    ) -> Result<FxHashMap<SeriesId, Rollup>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT series_id, {ROLLUP_COLUMNS} FROM {} WHERE start_s >= ?1 AND start_s < ?2",
+            self.layout.tiers[0].raw_table()
+        ))?;
+        let mut rows = stmt.query(params![from_s, to_s])?;
+        let mut out: FxHashMap<SeriesId, Option<Rollup>> = FxHashMap::default();
+        while let Some(row) = rows.next()? {
+            let series = row.get::<_, i64>(0)? as SeriesId;
+            if wanted.contains(&series) {
+                merge_rollup(row, 1, out.entry(series).or_default())?;
+            }
+        }
+        Ok(out.into_iter().filter_map(|(id, r)| Some((id, r?))).collect())
+    }
+
+    /// Merges tier `tier`'s rows of `series` with `from_s <= start < to_s` into `into`.
+    pub fn merge_rollups(
+        &self,
+        tier: usize,
+        series: SeriesId,
+        from_s: i64,
+        to_s: i64,
+        into: &mut Option<Rollup>,
+    ) -> Result<(), StoreError> {
+        if tier == 0 {
+            return self.each_raw_row(series, from_s, to_s, |_, row| merge_rollup(row, 0, into));
+        }
+        let mut stmt = self.tx.prepare_cached(&self.layout.select[tier])?;
+        let mut rows = stmt.query(params![series as i64, from_s, to_s])?;
+        while let Some(row) = rows.next()? {
+            merge_rollup(row, 1, into)?;
+        }
+        Ok(())
+    }
+
+    /// How many rows tier 0's latest interval holds: about how many series are active.
+    pub fn raw_rows_per_interval(&self) -> Result<usize, StoreError> {
+        let Some((_, last)) = self.raw_span()? else { return Ok(0) };
+        let mut stmt = self
+            .tx
+            .prepare_cached(&format!("SELECT count(*) FROM {} WHERE start_s = ?1", self.layout.tiers[0].raw_table()))?;
+        Ok(stmt.query_row([last], |r| r.get::<_, i64>(0))? as usize)
+    }
+
     /// Tier 0 is keyed by time first: one point lookup per interval in the range.
     fn raw_rollups(&self, series: SeriesId, from_s: i64, to_s: i64) -> Result<Vec<(i64, Rollup)>, StoreError> {
-        let raw = &self.tiers[0];
-        let mut stmt = self.tx.prepare_cached(&format!(
-            "SELECT {ROLLUP_COLUMNS} FROM {} WHERE start_s = ?1 AND series_id = ?2",
-            raw.raw_table()
-        ))?;
-        // Walk only where the table has rows (both ends are one seek on the time-major key).
-        let (first, last): (Option<i64>, Option<i64>) =
-            self.tx.query_row(&format!("SELECT min(start_s), max(start_s) FROM {}", raw.raw_table()), [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
-        let (Some(first), Some(last)) = (first, last) else { return Ok(Vec::new()) };
-        let to_s = to_s.min(last + 1);
         let mut out = Vec::new();
+        self.each_raw_row(series, from_s, to_s, |start, row| {
+            out.push((start, read_rollup(row, 0)?));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `each(start, row)` for every tier-0 row of `series` in the range, oldest first.
+    fn each_raw_row(
+        &self,
+        series: SeriesId,
+        from_s: i64,
+        to_s: i64,
+        mut each: impl FnMut(i64, &rusqlite::Row<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let raw = &self.layout.tiers[0];
+        let mut stmt = self.tx.prepare_cached(&self.layout.select[0])?;
+        let Some((first, last)) = self.raw_span()? else { return Ok(()) };
+        let to_s = to_s.min(last + 1);
         let mut start = align_up(from_s.max(first), raw.resolution_s);
         while start < to_s {
             let mut rows = stmt.query(params![start, series as i64])?;
             if let Some(row) = rows.next()? {
-                out.push((start, read_rollup(row, 0)?));
+                each(start, row)?;
             }
             start += raw.resolution_s;
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// Where tier 0 has rows, so a read walks only those intervals. Each end is one seek on
+    /// the time-major key as a subquery of its own (`SELECT min(x), max(x)` together scans the
+    /// whole table).
+    fn raw_span(&self) -> Result<Option<(i64, i64)>, StoreError> {
+        if let Some(span) = self.raw_span.get() {
+            return Ok(*span);
+        }
+        let table = self.layout.tiers[0].raw_table();
+        let (first, last): (Option<i64>, Option<i64>) = self.tx.query_row(
+            &format!("SELECT (SELECT min(start_s) FROM {table}), (SELECT max(start_s) FROM {table})"),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let span = first.zip(last);
+        let _ = self.raw_span.set(span);
+        Ok(span)
     }
 
     pub fn cumulative_state(&self) -> Result<Vec<SavedCumulative>, StoreError> {

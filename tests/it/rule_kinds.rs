@@ -71,12 +71,10 @@ async fn a_cache_tier_below_its_hit_ratio_fires_alone_with_the_exact_ratio() {
     assert_eq!(l2["labels"]["tier"], "L2");
     assert_within(l2["value"].as_f64().unwrap(), 0.6, 1e-12, "L2 hit ratio");
     assert_eq!(l2["threshold"].as_f64(), Some(0.85));
-    // L1 was measured in the same evaluation and stays inactive, with its own ratio.
+    // L1 was measured in the same evaluation and never breached: no instance at all.
     let (_, body) = d.get("/api/v1/alerts?state=all").await;
-    let l1: Vec<&Value> = body["alerts"].as_array().unwrap().iter().filter(|a| a["labels"]["tier"] == "L1").collect();
-    assert_eq!(l1.len(), 1, "{body}");
-    assert_eq!(l1[0]["state"], "inactive");
-    assert_within(l1[0]["value"].as_f64().unwrap(), 0.95, 1e-12, "L1 hit ratio");
+    let tiers: Vec<&Value> = body["alerts"].as_array().unwrap().iter().map(|a| &a["labels"]["tier"]).collect();
+    assert_eq!(tiers, vec!["L2"], "{body}");
 }
 
 #[tokio::test]
