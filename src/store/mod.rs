@@ -5,6 +5,7 @@
 pub mod alerts;
 mod codec;
 mod downsample;
+pub mod outbox;
 pub mod reader;
 mod retention;
 mod schema;
@@ -62,24 +63,9 @@ pub enum WriterMsg {
         now_s: i64,
         reply: oneshot::Sender<Result<u64, StoreError>>,
     },
-    /// Acknowledge (or with `ack: None`, unacknowledge) an active alert.
-    Ack {
-        id: String,
-        ack: Option<alerts::Ack>,
-        now_s: i64,
-        reply: oneshot::Sender<Result<bool, StoreError>>,
-    },
-    /// Create a silence, or end one early (same id, new end).
-    SaveSilence {
-        silence: alerts::SilenceRow,
-        reply: oneshot::Sender<Result<(), StoreError>>,
-    },
-    /// Alert instances that changed and the transitions they made, in one transaction.
-    SaveAlerts {
-        alerts: Vec<alerts::AlertRow>,
-        history: Vec<alerts::HistoryRow>,
-        reply: oneshot::Sender<Result<(), StoreError>>,
-    },
+    /// Any other small write, run in one transaction on the writer thread (the job commits
+    /// and replies itself).
+    Write(Box<dyn FnOnce(&mut rusqlite::Connection) + Send>),
 }
 
 /// The sending side of the writer thread; dropping every handle ends the thread after it has
@@ -103,21 +89,66 @@ impl StoreHandle {
         alerts: Vec<alerts::AlertRow>,
         history: Vec<alerts::HistoryRow>,
     ) -> Result<(), StoreError> {
-        let (reply, done) = oneshot::channel();
-        self.tx.send(WriterMsg::SaveAlerts { alerts, history, reply }).await.map_err(|_| StoreError::WriterGone)?;
-        done.await.map_err(|_| StoreError::WriterGone)?
+        self.write(move |tx| alerts::save(tx, &alerts, &history)).await
     }
 
     /// Acknowledges (or unacknowledges) an active alert; false when none is active by that id.
     pub async fn ack(&self, id: String, ack: Option<alerts::Ack>, now_s: i64) -> Result<bool, StoreError> {
-        let (reply, done) = oneshot::channel();
-        self.tx.send(WriterMsg::Ack { id, ack, now_s, reply }).await.map_err(|_| StoreError::WriterGone)?;
-        done.await.map_err(|_| StoreError::WriterGone)?
+        self.write(move |tx| alerts::set_ack(tx, &id, ack.as_ref(), now_s)).await
     }
 
+    /// Creates a silence, or ends one early (same id, new end).
     pub async fn save_silence(&self, silence: alerts::SilenceRow) -> Result<(), StoreError> {
+        self.write(move |tx| alerts::save_silence(tx, &silence)).await
+    }
+
+    /// Queues notifications; returns how many were new (an id already queued is kept as is).
+    pub async fn enqueue(&self, rows: Vec<outbox::OutboxRow>) -> Result<usize, StoreError> {
+        self.write(move |tx| outbox::enqueue(tx, &rows)).await
+    }
+
+    /// Claims up to `limit` due notifications of `notifier` for sending.
+    pub async fn claim(
+        &self,
+        notifier: String,
+        now_s: i64,
+        limit: usize,
+    ) -> Result<Vec<outbox::OutboxRow>, StoreError> {
+        self.write(move |tx| outbox::claim(tx, &notifier, now_s, limit)).await
+    }
+
+    /// Records how an attempt ended.
+    pub async fn finish_attempt(
+        &self,
+        id: String,
+        result: outbox::AttemptResult,
+        at_s: i64,
+        latency_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| outbox::finish(tx, &id, &result, at_s, latency_ms)).await
+    }
+
+    /// Puts notifications a crash left `sending` back in the queue, in doubt; returns how many.
+    pub async fn recover_outbox(&self) -> Result<usize, StoreError> {
+        self.write(outbox::recover).await
+    }
+
+    /// Runs `work` in one transaction on the writer thread.
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let (reply, done) = oneshot::channel();
-        self.tx.send(WriterMsg::SaveSilence { silence, reply }).await.map_err(|_| StoreError::WriterGone)?;
+        let job = Box::new(move |conn: &mut rusqlite::Connection| {
+            let result = (|| {
+                let tx = conn.transaction()?;
+                let value = work(&tx)?;
+                tx.commit()?;
+                Ok(value)
+            })();
+            let _ = reply.send(result);
+        });
+        self.tx.send(WriterMsg::Write(job)).await.map_err(|_| StoreError::WriterGone)?;
         done.await.map_err(|_| StoreError::WriterGone)?
     }
 

@@ -60,6 +60,31 @@ const MIGRATIONS: &[&str] = &[
          comment TEXT NOT NULL,
          created_s INTEGER NOT NULL
      );",
+    // 3: the notification outbox and every delivery attempt.
+    "CREATE TABLE outbox (
+         id TEXT PRIMARY KEY,
+         notifier TEXT NOT NULL,
+         subject TEXT NOT NULL,
+         kind TEXT NOT NULL,
+         payload TEXT NOT NULL,
+         created_s INTEGER NOT NULL,
+         due_s INTEGER NOT NULL,
+         status TEXT NOT NULL,
+         attempts INTEGER NOT NULL,
+         last_error TEXT,
+         sent_s INTEGER,
+         in_doubt INTEGER NOT NULL
+     );
+     CREATE INDEX outbox_due ON outbox (notifier, status, due_s);
+     CREATE INDEX outbox_by_subject ON outbox (subject, created_s);
+     CREATE TABLE notification_attempts (
+         outbox_id TEXT NOT NULL,
+         at_s INTEGER NOT NULL,
+         status TEXT NOT NULL,
+         error TEXT,
+         latency_ms INTEGER NOT NULL
+     );
+     CREATE INDEX notification_attempts_by_outbox ON notification_attempts (outbox_id);",
 ];
 
 pub fn migrate(conn: &mut Connection, tiers: &[Tier]) -> Result<(), StoreError> {

@@ -51,33 +51,7 @@ impl Writer {
                 WriterMsg::Expire { now_s, reply } => {
                     let _ = reply.send(retention::expire(&mut self.conn, &self.tiers, now_s));
                 }
-                WriterMsg::Ack { id, ack, now_s, reply } => {
-                    let result = (|| {
-                        let tx = self.conn.transaction()?;
-                        let found = super::alerts::set_ack(&tx, &id, ack.as_ref(), now_s)?;
-                        tx.commit()?;
-                        Ok(found)
-                    })();
-                    let _ = reply.send(result);
-                }
-                WriterMsg::SaveSilence { silence, reply } => {
-                    let result = (|| {
-                        let tx = self.conn.transaction()?;
-                        super::alerts::save_silence(&tx, &silence)?;
-                        tx.commit()?;
-                        Ok(())
-                    })();
-                    let _ = reply.send(result);
-                }
-                WriterMsg::SaveAlerts { alerts, history, reply } => {
-                    let result = (|| {
-                        let tx = self.conn.transaction()?;
-                        super::alerts::save(&tx, &alerts, &history)?;
-                        tx.commit()?;
-                        Ok(())
-                    })();
-                    let _ = reply.send(result);
-                }
+                WriterMsg::Write(job) => job(&mut self.conn),
             }
         }
         tracing::debug!("store writer finished");

@@ -1,0 +1,216 @@
+//! The notification outbox: every notification is a row before it is sent, so a crash loses
+//! none. A sender claims due rows (they become `sending`), delivers, and records the attempt;
+//! a row left `sending` by a crash is in doubt and is sent once more after a restart, under
+//! the same id (the receiver's idempotency key or Message-ID shows the repeat).
+
+use rusqlite::{OptionalExtension, Row, Transaction, params};
+
+use super::StoreError;
+use super::reader::ReadTx;
+
+/// A notification as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    /// Stable for the notification's life: the idempotency key and Message-ID seed.
+    pub id: String,
+    pub notifier: String,
+    /// What it is about (an alert group, or `test`).
+    pub subject: String,
+    /// firing, escalated, repeat, acked, resolved or test.
+    pub kind: String,
+    /// The message, as JSON the notifier renders.
+    pub payload: String,
+    pub created_s: i64,
+    /// Not before this time (the next attempt's time after a failure).
+    pub due_s: i64,
+    /// pending, sending, sent or failed.
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub sent_s: Option<i64>,
+    /// Whether a crash came between a send and its confirmation (it may have arrived).
+    pub in_doubt: bool,
+}
+
+impl OutboxRow {
+    pub fn new(id: String, notifier: String, subject: String, kind: String, payload: String, now_s: i64) -> OutboxRow {
+        OutboxRow {
+            id,
+            notifier,
+            subject,
+            kind,
+            payload,
+            created_s: now_s,
+            due_s: now_s,
+            status: "pending".into(),
+            attempts: 0,
+            last_error: None,
+            sent_s: None,
+            in_doubt: false,
+        }
+    }
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptResult {
+    Sent,
+    /// Try again at `retry_at_s`.
+    Retry {
+        error: String,
+        retry_at_s: i64,
+    },
+    /// Given up: the receiver refused for good, or attempts ran out.
+    Failed {
+        error: String,
+    },
+}
+
+const COLUMNS: &str =
+    "id, notifier, subject, kind, payload, created_s, due_s, status, attempts, last_error, sent_s, in_doubt";
+
+/// Adds notifications; one already queued under the same id is left alone (exactly once).
+pub fn enqueue(tx: &Transaction<'_>, rows: &[OutboxRow]) -> Result<usize, StoreError> {
+    let mut insert = tx.prepare_cached(&format!(
+        "INSERT INTO outbox ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+         ON CONFLICT (id) DO NOTHING"
+    ))?;
+    let mut added = 0;
+    for r in rows {
+        added += insert.execute(params![
+            r.id,
+            r.notifier,
+            r.subject,
+            r.kind,
+            r.payload,
+            r.created_s,
+            r.due_s,
+            r.status,
+            r.attempts,
+            r.last_error,
+            r.sent_s,
+            r.in_doubt
+        ])?;
+    }
+    Ok(added)
+}
+
+/// Marks up to `limit` due rows of `notifier` as `sending` and returns them, oldest first.
+pub fn claim(tx: &Transaction<'_>, notifier: &str, now_s: i64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+    let mut select = tx.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM outbox WHERE notifier = ?1 AND status = 'pending' AND due_s <= ?2
+         ORDER BY due_s, created_s LIMIT ?3"
+    ))?;
+    let rows: Vec<OutboxRow> =
+        select.query_map(params![notifier, now_s, limit as i64], outbox_row)?.collect::<Result<_, _>>()?;
+    let mut mark = tx.prepare_cached("UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?1")?;
+    for row in &rows {
+        mark.execute([&row.id])?;
+    }
+    Ok(rows.into_iter().map(|r| OutboxRow { status: "sending".into(), attempts: r.attempts + 1, ..r }).collect())
+}
+
+/// Records how an attempt at `id` ended, and the attempt itself.
+pub fn finish(
+    tx: &Transaction<'_>,
+    id: &str,
+    result: &AttemptResult,
+    at_s: i64,
+    latency_ms: i64,
+) -> Result<(), StoreError> {
+    let (status, error, due) = match result {
+        AttemptResult::Sent => ("sent", None, None),
+        AttemptResult::Retry { error, retry_at_s } => ("pending", Some(error.as_str()), Some(*retry_at_s)),
+        AttemptResult::Failed { error } => ("failed", Some(error.as_str()), None),
+    };
+    tx.execute(
+        "UPDATE outbox SET status = ?2, last_error = ?3, due_s = COALESCE(?4, due_s),
+             sent_s = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_s END
+         WHERE id = ?1",
+        params![id, status, error, due, at_s],
+    )?;
+    tx.execute(
+        "INSERT INTO notification_attempts (outbox_id, at_s, status, error, latency_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, at_s, if status == "pending" { "retry" } else { status }, error, latency_ms],
+    )?;
+    Ok(())
+}
+
+/// After a restart: rows a crash left `sending` go back to `pending`, marked in doubt.
+pub fn recover(tx: &Transaction<'_>) -> Result<usize, StoreError> {
+    Ok(tx.execute("UPDATE outbox SET status = 'pending', in_doubt = 1 WHERE status = 'sending'", [])?)
+}
+
+fn outbox_row(row: &Row<'_>) -> rusqlite::Result<OutboxRow> {
+    Ok(OutboxRow {
+        id: row.get(0)?,
+        notifier: row.get(1)?,
+        subject: row.get(2)?,
+        kind: row.get(3)?,
+        payload: row.get(4)?,
+        created_s: row.get(5)?,
+        due_s: row.get(6)?,
+        status: row.get(7)?,
+        attempts: row.get(8)?,
+        last_error: row.get(9)?,
+        sent_s: row.get(10)?,
+        in_doubt: row.get(11)?,
+    })
+}
+
+/// One recorded attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptRow {
+    pub at_s: i64,
+    pub status: String,
+    pub error: Option<String>,
+    pub latency_ms: i64,
+}
+
+/// Filters for listing notifications; `None` matches all.
+#[derive(Debug, Default, Clone)]
+pub struct OutboxFilter {
+    pub notifier: Option<String>,
+    pub status: Option<String>,
+    pub subject: Option<String>,
+}
+
+impl ReadTx<'_> {
+    /// Notifications newest first, at most `limit`.
+    pub fn notifications(&self, filter: &OutboxFilter, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut stmt = self.sql().prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM outbox
+             WHERE (?1 IS NULL OR notifier = ?1) AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR subject = ?3)
+             ORDER BY created_s DESC, rowid DESC LIMIT ?4"
+        ))?;
+        let rows = stmt.query_map(params![filter.notifier, filter.status, filter.subject, limit as i64], outbox_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn notification(&self, id: &str) -> Result<Option<OutboxRow>, StoreError> {
+        let mut stmt = self.sql().prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE id = ?1"))?;
+        Ok(stmt.query_row([id], outbox_row).optional()?)
+    }
+
+    /// The attempts at one notification, oldest first.
+    pub fn attempts(&self, outbox_id: &str) -> Result<Vec<AttemptRow>, StoreError> {
+        let mut stmt = self.sql().prepare_cached(
+            "SELECT at_s, status, error, latency_ms FROM notification_attempts WHERE outbox_id = ?1 ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map([outbox_id], |r| {
+            Ok(AttemptRow { at_s: r.get(0)?, status: r.get(1)?, error: r.get(2)?, latency_ms: r.get(3)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// When the next pending notification of `notifier` is due, if any.
+    pub fn next_due(&self, notifier: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .sql()
+            .query_row("SELECT min(due_s) FROM outbox WHERE notifier = ?1 AND status = 'pending'", [notifier], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .optional()?
+            .flatten())
+    }
+}
