@@ -25,6 +25,7 @@ pub mod config;
 pub mod ingest;
 pub mod loadgen;
 pub mod model;
+pub mod notify;
 pub mod query;
 pub mod rules;
 pub mod shutdown;
@@ -56,6 +57,8 @@ pub enum StartError {
         "cannot listen on {addr} ({what}): {source}; is another perfwatch running? set {setting} to another address"
     )]
     Bind { what: &'static str, setting: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("cannot set up the HTTP client for notifications: {0}")]
+    Client(#[from] reqwest::Error),
 }
 
 /// A running perfwatch.
@@ -66,6 +69,7 @@ pub struct Daemon {
     http: JoinHandle<()>,
     statsd: Vec<JoinHandle<()>>,
     scheduler: JoinHandle<()>,
+    delivery: JoinHandle<()>,
     sighup: JoinHandle<()>,
     flush: Option<FlushHandle>,
     flusher: JoinHandle<()>,
@@ -110,6 +114,9 @@ impl Daemon {
         let scheduler = tokio::spawn(scheduler.run(cancel.clone()));
         let reloader = rules::reload::Reloader { paths: config.rule_paths.clone(), scheduler: scheduler_handle };
         let sighup = tokio::spawn(shutdown::reload_on_sighup(reloader.clone(), cancel.clone()));
+        let (delivery, delivery_handle) =
+            notify::delivery::Delivery::new(store.handle.clone(), store.reader.clone(), notifiers(&config))?;
+        let delivery = tokio::spawn(delivery.run(cancel.clone()));
         let state = Arc::new(ApiState {
             aggregator: aggregator.clone(),
             reader: store.reader.clone(),
@@ -119,6 +126,7 @@ impl Daemon {
             flush: flush.clone(),
             store: store.handle.clone(),
             reloader: reloader.clone(),
+            delivery: delivery_handle,
             prometheus,
         });
         let mut statsd = Vec::new();
@@ -145,6 +153,7 @@ impl Daemon {
             http,
             statsd,
             scheduler,
+            delivery,
             sighup,
             flush: Some(flush),
             flusher,
@@ -165,6 +174,7 @@ impl Daemon {
             let _ = task.await;
         }
         let _ = (&mut self.scheduler).await;
+        let _ = (&mut self.delivery).await;
         let _ = (&mut self.sighup).await;
         // Ingest has stopped; the flusher sees its last handle go and drains everything.
         self.flush.take();
@@ -182,6 +192,18 @@ impl Daemon {
         }
         self.shutdown().await;
     }
+}
+
+/// The configured notifiers, or a `log` notifier when there are none.
+fn notifiers(config: &Config) -> std::collections::BTreeMap<String, config::NotifierConfig> {
+    if !config.notifiers.is_empty() {
+        return config.notifiers.clone();
+    }
+    let log = config::NotifierConfig {
+        kind: config::NotifierKind::Log,
+        delivery: config::Delivery { timeout_s: 10, concurrency: 1, min_interval_ms: 0, max_attempts: 1 },
+    };
+    [("log".to_owned(), log)].into()
 }
 
 async fn restore_cumulative(store: &Store, aggregator: &Aggregator) -> Result<(), StoreError> {

@@ -50,6 +50,11 @@ enum Command {
     /// Judge a release: evaluate rules once against history; exit 1 if any would fire, 2 if
     /// the gate could not judge.
     Gate(perfwatch::cli::gate::GateArgs),
+    /// Send a test notification through a configured notifier and wait for the verdict.
+    #[command(subcommand)]
+    Notify(perfwatch::cli::notify::NotifyCommand),
+    /// Notifications in the outbox (newest first) with their status and last error.
+    Notifications(perfwatch::cli::notify::NotificationsArgs),
     /// Push a realistic web-platform workload at a chosen rate, with a progress line.
     Loadgen(perfwatch::loadgen::LoadgenArgs),
 }
@@ -63,6 +68,8 @@ fn main() -> std::process::ExitCode {
         Command::Push(args) => client(perfwatch::cli::push::run(args)),
         Command::Query(args) => client(perfwatch::cli::query::run(args)),
         Command::Gate(args) => gate(args),
+        Command::Notify(command) => client(perfwatch::cli::notify::notify(command)),
+        Command::Notifications(args) => client(perfwatch::cli::notify::list(args)),
         Command::Loadgen(args) => client(perfwatch::loadgen::run(args)),
         Command::Alerts(args) => client(perfwatch::cli::alerts::list(args)),
         Command::Ack(args) => client(perfwatch::cli::alerts::ack(args)),

@@ -19,6 +19,8 @@ pub const RULE_EVALUATION_DURATION: &str = "perfwatch_rule_evaluation_duration_s
 pub const RULE_EVALUATION_FAILURES: &str = "perfwatch_rule_evaluation_failures_total";
 pub const RULES_LOADED: &str = "perfwatch_rules_loaded";
 pub const RULE_RELOADS: &str = "perfwatch_rule_reloads_total";
+pub const NOTIFICATIONS: &str = "perfwatch_notifications_total";
+pub const NOTIFICATION_LATENCY: &str = "perfwatch_notification_delivery_seconds";
 
 /// `protocol` is one of json, prometheus, statsd; `n` samples (or entries) were taken.
 pub fn samples_accepted(protocol: &'static str, n: u64) {
@@ -72,6 +74,12 @@ pub fn rules_loaded(n: usize) {
 /// `ok` says whether the reload was applied.
 pub fn rule_reload(ok: bool) {
     counter!(RULE_RELOADS, "result" => if ok { "success" } else { "failure" }).increment(1);
+}
+
+/// One delivery attempt by `notifier`: `result` is sent, retried or failed.
+pub fn notification_attempt(notifier: &str, result: &'static str, latency: Duration) {
+    counter!(NOTIFICATIONS, "notifier" => notifier.to_owned(), "result" => result).increment(1);
+    histogram!(NOTIFICATION_LATENCY, "notifier" => notifier.to_owned()).record(latency.as_secs_f64());
 }
 
 pub fn build_info() {

@@ -5,6 +5,7 @@ mod alerts;
 mod auth;
 mod body;
 mod gate;
+mod notifications;
 mod push;
 mod pushgateway;
 mod query;
@@ -39,6 +40,7 @@ pub struct ApiState {
     pub flush: FlushHandle,
     pub store: crate::store::StoreHandle,
     pub reloader: crate::rules::reload::Reloader,
+    pub delivery: crate::notify::delivery::DeliveryHandle,
     pub prometheus: Option<PrometheusHandle>,
 }
 
@@ -206,6 +208,28 @@ pub fn routes(
             })
         },
     );
+    let notifier_test = warp::path!("api" / "v1" / "notifiers" / String / "test")
+        .and(warp::post())
+        .and(base())
+        .and(warp::body::stream())
+        .and_then(|name: String, state, headers: HeaderMap, stream| {
+            let encoding = headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            guarded(state, headers, Guard::Api, "notifier_test", move |state| async move {
+                let body = body::read(Box::pin(stream), encoding.as_deref(), state.limits.max_body_bytes).await?;
+                notifications::test(state, name, &body).await
+            })
+        });
+    let notification_list =
+        warp::path!("api" / "v1" / "notifications").and(warp::get()).and(base()).and(warp::query::<Params>()).and_then(
+            |state, headers, params| {
+                guarded(state, headers, Guard::Api, "notifications", move |state| notifications::list(state, params))
+            },
+        );
+    let notification_one = warp::path!("api" / "v1" / "notifications" / String).and(warp::get()).and(base()).and_then(
+        |id: String, state, headers| {
+            guarded(state, headers, Guard::Api, "notification", move |state| notifications::one(state, id))
+        },
+    );
     let reload = warp::path!("-" / "reload")
         .and(warp::post())
         .and(base())
@@ -242,6 +266,9 @@ pub fn routes(
         silence_list.boxed(),
         silence_expire.boxed(),
         gate.boxed(),
+        notifier_test.boxed(),
+        notification_list.boxed(),
+        notification_one.boxed(),
         reload.boxed(),
         flush.boxed(),
         metrics.boxed(),

@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub mod gate;
+pub mod notify;
 pub mod push;
 pub mod query;
 

@@ -13,6 +13,10 @@ use crate::aggregate::AggregatorSettings;
 use crate::ingest::limits::Limits;
 use crate::store::tiers::Tier;
 
+mod notify;
+
+pub use self::notify::{Delivery, NotifierConfig, NotifierKind};
+
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
@@ -95,6 +99,7 @@ struct RawConfig {
     storage: RawStorage,
     limits: RawLimits,
     rules: RawRules,
+    notifiers: std::collections::BTreeMap<String, notify::RawNotifier>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -224,6 +229,8 @@ pub struct Config {
     pub tiers: Vec<Tier>,
     pub limits: Limits,
     pub rule_paths: Vec<String>,
+    /// Named notifiers; without any, notifications go to the log.
+    pub notifiers: std::collections::BTreeMap<String, NotifierConfig>,
 }
 
 impl Config {
@@ -316,6 +323,7 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
     if limits.max_series == 0 || limits.max_body_bytes == 0 {
         problems.push("limits.max_series and limits.max_body_bytes must be positive".into());
     }
+    let notifiers = notify::validate(raw.notifiers, &mut problems);
     if !problems.is_empty() {
         return Err(ConfigError::Invalid { path: origin.to_owned(), problems });
     }
@@ -342,6 +350,7 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
             max_label_value_len: limits.max_label_value_len,
         },
         rule_paths: raw.rules.paths,
+        notifiers,
     })
 }
 
@@ -356,7 +365,12 @@ fn default_db_path() -> PathBuf {
     }
 }
 
-fn read_secret(what: &str, file: Option<&Path>, env: Option<&str>, problems: &mut Vec<String>) -> Option<Secret> {
+pub(super) fn read_secret(
+    what: &str,
+    file: Option<&Path>,
+    env: Option<&str>,
+    problems: &mut Vec<String>,
+) -> Option<Secret> {
     match (file, env) {
         (Some(_), Some(_)) => {
             problems.push(format!("{what}: set {what}_file or {what}_env, not both"));
@@ -419,6 +433,32 @@ mod tests {
         assert!(err.contains("not loopback"), "{err}");
         assert!(err.contains("multiple of the tier before"), "{err}");
         assert!(err.contains("divide a day"), "{err}");
+    }
+
+    #[test]
+    fn notifiers_read_their_secret_and_refuse_mistakes() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("hook");
+        std::fs::write(&secret, "https://hooks.slack.com/services/T/B/X\n").unwrap();
+        let yaml = format!(
+            "notifiers:\n  platform-slack:\n    type: slack\n    webhook_url_file: {}\n    rate_per_second: 2\n  stdout:\n    type: log\n",
+            secret.display()
+        );
+        let config = Config::parse(&yaml, "n.yaml").unwrap();
+        let slack = &config.notifiers["platform-slack"];
+        assert_eq!(
+            slack.kind,
+            NotifierKind::Slack { webhook_url: Secret::new("https://hooks.slack.com/services/T/B/X".into()) }
+        );
+        assert_eq!(slack.delivery.min_interval_ms, 500);
+        assert_eq!(config.notifiers["stdout"].kind, NotifierKind::Log);
+
+        let typo = Config::parse("notifiers:\n  s:\n    type: slack\n    webhok_url_file: /x\n", "t.yaml").unwrap_err();
+        assert!(typo.to_string().contains("t.yaml:4:") && typo.to_string().contains("webhok_url_file"), "{typo}");
+        let missing = Config::parse("notifiers:\n  s:\n    type: slack\n", "m.yaml").unwrap_err();
+        assert!(missing.to_string().contains("notifiers.s: set webhook_url_file or webhook_url_env"), "{missing}");
+        let kind = Config::parse("notifiers:\n  s:\n    type: pager\n", "k.yaml").unwrap_err();
+        assert!(kind.to_string().contains("k.yaml:3:") && kind.to_string().contains("slack"), "{kind}");
     }
 
     #[test]

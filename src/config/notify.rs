@@ -1,0 +1,117 @@
+//! The `notifiers:` section: named destinations for notifications, each with its secrets
+//! (from a file or an environment variable, never inline) and its delivery limits.
+//!
+//! ```yaml
+//! notifiers:
+//!   platform-slack:
+//!     type: slack
+//!     webhook_url_file: /etc/perfwatch/slack-webhook
+//!   stdout:
+//!     type: log
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::{Seconds, Secret, read_secret};
+
+/// One notifier as written. A flat struct rather than a tagged enum: serde cannot refuse
+/// unknown keys through `flatten`, and a misspelt key must be an error.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNotifier {
+    #[serde(rename = "type")]
+    kind: RawKind,
+    webhook_url_file: Option<PathBuf>,
+    webhook_url_env: Option<String>,
+    timeout: Option<Seconds>,
+    concurrency: Option<usize>,
+    /// Sends per second at most (Slack allows about one per second per webhook).
+    rate_per_second: Option<f64>,
+    max_attempts: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum RawKind {
+    Slack,
+    Log,
+}
+
+/// A validated notifier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifierConfig {
+    pub kind: NotifierKind,
+    pub delivery: Delivery,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotifierKind {
+    Slack { webhook_url: Secret },
+    Log,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub timeout_s: i64,
+    pub concurrency: usize,
+    /// At least this long between two sends.
+    pub min_interval_ms: u64,
+    pub max_attempts: u32,
+}
+
+pub(super) fn validate(
+    raw: BTreeMap<String, RawNotifier>,
+    problems: &mut Vec<String>,
+) -> BTreeMap<String, NotifierConfig> {
+    let mut out = BTreeMap::new();
+    for (name, notifier) in raw {
+        let what = format!("notifiers.{name}");
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            problems.push(format!("{what}: name a notifier with letters, digits, '-' and '_'"));
+        }
+        let (kind, default_rate) = match notifier.kind {
+            RawKind::Slack => {
+                let secret = format!("{what}.webhook_url");
+                let (file, env) = (notifier.webhook_url_file.as_deref(), notifier.webhook_url_env.as_deref());
+                if file.is_none() && env.is_none() {
+                    problems
+                        .push(format!("{what}: set webhook_url_file or webhook_url_env (the incoming webhook URL)"));
+                }
+                match read_secret(&secret, file, env, problems) {
+                    Some(url) if !url.expose().starts_with("http://") && !url.expose().starts_with("https://") => {
+                        problems.push(format!("{secret}: the webhook URL must start with https:// (or http://)"));
+                        continue;
+                    }
+                    Some(webhook_url) => (NotifierKind::Slack { webhook_url }, 1.0),
+                    None => continue,
+                }
+            }
+            RawKind::Log => {
+                if notifier.webhook_url_file.is_some() || notifier.webhook_url_env.is_some() {
+                    problems.push(format!("{what}: a log notifier takes no webhook_url"));
+                }
+                (NotifierKind::Log, 0.0)
+            }
+        };
+        let delivery = notifier;
+        let rate = delivery.rate_per_second.unwrap_or(default_rate);
+        if !(rate >= 0.0 && rate.is_finite()) {
+            problems.push(format!("{what}.rate_per_second must be 0 (no limit) or more"));
+        }
+        let concurrency = delivery.concurrency.unwrap_or(2);
+        if concurrency == 0 {
+            problems.push(format!("{what}.concurrency must be at least 1"));
+        }
+        let delivery = Delivery {
+            timeout_s: delivery.timeout.map_or(10, |s| s.0).max(1),
+            concurrency: concurrency.max(1),
+            min_interval_ms: if rate > 0.0 { (1000.0 / rate) as u64 } else { 0 },
+            max_attempts: delivery.max_attempts.unwrap_or(12).max(1),
+        };
+        out.insert(name, NotifierConfig { kind, delivery });
+    }
+    out
+}

@@ -1,0 +1,223 @@
+//! The delivery actor: one task per notifier drains that notifier's due outbox rows. A row is
+//! claimed (`sending`, durably) before it is sent and its attempt recorded after; failures are
+//! retried with exponential back-off and jitter, a 429's `Retry-After` is honoured exactly,
+//! and a notifier never has more than `concurrency` sends in flight or sends faster than its
+//! rate. Idle tasks sleep until the next row is due or an enqueue wakes them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::message::Message;
+use super::{Outcome, send};
+use crate::config::NotifierConfig;
+use crate::store::outbox::{AttemptResult, OutboxRow};
+use crate::store::{Reader, StoreHandle};
+use crate::{clock, telemetry};
+
+/// Back-off after the first failure; doubles per attempt up to [`MAX_BACKOFF_S`].
+const BASE_BACKOFF_S: f64 = 2.0;
+const MAX_BACKOFF_S: f64 = 600.0;
+/// An idle notifier with nothing queued still looks this often (a safety net, not the path).
+const IDLE_RECHECK: Duration = Duration::from_secs(60);
+
+/// Wakes the delivery tasks after something was queued.
+#[derive(Clone)]
+pub struct DeliveryHandle {
+    wake: Arc<Notify>,
+    notifiers: Arc<BTreeMap<String, NotifierConfig>>,
+}
+
+impl DeliveryHandle {
+    pub fn wake(&self) {
+        self.wake.notify_waiters();
+    }
+
+    pub fn notifier_names(&self) -> impl Iterator<Item = &str> {
+        self.notifiers.keys().map(String::as_str)
+    }
+}
+
+pub struct Delivery {
+    store: StoreHandle,
+    reader: Reader,
+    notifiers: Arc<BTreeMap<String, NotifierConfig>>,
+    client: reqwest::Client,
+    wake: Arc<Notify>,
+}
+
+impl Delivery {
+    pub fn new(
+        store: StoreHandle,
+        reader: Reader,
+        notifiers: BTreeMap<String, NotifierConfig>,
+    ) -> Result<(Delivery, DeliveryHandle), reqwest::Error> {
+        let client = reqwest::Client::builder().user_agent(concat!("perfwatch/", env!("CARGO_PKG_VERSION"))).build()?;
+        let notifiers = Arc::new(notifiers);
+        let wake = Arc::new(Notify::new());
+        let handle = DeliveryHandle { wake: wake.clone(), notifiers: notifiers.clone() };
+        Ok((Delivery { store, reader, notifiers, client, wake }, handle))
+    }
+
+    /// Puts in-doubt rows back in the queue, then drains every notifier until `cancel`.
+    pub async fn run(self, cancel: CancellationToken) {
+        match self.store.recover_outbox().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(n, "notifications were being sent when perfwatch stopped; sending them again"),
+            Err(err) => tracing::error!(error = %err, "cannot recover the outbox"),
+        }
+        let tasks: Vec<_> = self
+            .notifiers
+            .iter()
+            .map(|(name, config)| {
+                let drain = Drainer {
+                    name: name.clone(),
+                    config: config.clone(),
+                    store: self.store.clone(),
+                    reader: self.reader.clone(),
+                    client: self.client.clone(),
+                    wake: self.wake.clone(),
+                };
+                tokio::spawn(drain.run(cancel.clone()))
+            })
+            .collect();
+        for task in tasks {
+            let _ = task.await;
+        }
+        tracing::debug!("notification delivery finished");
+    }
+}
+
+/// One notifier's queue.
+struct Drainer {
+    name: String,
+    config: NotifierConfig,
+    store: StoreHandle,
+    reader: Reader,
+    client: reqwest::Client,
+    wake: Arc<Notify>,
+}
+
+impl Drainer {
+    async fn run(self, cancel: CancellationToken) {
+        let mut next_send = tokio::time::Instant::now();
+        while !cancel.is_cancelled() {
+            // Registered before looking, so an enqueue between the look and the wait still wakes us.
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let now_s = clock::now_s();
+            let name = self.name.clone();
+            let wait = match self.reader.read(move |tx| tx.next_due(&name)).await {
+                Ok(Some(due)) if due <= now_s => None,
+                Ok(Some(due)) => Some(Duration::from_millis(((due * 1000) - clock::now_ms()).max(1) as u64)),
+                Ok(None) => Some(IDLE_RECHECK),
+                Err(err) => {
+                    tracing::error!(notifier = %self.name, error = %err, "cannot read the outbox");
+                    Some(Duration::from_secs(1))
+                }
+            };
+            if let Some(wait) = wait {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = &mut woken => {}
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                continue;
+            }
+            let rows = match self.store.claim(self.name.clone(), now_s, self.config.delivery.concurrency).await {
+                Ok(rows) => rows,
+                Err(err) => {
+                    tracing::error!(notifier = %self.name, error = %err, "cannot claim notifications");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let mut sends = FuturesUnordered::new();
+            for row in rows {
+                tokio::time::sleep_until(next_send).await;
+                next_send = tokio::time::Instant::now() + Duration::from_millis(self.config.delivery.min_interval_ms);
+                sends.push(self.deliver(row));
+            }
+            while sends.next().await.is_some() {}
+        }
+    }
+
+    /// Sends one claimed row and records how it went.
+    async fn deliver(&self, row: OutboxRow) {
+        let started = Instant::now();
+        let outcome = match serde_json::from_str::<Message>(&row.payload) {
+            Ok(message) => send(&self.client, &self.config, &row.id, &message).await,
+            Err(err) => Outcome::Failed(format!("the stored message cannot be read: {err}")),
+        };
+        let latency = started.elapsed();
+        let result = self.result(&row, outcome);
+        let label = match &result {
+            AttemptResult::Sent => "sent",
+            AttemptResult::Retry { .. } => "retried",
+            AttemptResult::Failed { .. } => "failed",
+        };
+        telemetry::notification_attempt(&self.name, label, latency);
+        match &result {
+            AttemptResult::Sent => {
+                tracing::info!(notifier = %self.name, id = %row.id, kind = %row.kind, "notification sent")
+            }
+            AttemptResult::Retry { error, retry_at_s } => {
+                tracing::warn!(notifier = %self.name, id = %row.id, %error, retry_at_s, "notification not delivered; will retry")
+            }
+            AttemptResult::Failed { error } => {
+                tracing::error!(notifier = %self.name, id = %row.id, %error, "notification failed for good")
+            }
+        }
+        if let Err(err) =
+            self.store.finish_attempt(row.id.clone(), result, clock::now_s(), latency.as_millis() as i64).await
+        {
+            tracing::error!(notifier = %self.name, id = %row.id, error = %err, "cannot record a delivery attempt");
+        }
+    }
+
+    fn result(&self, row: &OutboxRow, outcome: Outcome) -> AttemptResult {
+        let exhausted = row.attempts >= i64::from(self.config.delivery.max_attempts);
+        let retry = |error: String, wait: Duration| {
+            if exhausted {
+                AttemptResult::Failed { error: format!("gave up after {} attempts: {error}", row.attempts) }
+            } else {
+                // Rounded up to the second: never earlier than the wait.
+                let retry_at_s = (clock::now_ms() + wait.as_millis() as i64 + 999) / 1000;
+                AttemptResult::Retry { error, retry_at_s }
+            }
+        };
+        match outcome {
+            Outcome::Delivered => AttemptResult::Sent,
+            Outcome::RetryAfter { wait, error } => retry(error, wait),
+            Outcome::Retry(error) => retry(error, backoff(row.attempts)),
+            Outcome::Failed(error) => AttemptResult::Failed { error },
+        }
+    }
+}
+
+/// Exponential back-off with jitter: 2 s, 4 s, 8 s … up to 10 min, each scaled by a random
+/// factor in [0.5, 1) so notifiers retrying together spread out.
+fn backoff(attempts: i64) -> Duration {
+    let exp = BASE_BACKOFF_S * 2f64.powi((attempts.max(1) - 1).min(20) as i32);
+    let jitter = 0.5 + rand::random::<f64>() * 0.5;
+    Duration::from_secs_f64(exp.min(MAX_BACKOFF_S) * jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_caps() {
+        for attempts in 1..30 {
+            let wait = backoff(attempts).as_secs_f64();
+            let full = (2.0 * 2f64.powi(attempts as i32 - 1)).min(600.0);
+            assert!(wait >= full * 0.5 && wait < full, "attempt {attempts}: {wait}");
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! What a notification says, independent of where it goes: stored as JSON in the outbox and
+//! rendered by each notifier (Slack blocks, mail parts, a log line).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Firing,
+    Escalated,
+    Repeat,
+    Acked,
+    Resolved,
+    /// `perfwatch notify test`: proves a notifier's configuration end to end.
+    Test,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Firing => "firing",
+            Kind::Escalated => "escalated",
+            Kind::Repeat => "repeat",
+            Kind::Acked => "acked",
+            Kind::Resolved => "resolved",
+            Kind::Test => "test",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub kind: Kind,
+    pub title: String,
+    /// info, warning or critical; sets the colour.
+    pub severity: Option<String>,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub alerts: Vec<AlertSummary>,
+    #[serde(default)]
+    pub links: BTreeMap<String, String>,
+}
+
+/// One alert in a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertSummary {
+    pub rule: String,
+    pub state: String,
+    pub severity: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub value: Option<f64>,
+    pub threshold: Option<f64>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Message {
+    /// The test message `perfwatch notify test` sends.
+    pub fn test(notifier: &str, by: &str) -> Message {
+        Message {
+            kind: Kind::Test,
+            title: format!("perfwatch test notification to {notifier}"),
+            severity: Some("info".into()),
+            text: Some(format!("Sent by {by} to check that {notifier} reaches you. Nothing is wrong.")),
+            alerts: Vec::new(),
+            links: BTreeMap::new(),
+        }
+    }
+}

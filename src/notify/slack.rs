@@ -1,0 +1,181 @@
+//! Slack incoming webhooks: a Block Kit message under a severity-coloured bar, answered as
+//! Slack documents: `200 ok`; `429` with `Retry-After` (wait that long); 4xx bodies such as
+//! `invalid_payload`, `no_service`, `channel_not_found`, `action_prohibited` are permanent;
+//! 5xx and timeouts are retried. The webhook URL is a secret: errors never include it.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::Outcome;
+use super::message::Message;
+use crate::config::Secret;
+
+/// Alerts listed in one message; Slack allows 50 blocks.
+const MAX_ALERTS_SHOWN: usize = 10;
+/// How long to wait on a 429 without a usable `Retry-After`.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+pub async fn send(client: &reqwest::Client, url: &Secret, timeout: Duration, message: &Message) -> Outcome {
+    let response = match client.post(url.expose()).timeout(timeout).json(&payload(message)).send().await {
+        Ok(response) => response,
+        Err(err) if err.is_timeout() => return Outcome::Retry(format!("Slack did not answer within {timeout:?}")),
+        Err(err) => return Outcome::Retry(format!("cannot reach Slack: {}", err.without_url())),
+    };
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = match response.text().await {
+        Ok(body) => body.chars().take(200).collect::<String>(),
+        Err(err) => return Outcome::Retry(format!("reading Slack's answer failed: {}", err.without_url())),
+    };
+    classify(status.as_u16(), retry_after, body.trim())
+}
+
+/// What Slack's answer means for this notification.
+fn classify(status: u16, retry_after: Option<Duration>, body: &str) -> Outcome {
+    match status {
+        200..=299 => Outcome::Delivered,
+        429 => Outcome::RetryAfter {
+            wait: retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
+            error: format!("Slack rate-limited the webhook (429 {body})"),
+        },
+        400..=499 => Outcome::Failed(format!("Slack refused the message ({status} {body}): {}", hint(body))),
+        _ => Outcome::Retry(format!("Slack answered {status} {body}")),
+    }
+}
+
+fn hint(body: &str) -> &'static str {
+    match body {
+        "no_service" | "invalid_token" | "no_active_hooks" => {
+            "the webhook was revoked or its app removed; create a new incoming webhook and update the secret"
+        }
+        "channel_not_found" | "channel_is_archived" => {
+            "the webhook's channel is gone; create a webhook for a live channel"
+        }
+        "action_prohibited" | "posting_to_general_channel_denied" => {
+            "a workspace admin restricts posting there; ask them or use another channel"
+        }
+        "invalid_payload" | "no_text" | "too_many_attachments" => {
+            "perfwatch sent a message Slack rejects; please report it"
+        }
+        _ => "Slack will not accept this message as sent",
+    }
+}
+
+fn colour(severity: Option<&str>) -> &'static str {
+    match severity {
+        Some("critical") => "#d93025",
+        Some("warning") => "#f9a825",
+        _ => "#1e88e5",
+    }
+}
+
+/// The Block Kit message: header, text, a section per alert (value against threshold,
+/// labels, annotations), and link buttons (acknowledge, runbook, dashboard).
+pub fn payload(message: &Message) -> Value {
+    let mut blocks =
+        vec![json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&message.title, 150)}})];
+    if let Some(text) = &message.text {
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, 3000)}}));
+    }
+    for alert in message.alerts.iter().take(MAX_ALERTS_SHOWN) {
+        let value = match (alert.value, alert.threshold) {
+            (Some(v), Some(t)) => format!("{} (threshold {})", number(v), number(t)),
+            (Some(v), None) => number(v),
+            _ => "no data".into(),
+        };
+        let mut fields = vec![
+            json!({"type": "mrkdwn", "text": format!("*{}* — {}", alert.rule, alert.state)}),
+            json!({"type": "mrkdwn", "text": format!("*Value*\n{value}")}),
+        ];
+        if let Some(summary) = alert.annotations.get("summary") {
+            fields.push(json!({"type": "mrkdwn", "text": truncate(summary, 1900)}));
+        }
+        blocks.push(json!({"type": "section", "fields": fields}));
+        let labels: Vec<String> =
+            alert.labels.iter().filter(|(k, _)| k.as_str() != "alertname").map(|(k, v)| format!("`{k}={v}`")).collect();
+        if !labels.is_empty() {
+            blocks.push(
+                json!({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(&labels.join(" "), 3000)}]}),
+            );
+        }
+    }
+    if message.alerts.len() > MAX_ALERTS_SHOWN {
+        let more = message.alerts.len() - MAX_ALERTS_SHOWN;
+        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("…and {more} more")}]}));
+    }
+    let buttons: Vec<Value> = [("ack", "Acknowledge"), ("runbook", "Runbook"), ("dashboard", "Dashboard")]
+        .iter()
+        .filter_map(|(key, label)| {
+            let url = message.links.get(*key)?;
+            Some(json!({"type": "button", "text": {"type": "plain_text", "text": label}, "url": url}))
+        })
+        .collect();
+    if !buttons.is_empty() {
+        blocks.push(json!({"type": "actions", "elements": buttons}));
+    }
+    json!({
+        "text": truncate(&message.title, 3000),
+        "attachments": [{"color": colour(message.severity.as_deref()), "blocks": blocks}],
+    })
+}
+
+fn number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 { format!("{value:.0}") } else { format!("{value:.4}") }
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_owned();
+    }
+    text.chars().take(max_chars - 1).collect::<String>() + "…"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_classified_as_slack_documents_them() {
+        assert_eq!(classify(200, None, "ok"), Outcome::Delivered);
+        assert!(matches!(classify(429, Some(Duration::from_secs(7)), "rate_limited"),
+            Outcome::RetryAfter { wait, .. } if wait == Duration::from_secs(7)));
+        assert!(matches!(classify(429, None, ""), Outcome::RetryAfter { wait, .. } if wait == DEFAULT_RETRY_AFTER));
+        assert!(matches!(classify(500, None, "oops"), Outcome::Retry(_)));
+        assert!(matches!(classify(503, None, ""), Outcome::Retry(_)));
+        match classify(404, None, "no_service") {
+            Outcome::Failed(message) => assert!(message.contains("revoked"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(classify(403, None, "action_prohibited"), Outcome::Failed(_)));
+        assert!(matches!(classify(400, None, "invalid_payload"), Outcome::Failed(_)));
+    }
+
+    #[test]
+    fn a_message_renders_as_blocks_with_colour_value_and_buttons() {
+        let mut message = Message::test("slack", "ana");
+        message.severity = Some("critical".into());
+        message.alerts.push(crate::notify::message::AlertSummary {
+            rule: "ApiLatencyP99".into(),
+            state: "firing".into(),
+            severity: Some("critical".into()),
+            labels: [("endpoint".to_owned(), "/vendors/:id".to_owned())].into(),
+            value: Some(0.41),
+            threshold: Some(0.2),
+            annotations: [("summary".to_owned(), "p99 410 ms".to_owned())].into(),
+        });
+        message.links.insert("ack".into(), "https://perfwatch.example/ack/t".into());
+        let payload = payload(&message);
+        let attachment = &payload["attachments"][0];
+        assert_eq!(attachment["color"], "#d93025");
+        let text = attachment["blocks"].to_string();
+        assert!(text.contains("0.4100 (threshold 0.2000)"), "{text}");
+        assert!(text.contains("`endpoint=/vendors/:id`") && text.contains("p99 410 ms"), "{text}");
+        assert!(text.contains("\"url\":\"https://perfwatch.example/ack/t\""), "{text}");
+    }
+}

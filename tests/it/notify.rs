@@ -1,0 +1,173 @@
+//! Notifications through the outbox to a Slack stand-in: what Slack receives, 429 waited out,
+//! 5xx and timeouts retried, permanent refusals failed, every attempt recorded.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::slack_standin::{Answer, SlackStandin};
+use crate::support::{TestDaemon, wait_for};
+
+async fn daemon_with_slack(slack: &SlackStandin, timeout: &str) -> TestDaemon {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("slack-webhook");
+    std::fs::write(&secret, format!("{}\n", slack.url)).unwrap();
+    let extra = format!(
+        "notifiers:\n  slack:\n    type: slack\n    webhook_url_file: {}\n    timeout: {timeout}\n    rate_per_second: 0\n",
+        secret.display()
+    );
+    TestDaemon::start_in(dir, &extra).await
+}
+
+async fn send_test(d: &TestDaemon, notifier: &str) -> (u16, Value) {
+    let response = d
+        .client
+        .post(format!("{}/api/v1/notifiers/{notifier}/test", d.base))
+        .json(&json!({"by": "ana"}))
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// Waits until notification `id` is `sent` or `failed`, and returns it with its attempts.
+async fn settled(d: &TestDaemon, id: &str) -> Value {
+    wait_for("the notification to settle", Duration::from_secs(30), || async {
+        let (_, body) = d.get(&format!("/api/v1/notifications/{id}")).await;
+        matches!(body["notification"]["status"].as_str(), Some("sent" | "failed")).then_some(body)
+    })
+    .await
+}
+
+fn attempt_statuses(body: &Value) -> Vec<&str> {
+    body["attempts"].as_array().unwrap().iter().map(|a| a["status"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_test_notification_reaches_slack_as_a_block_kit_message() {
+    let slack = SlackStandin::start(vec![Answer::ok()]).await;
+    let d = daemon_with_slack(&slack, "5s").await;
+    let (status, answer) = send_test(&d, "slack").await;
+    assert_eq!(status, 202, "{answer}");
+    let done = settled(&d, answer["id"].as_str().unwrap()).await;
+    assert_eq!(done["notification"]["status"], "sent", "{done}");
+    assert_eq!(attempt_statuses(&done), vec!["sent"]);
+    let received = slack.received();
+    assert_eq!(received.len(), 1);
+    let message = &received[0].1;
+    assert_eq!(message["text"], "perfwatch test notification to slack");
+    let blocks = &message["attachments"][0]["blocks"];
+    assert_eq!(blocks[0]["type"], "header");
+    assert!(blocks[1]["text"]["text"].as_str().unwrap().contains("Sent by ana"), "{message}");
+
+    let (status, answer) = send_test(&d, "pager").await;
+    assert_eq!(status, 404);
+    assert!(answer["error"].as_str().unwrap().contains("configured: slack"), "{answer}");
+    let (_, list) = d.get("/api/v1/notifications?notifier=slack&status=sent").await;
+    assert_eq!(list["notifications"].as_array().unwrap().len(), 1, "{list}");
+}
+
+#[tokio::test]
+async fn a_429_is_waited_out_and_a_500_retried_until_slack_takes_it() {
+    let slack = SlackStandin::start(vec![Answer::rate_limited(2), Answer::status(500, "oops"), Answer::ok()]).await;
+    let d = daemon_with_slack(&slack, "5s").await;
+    let (_, answer) = send_test(&d, "slack").await;
+    let done = settled(&d, answer["id"].as_str().unwrap()).await;
+    assert_eq!(done["notification"]["status"], "sent", "{done}");
+    assert_eq!(attempt_statuses(&done), vec!["retry", "retry", "sent"]);
+    let received = slack.received();
+    assert_eq!(received.len(), 3);
+    let waited = received[1].0 - received[0].0;
+    assert!(waited >= Duration::from_secs(2), "Retry-After: 2 but retried after {waited:?}");
+    assert!(done["attempts"][0]["error"].as_str().unwrap().contains("429"), "{done}");
+}
+
+#[tokio::test]
+async fn no_service_fails_at_once_with_what_to_do() {
+    let slack = SlackStandin::start(vec![Answer::status(404, "no_service")]).await;
+    let d = daemon_with_slack(&slack, "5s").await;
+    let (_, answer) = send_test(&d, "slack").await;
+    let done = settled(&d, answer["id"].as_str().unwrap()).await;
+    assert_eq!(done["notification"]["status"], "failed", "{done}");
+    assert_eq!(attempt_statuses(&done), vec!["failed"]);
+    assert!(done["notification"]["last_error"].as_str().unwrap().contains("create a new incoming webhook"), "{done}");
+    assert_eq!(slack.received().len(), 1);
+}
+
+#[tokio::test]
+async fn a_slack_that_does_not_answer_in_time_is_tried_again() {
+    let slack = SlackStandin::start(vec![Answer::slow(Duration::from_secs(3)), Answer::ok()]).await;
+    let d = daemon_with_slack(&slack, "1s").await;
+    let (_, answer) = send_test(&d, "slack").await;
+    let done = settled(&d, answer["id"].as_str().unwrap()).await;
+    assert_eq!(attempt_statuses(&done), vec!["retry", "sent"], "{done}");
+    assert!(done["attempts"][0]["error"].as_str().unwrap().contains("did not answer within"), "{done}");
+}
+
+#[tokio::test]
+async fn a_notification_claimed_when_perfwatch_died_is_sent_once_more_marked_in_doubt() {
+    use perfwatch::notify::message::Message;
+    use perfwatch::store::outbox::OutboxRow;
+    use perfwatch::store::{Store, StoreSettings};
+
+    let slack = SlackStandin::start(Vec::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    // A perfwatch that claimed a notification and died before it recorded the attempt.
+    {
+        let tiers = perfwatch::config::Config::defaults().tiers;
+        let store = Store::open(StoreSettings { path: dir.path().join("perfwatch.db"), tiers, n_readers: 1 }).unwrap();
+        let payload = serde_json::to_string(&Message::test("slack", "ana")).unwrap();
+        let row = OutboxRow::new(
+            "page-1".into(),
+            "slack".into(),
+            "test".into(),
+            "test".into(),
+            payload,
+            perfwatch::clock::now_s(),
+        );
+        assert_eq!(store.handle.enqueue(vec![row.clone(), row]).await.unwrap(), 1, "one id is queued once");
+        let claimed = store.handle.claim("slack".into(), perfwatch::clock::now_s(), 10).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        drop(store.handle);
+        store.writer_thread.join().unwrap();
+    }
+    let secret = dir.path().join("slack-webhook");
+    std::fs::write(&secret, &slack.url).unwrap();
+    let extra = format!("notifiers:\n  slack:\n    type: slack\n    webhook_url_file: {}\n", secret.display());
+    let d = TestDaemon::start_in(dir, &extra).await;
+    let done = settled(&d, "page-1").await;
+    assert_eq!(done["notification"]["status"], "sent", "{done}");
+    assert_eq!(done["notification"]["in_doubt"], true, "{done}");
+    assert_eq!(done["notification"]["attempts"], 2, "{done}");
+    assert_eq!(slack.received().len(), 1);
+}
+
+#[tokio::test]
+async fn the_command_line_tests_a_notifier_and_lists_the_outbox() {
+    let slack = SlackStandin::start(vec![Answer::ok(), Answer::status(403, "action_prohibited")]).await;
+    let d = daemon_with_slack(&slack, "5s").await;
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new(crate::support::BIN).args(&args).output().unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+    };
+    let args = |extra: &[&str]| -> Vec<String> {
+        extra.iter().map(|s| s.to_string()).chain(["--url".to_string(), d.base.clone()]).collect()
+    };
+    let (ok, stdout, stderr) = run(args(&["notify", "test", "slack", "--by", "ana"])).await.unwrap();
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("delivered to slack after 1 attempt(s)"), "{stdout}");
+    let (ok, _, stderr) = run(args(&["notify", "test", "slack"])).await.unwrap();
+    assert!(!ok);
+    assert!(stderr.contains("slack refused the test notification") && stderr.contains("workspace admin"), "{stderr}");
+    let (ok, stdout, stderr) = run(args(&["notifications", "--notifier", "slack"])).await.unwrap();
+    assert!(ok, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(lines[1].contains("failed") && lines[2].contains("sent"), "{stdout}");
+}

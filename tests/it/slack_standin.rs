@@ -1,0 +1,76 @@
+//! A local HTTP server that answers like Slack's incoming-webhook endpoint, from a script:
+//! `200 ok`, `429` with `Retry-After`, `500`, 4xx bodies such as `no_service`, or a slow
+//! answer; once the script is used up it answers `200 ok`. It records what it received, when.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use warp::Filter;
+use warp::http::StatusCode;
+use warp::reply::Reply;
+
+#[derive(Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: &'static str,
+    pub retry_after_s: Option<u64>,
+    pub delay: Duration,
+}
+
+impl Answer {
+    pub fn ok() -> Answer {
+        Answer { status: 200, body: "ok", retry_after_s: None, delay: Duration::ZERO }
+    }
+
+    pub fn status(status: u16, body: &'static str) -> Answer {
+        Answer { status, body, retry_after_s: None, delay: Duration::ZERO }
+    }
+
+    pub fn rate_limited(retry_after_s: u64) -> Answer {
+        Answer { status: 429, body: "rate_limited", retry_after_s: Some(retry_after_s), delay: Duration::ZERO }
+    }
+
+    pub fn slow(delay: Duration) -> Answer {
+        Answer { delay, ..Answer::ok() }
+    }
+}
+
+pub struct SlackStandin {
+    /// The webhook URL to configure.
+    pub url: String,
+    received: Arc<Mutex<Vec<(Instant, Value)>>>,
+}
+
+impl SlackStandin {
+    pub async fn start(script: Vec<Answer>) -> SlackStandin {
+        let script = Arc::new(Mutex::new(VecDeque::from(script)));
+        let received: Arc<Mutex<Vec<(Instant, Value)>>> = Arc::default();
+        let log = received.clone();
+        let route = warp::post().and(warp::path("services")).and(warp::path::tail()).and(warp::body::json()).then(
+            move |_: warp::path::Tail, body: Value| {
+                let answer = script.lock().unwrap().pop_front().unwrap_or_else(Answer::ok);
+                log.lock().unwrap().push((Instant::now(), body));
+                async move {
+                    tokio::time::sleep(answer.delay).await;
+                    let mut response = answer.body.into_response();
+                    *response.status_mut() = StatusCode::from_u16(answer.status).unwrap();
+                    if let Some(after) = answer.retry_after_s {
+                        response.headers_mut().insert("retry-after", after.into());
+                    }
+                    response
+                }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/services/T000/B000/XXXX", listener.local_addr().unwrap());
+        tokio::spawn(warp::serve(route).incoming(listener).run());
+        SlackStandin { url, received }
+    }
+
+    /// What arrived so far, with when.
+    pub fn received(&self) -> Vec<(Instant, Value)> {
+        self.received.lock().unwrap().clone()
+    }
+}
