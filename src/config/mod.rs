@@ -14,8 +14,10 @@ use crate::ingest::limits::Limits;
 use crate::store::tiers::Tier;
 
 mod notify;
+mod routing;
 
 pub use self::notify::{Delivery, NotifierConfig, NotifierKind};
+pub use self::routing::{Policy, Route, Routing, Step};
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -47,47 +49,66 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// A duration written as `10s`, `5m`, `2d` (or a plain number of seconds).
+/// A positive duration written as `10s`, `5m`, `2d` (or a plain number of seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seconds(pub i64);
 
+/// Like [`Seconds`] but zero is allowed: `for: 0s`, a first escalation step `after: 0s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delay(pub i64);
+
 impl<'de> Deserialize<'de> for Seconds {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Seconds, D::Error> {
-        // A visitor rather than an untagged enum, so the parser reports the value's own
-        // line and column on error.
-        struct SecondsVisitor;
+        deserializer.deserialize_any(DurationVisitor { allow_zero: false }).map(Seconds)
+    }
+}
 
-        impl serde::de::Visitor<'_> for SecondsVisitor {
-            type Value = Seconds;
+impl<'de> Deserialize<'de> for Delay {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Delay, D::Error> {
+        deserializer.deserialize_any(DurationVisitor { allow_zero: true }).map(Delay)
+    }
+}
 
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration such as 10s, 5m, 1h or 7d")
-            }
+/// A visitor rather than an untagged enum, so the parser reports the value's own line and
+/// column on error.
+struct DurationVisitor {
+    allow_zero: bool,
+}
 
-            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Seconds, E> {
-                i64::try_from(n)
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .map(Seconds)
-                    .ok_or_else(|| E::custom(format!("{n} is not a positive number of seconds")))
-            }
+impl DurationVisitor {
+    fn accept(&self, seconds: i64) -> bool {
+        seconds > 0 || (self.allow_zero && seconds == 0)
+    }
 
-            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Seconds, E> {
-                Some(n)
-                    .filter(|n| *n > 0)
-                    .map(Seconds)
-                    .ok_or_else(|| E::custom(format!("{n} is not a positive number of seconds")))
-            }
+    fn kind(&self) -> &'static str {
+        if self.allow_zero { "non-negative" } else { "positive" }
+    }
+}
 
-            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Seconds, E> {
-                crate::query::time::parse_duration_s(text)
-                    .filter(|s| *s > 0)
-                    .map(Seconds)
-                    .ok_or_else(|| E::custom(format!("{text:?} is not a duration; write e.g. 10s, 5m, 1h, 7d")))
-            }
-        }
+impl serde::de::Visitor<'_> for DurationVisitor {
+    type Value = i64;
 
-        deserializer.deserialize_any(SecondsVisitor)
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a duration such as 10s, 5m, 1h or 7d")
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<i64, E> {
+        i64::try_from(n)
+            .ok()
+            .filter(|n| self.accept(*n))
+            .ok_or_else(|| E::custom(format!("{n} is not a {} number of seconds", self.kind())))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<i64, E> {
+        Some(n)
+            .filter(|n| self.accept(*n))
+            .ok_or_else(|| E::custom(format!("{n} is not a {} number of seconds", self.kind())))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<i64, E> {
+        crate::query::time::parse_duration_s(text)
+            .filter(|s| self.accept(*s))
+            .ok_or_else(|| E::custom(format!("{text:?} is not a duration; write e.g. 10s, 5m, 1h, 7d")))
     }
 }
 
@@ -100,6 +121,8 @@ struct RawConfig {
     limits: RawLimits,
     rules: RawRules,
     notifiers: std::collections::BTreeMap<String, notify::RawNotifier>,
+    routes: Vec<routing::RawRoute>,
+    policies: std::collections::BTreeMap<String, routing::RawPolicy>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -231,6 +254,8 @@ pub struct Config {
     pub rule_paths: Vec<String>,
     /// Named notifiers; without any, notifications go to the log.
     pub notifiers: std::collections::BTreeMap<String, NotifierConfig>,
+    /// Where alerts go; with nothing configured, every alert to every notifier.
+    pub routing: Routing,
 }
 
 impl Config {
@@ -323,7 +348,12 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
     if limits.max_series == 0 || limits.max_body_bytes == 0 {
         problems.push("limits.max_series and limits.max_body_bytes must be positive".into());
     }
-    let notifiers = notify::validate(raw.notifiers, &mut problems);
+    let mut notifiers = notify::validate(raw.notifiers, &mut problems);
+    if notifiers.is_empty() {
+        notifiers = notify::default_log();
+    }
+    let notifier_names: Vec<String> = notifiers.keys().cloned().collect();
+    let routing = routing::validate(raw.routes, raw.policies, &notifier_names, &mut problems);
     if !problems.is_empty() {
         return Err(ConfigError::Invalid { path: origin.to_owned(), problems });
     }
@@ -351,6 +381,7 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
         },
         rule_paths: raw.rules.paths,
         notifiers,
+        routing,
     })
 }
 
@@ -459,6 +490,30 @@ mod tests {
         assert!(missing.to_string().contains("notifiers.s: set webhook_url_file or webhook_url_env"), "{missing}");
         let kind = Config::parse("notifiers:\n  s:\n    type: pager\n", "k.yaml").unwrap_err();
         assert!(kind.to_string().contains("k.yaml:3:") && kind.to_string().contains("slack"), "{kind}");
+    }
+
+    #[test]
+    fn routes_and_policies_are_checked_against_each_other_and_the_notifiers() {
+        let config = Config::parse("", "none.yaml").unwrap();
+        assert_eq!(config.routing.routes.len(), 1, "a catch-all route by default");
+        assert_eq!(config.routing.policies["default"].steps[0].notify, vec!["log".to_owned()]);
+
+        let good = "notifiers:\n  stdout: {type: log}\nroutes:\n  - match: '{severity=\"critical\"}'\n    policy: page\n    group_wait: 10s\n  - policy: page\npolicies:\n  page:\n    steps:\n      - {after: 0s, notify: [stdout]}\n      - {after: 10m, notify: [stdout]}\n    repeat: 30m\n";
+        let config = Config::parse(good, "good.yaml").unwrap();
+        assert_eq!(config.routing.routes.len(), 2);
+        assert_eq!(config.routing.routes[0].group_wait_s, 10);
+        assert_eq!(config.routing.policies["page"].repeat_s, Some(1800));
+
+        let bad = "notifiers:\n  stdout: {type: log}\nroutes:\n  - policy: page\n  - match: '{a=\"b\"}'\n    policy: pager\npolicies:\n  page:\n    steps:\n      - {after: 5m, notify: [stdout]}\n      - {after: 1m, notify: [slack]}\n";
+        let message = Config::parse(bad, "bad.yaml").unwrap_err().to_string();
+        for expected in [
+            "routes[0]: only the last route may match everything",
+            "routes[1].policy: unknown policy \"pager\"",
+            "policies.page.steps[1].after must be later",
+            "policies.page.steps[1].notify: unknown notifier \"slack\"; configured: stdout",
+        ] {
+            assert!(message.contains(expected), "{expected} in {message}");
+        }
     }
 
     #[test]

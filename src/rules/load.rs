@@ -12,7 +12,7 @@ use thiserror::Error;
 use super::locate::rule_position;
 use super::rule::{Condition, Direction, Group, Location, Measure, Rule, Severity};
 use super::template::Template;
-use crate::config::Seconds;
+use crate::config::{Delay, Seconds};
 use crate::query::selector::Selector;
 use crate::query::stat::Stat;
 
@@ -134,8 +134,8 @@ struct RawRule {
     absent: bool,
     min_samples: Option<f64>,
     #[serde(rename = "for")]
-    for_: Option<Seconds>,
-    keep_firing_for: Option<Seconds>,
+    for_: Option<Delay>,
+    keep_firing_for: Option<Delay>,
     severity: Option<Severity>,
     #[serde(default)]
     labels: BTreeMap<String, String>,

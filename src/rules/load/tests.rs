@@ -165,3 +165,18 @@ fn globs_and_missing_files() {
     let groups = load_patterns(&[format!("{}/*.yaml", dir.path().display())], None).unwrap();
     assert_eq!(groups[0].rules.len(), 5);
 }
+
+#[test]
+fn for_zero_fires_at_once_as_in_prometheus() {
+    let groups = parse(
+        &rule("        metric: m\n        stat: max\n        above: 1\n        for: 0s\n        keep_firing_for: 0s\n"),
+        "z.yaml",
+        None,
+    )
+    .unwrap();
+    assert_eq!((groups[0].rules[0].for_s, groups[0].rules[0].keep_firing_for_s), (0, 0));
+    check(
+        &rule("        metric: m\n        stat: max\n        above: 1\n        window: 0s\n"),
+        &[(8, 17, "not a duration")],
+    );
+}
