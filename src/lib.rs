@@ -115,7 +115,7 @@ impl Daemon {
         let reloader = rules::reload::Reloader { paths: config.rule_paths.clone(), scheduler: scheduler_handle };
         let sighup = tokio::spawn(shutdown::reload_on_sighup(reloader.clone(), cancel.clone()));
         let (delivery, delivery_handle) =
-            notify::delivery::Delivery::new(store.handle.clone(), store.reader.clone(), notifiers(&config))?;
+            notify::delivery::Delivery::new(store.handle.clone(), store.reader.clone(), config.notifiers.clone())?;
         let delivery = tokio::spawn(delivery.run(cancel.clone()));
         let state = Arc::new(ApiState {
             aggregator: aggregator.clone(),
@@ -192,18 +192,6 @@ impl Daemon {
         }
         self.shutdown().await;
     }
-}
-
-/// The configured notifiers, or a `log` notifier when there are none.
-fn notifiers(config: &Config) -> std::collections::BTreeMap<String, config::NotifierConfig> {
-    if !config.notifiers.is_empty() {
-        return config.notifiers.clone();
-    }
-    let log = config::NotifierConfig {
-        kind: config::NotifierKind::Log,
-        delivery: config::Delivery { timeout_s: 10, concurrency: 1, min_interval_ms: 0, max_attempts: 1 },
-    };
-    [("log".to_owned(), log)].into()
 }
 
 async fn restore_cumulative(store: &Store, aggregator: &Aggregator) -> Result<(), StoreError> {

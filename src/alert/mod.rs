@@ -1,5 +1,6 @@
 //! Alerts: the per-instance state machine (`state`), pure; the scheduler, store and API that
 //! drive it build on it.
 
+pub mod dispatch;
 pub mod silence;
 pub mod state;

@@ -115,3 +115,12 @@ pub(super) fn validate(
     }
     out
 }
+
+/// The notifier used when none is configured: `log`.
+pub(super) fn default_log() -> BTreeMap<String, NotifierConfig> {
+    let log = NotifierConfig {
+        kind: NotifierKind::Log,
+        delivery: Delivery { timeout_s: 10, concurrency: 1, min_interval_ms: 0, max_attempts: 1 },
+    };
+    [("log".to_owned(), log)].into()
+}

@@ -1,0 +1,318 @@
+//! Notification groups and escalation, pure. Firing alerts join a group per route and
+//! `group_by` labels (one message per group, not per alert). A new group waits `group_wait`
+//! to gather its alerts, then pages its policy's first step; later steps page as their `after`
+//! comes due; alerts joining a notified group go out batched at most every `group_interval`;
+//! a group still firing is re-sent after `repeat_interval` (or the policy's `repeat`, to the
+//! last step). An acknowledgement stops all of that and is announced to everyone paged; when
+//! every alert has resolved, everyone paged is told and the group closes.
+//!
+//! Time is a parameter. The caller persists the groups `take_changes` returns together with
+//! the outbox rows `tick` produced, in one transaction; notification ids derive from the
+//! group and its sequence number, so a replay after a crash queues nothing twice.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Route, Routing};
+use crate::model::Labels;
+use crate::notify::message::{AlertSummary, Kind, Message};
+
+/// An alert that started or stopped firing, as the scheduler reports it.
+#[derive(Debug, Clone)]
+pub struct AlertChange {
+    pub id: String,
+    /// The route the rule names (`route:`), which wins over matching.
+    pub route: Option<String>,
+    /// Every label of the alert, `alertname` and `severity` included.
+    pub labels: BTreeMap<String, String>,
+    pub summary: AlertSummary,
+    pub firing: bool,
+}
+
+/// One notification group's state, persisted as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    pub route: String,
+    pub labels: BTreeMap<String, String>,
+    /// The group's alerts by id; `state` is firing or resolved.
+    pub alerts: BTreeMap<String, AlertSummary>,
+    pub started_s: i64,
+    /// Alerts that joined wait until then to go out together.
+    pub flush_at_s: Option<i64>,
+    pub last_sent_s: Option<i64>,
+    /// Escalation steps already paged.
+    pub steps_done: usize,
+    /// Who acknowledged, and when.
+    pub acked: Option<(String, i64)>,
+    pub ack_announced: bool,
+    /// Every notifier paged so far (told about acks and the resolve).
+    pub paged: BTreeSet<String>,
+    /// Notifications made so far; part of each notification's id.
+    pub seq: u64,
+}
+
+/// A notification to queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub id: String,
+    pub notifier: String,
+    /// The group's key.
+    pub subject: String,
+    pub message: Message,
+}
+
+pub struct Dispatcher {
+    routing: Routing,
+    groups: BTreeMap<String, Group>,
+    changed: BTreeSet<String>,
+}
+
+impl Dispatcher {
+    pub fn new(routing: Routing, groups: Vec<(String, Group)>) -> Dispatcher {
+        Dispatcher { routing, groups: groups.into_iter().collect(), changed: BTreeSet::new() }
+    }
+
+    pub fn groups(&self) -> &BTreeMap<String, Group> {
+        &self.groups
+    }
+
+    /// The route an alert goes to: the one its rule names, else the first that matches.
+    fn route_for(&self, change: &AlertChange) -> Option<&Route> {
+        if let Some(name) = &change.route
+            && let Some(route) = self.routing.routes.iter().find(|r| &r.name == name)
+        {
+            return Some(route);
+        }
+        let labels = Labels::new(change.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+        self.routing.routes.iter().find(|r| r.matchers.iter().all(|m| m.matches(&labels)))
+    }
+
+    /// Takes an alert that started firing (or changed while firing) or resolved.
+    pub fn alert(&mut self, change: AlertChange, now_s: i64) {
+        let Some(route) = self.route_for(&change) else { return };
+        let labels: BTreeMap<String, String> = route
+            .group_by
+            .iter()
+            .filter_map(|name| change.labels.get(name).map(|v| (name.clone(), v.clone())))
+            .collect();
+        let key = group_key(&route.name, &labels);
+        let (group_wait_s, group_interval_s, route_name) =
+            (route.group_wait_s, route.group_interval_s, route.name.clone());
+        if !change.firing {
+            if let Some(group) = self.groups.get_mut(&key)
+                && let Some(alert) = group.alerts.get_mut(&change.id)
+            {
+                *alert = AlertSummary { state: "resolved".into(), ..change.summary };
+                self.changed.insert(key);
+            }
+            return;
+        }
+        let group = self.groups.entry(key.clone()).or_insert_with(|| Group {
+            route: route_name,
+            labels,
+            alerts: BTreeMap::new(),
+            started_s: now_s,
+            flush_at_s: Some(now_s + group_wait_s),
+            last_sent_s: None,
+            steps_done: 0,
+            acked: None,
+            ack_announced: false,
+            paged: BTreeSet::new(),
+            seq: 0,
+        });
+        let joined = group.alerts.get(&change.id).is_none_or(|a| a.state != "firing");
+        group.alerts.insert(change.id, change.summary);
+        if joined && let Some(last) = group.last_sent_s {
+            let at = now_s.max(last + group_interval_s);
+            group.flush_at_s = Some(group.flush_at_s.map_or(at, |f| f.min(at)));
+        }
+        self.changed.insert(key);
+    }
+
+    /// Acknowledges every group holding `alert_id`; false when none does.
+    pub fn ack(&mut self, alert_id: &str, by: &str, now_s: i64) -> bool {
+        let mut found = false;
+        for (key, group) in self.groups.iter_mut().filter(|(_, g)| g.alerts.contains_key(alert_id)) {
+            found = true;
+            if group.acked.is_none() {
+                group.acked = Some((by.to_owned(), now_s));
+                self.changed.insert(key.clone());
+            }
+        }
+        found
+    }
+
+    /// The notifications due at `now_s`.
+    pub fn tick(&mut self, now_s: i64) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        let keys: Vec<String> = self.groups.keys().cloned().collect();
+        for key in keys {
+            let Some(route) = self.routing.routes.iter().find(|r| r.name == self.groups[&key].route) else { continue };
+            let Some(policy) = self.routing.policies.get(&route.policy) else { continue };
+            let group = self.groups.get_mut(&key).expect("a listed group");
+            let firing = group.alerts.values().filter(|a| a.state == "firing").count();
+            let mut sends: Vec<(Vec<String>, Kind)> = Vec::new();
+            if firing == 0 {
+                if !group.paged.is_empty() {
+                    sends.push((group.paged.iter().cloned().collect(), Kind::Resolved));
+                }
+            } else if let Some((_, _)) = &group.acked {
+                if !group.ack_announced {
+                    group.ack_announced = true;
+                    self.changed.insert(key.clone());
+                    if !group.paged.is_empty() {
+                        sends.push((group.paged.iter().cloned().collect(), Kind::Acked));
+                    }
+                }
+            } else {
+                while let Some(step) = policy.steps.get(group.steps_done) {
+                    if group.started_s + step.after_s.max(route.group_wait_s) > now_s {
+                        break;
+                    }
+                    let kind = if group.steps_done == 0 { Kind::Firing } else { Kind::Escalated };
+                    sends.push((step.notify.clone(), kind));
+                    group.steps_done += 1;
+                }
+                if group.flush_at_s.is_some_and(|at| at <= now_s) {
+                    group.flush_at_s = None;
+                    self.changed.insert(key.clone());
+                    if sends.is_empty() && !group.paged.is_empty() {
+                        sends.push((group.paged.iter().cloned().collect(), Kind::Firing));
+                    }
+                }
+                if sends.is_empty()
+                    && let Some((notifiers, _)) = repeat_due(group, route, policy, now_s)
+                {
+                    sends.push((notifiers, Kind::Repeat));
+                }
+            }
+            for (notifiers, kind) in sends {
+                group.seq += 1;
+                let message = message(group, kind, now_s);
+                for notifier in notifiers {
+                    group.paged.insert(notifier.clone());
+                    out.push(Outgoing {
+                        id: format!("{:016x}-{}-{notifier}", xxhash_rust::xxh3::xxh3_64(key.as_bytes()), group.seq),
+                        notifier,
+                        subject: key.clone(),
+                        message: message.clone(),
+                    });
+                }
+                group.last_sent_s = Some(now_s);
+                self.changed.insert(key.clone());
+            }
+            if firing == 0 {
+                self.groups.remove(&key);
+                self.changed.insert(key);
+            }
+        }
+        out
+    }
+
+    /// When `tick` next has something to do, if ever.
+    pub fn next_wake(&self) -> Option<i64> {
+        let mut wake: Option<i64> = None;
+        let mut at = |t: i64| wake = Some(wake.map_or(t, |w| w.min(t)));
+        for group in self.groups.values() {
+            let Some(route) = self.routing.routes.iter().find(|r| r.name == group.route) else { continue };
+            let Some(policy) = self.routing.policies.get(&route.policy) else { continue };
+            if !group.alerts.values().any(|a| a.state == "firing") || (group.acked.is_some() && !group.ack_announced) {
+                at(i64::MIN);
+                continue;
+            }
+            if group.acked.is_some() {
+                continue;
+            }
+            if let Some(step) = policy.steps.get(group.steps_done) {
+                at(group.started_s + step.after_s.max(route.group_wait_s));
+            }
+            if let Some(flush) = group.flush_at_s {
+                at(flush);
+            }
+            if let Some((_, due)) = repeat_due(group, route, policy, i64::MAX) {
+                at(due);
+            }
+        }
+        wake
+    }
+
+    /// Groups changed since the last call: the new state, or `None` for a closed group.
+    pub fn take_changes(&mut self) -> Vec<(String, Option<Group>)> {
+        std::mem::take(&mut self.changed)
+            .into_iter()
+            .map(|key| {
+                let group = self.groups.get(&key).cloned();
+                (key, group)
+            })
+            .collect()
+    }
+}
+
+/// The notifiers a repeat goes to and when it is due, if one is due by `now_s`.
+fn repeat_due(group: &Group, route: &Route, policy: &crate::config::Policy, now_s: i64) -> Option<(Vec<String>, i64)> {
+    let last = group.last_sent_s?;
+    let (notifiers, due) = match (policy.repeat_s, policy.steps.last()) {
+        (Some(every), Some(step)) if group.steps_done == policy.steps.len() => (step.notify.clone(), last + every),
+        _ => (group.paged.iter().cloned().collect(), last + route.repeat_interval_s),
+    };
+    (due <= now_s && !notifiers.is_empty()).then_some((notifiers, due))
+}
+
+/// `route{label="value",…}`: a group's key.
+fn group_key(route: &str, labels: &BTreeMap<String, String>) -> String {
+    let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!("{route}{{{}}}", pairs.join(","))
+}
+
+/// The message for `group` as it stands.
+fn message(group: &Group, kind: Kind, now_s: i64) -> Message {
+    let firing: Vec<&AlertSummary> = group.alerts.values().filter(|a| a.state == "firing").collect();
+    let mut names: Vec<&str> = group.alerts.values().map(|a| a.rule.as_str()).collect();
+    names.dedup();
+    let labels: Vec<String> =
+        group.labels.iter().filter(|(k, _)| k.as_str() != "alertname").map(|(k, v)| format!("{k}={v}")).collect();
+    let scope =
+        if labels.is_empty() { names.join(", ") } else { format!("{} ({})", names.join(", "), labels.join(", ")) };
+    let severity = firing.iter().filter_map(|a| a.severity.clone()).max_by_key(|s| severity_rank(s));
+    let (title, text, severity, alerts) = match kind {
+        Kind::Resolved => (
+            format!("[RESOLVED] {scope}"),
+            Some("All clear.".to_owned()),
+            Some("resolved".to_owned()),
+            group.alerts.values().cloned().collect(),
+        ),
+        Kind::Acked => {
+            let by = group.acked.as_ref().map_or("someone", |(by, _)| by.as_str());
+            (
+                format!("[ACKED] {scope}"),
+                Some(format!("Acknowledged by {by}; no further escalation.")),
+                severity,
+                firing.into_iter().cloned().collect(),
+            )
+        }
+        Kind::Escalated => {
+            let minutes = (now_s - group.started_s) / 60;
+            (
+                format!("[FIRING:{}] {scope}", firing.len()),
+                Some(format!("Escalated: not acknowledged after {minutes} min.")),
+                severity,
+                firing.into_iter().cloned().collect(),
+            )
+        }
+        _ => (format!("[FIRING:{}] {scope}", firing.len()), None, severity, firing.into_iter().cloned().collect()),
+    };
+    Message { kind, title, severity, text, alerts, links: BTreeMap::new() }
+}
+
+fn severity_rank(severity: &str) -> u8 {
+    match severity {
+        "critical" => 3,
+        "warning" => 2,
+        "info" => 1,
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests;
