@@ -108,12 +108,20 @@ fn evaluation(c: &mut Criterion) {
             .record(SeriesRef { key: &key, id: *id, kind: kind(spec) }, now - 10, (now - 10) * 1000, obs)
             .unwrap();
     }
+    // Notifications are grouped and queued as in the daemon (to the default `log` notifier,
+    // whose sender is not running here).
+    let config = perfwatch::config::Config::defaults();
+    let (_delivery, delivery) =
+        perfwatch::notify::delivery::Delivery::new(store.handle.clone(), store.reader.clone(), config.notifiers)
+            .unwrap();
     let (mut scheduler, _handle) = runtime
         .block_on(Scheduler::new(
             groups.iter().map(|g| (**g).clone()).collect(),
             aggregator.clone(),
             store.reader.clone(),
             store.handle.clone(),
+            config.routing,
+            delivery,
         ))
         .unwrap();
     let cycle = |scheduler: &mut Scheduler| runtime.block_on(scheduler.evaluate(&groups, now)).unwrap();

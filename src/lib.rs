@@ -79,7 +79,8 @@ pub struct Daemon {
 impl Daemon {
     /// Opens the store, restores state, binds the listeners and starts every task.
     pub async fn start(config: Config, prometheus: Option<PrometheusHandle>) -> Result<Daemon, StartError> {
-        let groups = rules::load_patterns(&config.rule_paths, None).map_err(StartError::Rules)?;
+        let groups =
+            rules::load_patterns(&config.rule_paths, Some(&config.routing.route_names())).map_err(StartError::Rules)?;
         let store =
             Store::open(StoreSettings { path: config.db_path.clone(), tiers: config.tiers.clone(), n_readers: 4 })?;
         let last_seq = store.reader.read(|tx| tx.last_flush_seq()).await?;
@@ -108,14 +109,24 @@ impl Daemon {
         let flusher = tokio::spawn(flusher.run(flush_requests));
 
         let cancel = CancellationToken::new();
-        let (scheduler, scheduler_handle) =
-            rules::scheduler::Scheduler::new(groups, aggregator.clone(), store.reader.clone(), store.handle.clone())
-                .await?;
-        let scheduler = tokio::spawn(scheduler.run(cancel.clone()));
-        let reloader = rules::reload::Reloader { paths: config.rule_paths.clone(), scheduler: scheduler_handle };
-        let sighup = tokio::spawn(shutdown::reload_on_sighup(reloader.clone(), cancel.clone()));
         let (delivery, delivery_handle) =
             notify::delivery::Delivery::new(store.handle.clone(), store.reader.clone(), config.notifiers.clone())?;
+        let (scheduler, scheduler_handle) = rules::scheduler::Scheduler::new(
+            groups,
+            aggregator.clone(),
+            store.reader.clone(),
+            store.handle.clone(),
+            config.routing.clone(),
+            delivery_handle.clone(),
+        )
+        .await?;
+        let scheduler = tokio::spawn(scheduler.run(cancel.clone()));
+        let reloader = rules::reload::Reloader {
+            paths: config.rule_paths.clone(),
+            routes: config.routing.route_names(),
+            scheduler: scheduler_handle,
+        };
+        let sighup = tokio::spawn(shutdown::reload_on_sighup(reloader.clone(), cancel.clone()));
         let delivery = tokio::spawn(delivery.run(cancel.clone()));
         let state = Arc::new(ApiState {
             aggregator: aggregator.clone(),

@@ -128,7 +128,7 @@ fn check(path: Option<PathBuf>, files: Vec<String>) -> anyhow::Result<std::proce
         }
     };
     let patterns = if files.is_empty() { config.rule_paths.clone() } else { files };
-    match perfwatch::rules::load_patterns(&patterns, None) {
+    match perfwatch::rules::load_patterns(&patterns, Some(&config.routing.route_names())) {
         Ok(groups) => {
             let n_rules: usize = groups.iter().map(|g| g.rules.len()).sum();
             println!("{config_name}: ok; {} rule groups, {n_rules} rules in {}", groups.len(), patterns.join(" "));

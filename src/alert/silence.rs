@@ -22,6 +22,19 @@ impl Silence {
     }
 }
 
+/// Silences as matchable values; a stored one that no longer parses is skipped and logged.
+pub fn active_silences(rows: Vec<crate::store::alerts::SilenceRow>) -> Vec<Silence> {
+    rows.into_iter()
+        .filter_map(|row| match Silence::new(row.id.clone(), &row.matchers, row.starts_s, row.ends_s) {
+            Ok(silence) => Some(silence),
+            Err(err) => {
+                tracing::warn!(id = %row.id, error = %err, "stored silence does not parse; ignoring it");
+                None
+            }
+        })
+        .collect()
+}
+
 /// Ids of the silences active at `now_s` that match an alert with `labels` and `severity`.
 pub fn matching<'s>(silences: &'s [Silence], labels: &Labels, severity: Option<&str>, now_s: i64) -> Vec<&'s str> {
     let mut with_severity: Vec<(String, String)> = labels.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();

@@ -9,7 +9,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::{ApiError, ApiState, reply};
-use crate::alert::silence::{Silence, matching};
+use crate::alert::silence::{Silence, active_silences, matching};
 use crate::clock;
 use crate::model::SeriesKey;
 use crate::store::alerts::{Ack, AlertRow, HistoryRow};
@@ -154,6 +154,7 @@ pub async fn ack(state: Arc<ApiState>, id: String, request: Option<AckRequest>) 
         Some(r) => Some(Ack { by: r.by, at_s: now_s, comment: r.comment }),
         None => None,
     };
+    let acked_by = ack.as_ref().map(|a| a.by.clone());
     let acked = ack.is_some();
     let found = state.store.ack(id.clone(), ack, now_s).await.map_err(ApiError::internal)?;
     if !found {
@@ -162,18 +163,9 @@ pub async fn ack(state: Arc<ApiState>, id: String, request: Option<AckRequest>) 
             format!("no pending or firing alert {id:?}; see /api/v1/alerts"),
         ));
     }
+    // Stored first: if perfwatch dies now, the restart re-applies the ack to escalation.
+    if let Some(by) = acked_by {
+        state.reloader.scheduler.acked(id.clone(), by).await;
+    }
     Ok(reply::json(StatusCode::OK, &serde_json::json!({ "id": id, "acked": acked })))
-}
-
-/// Silences as matchable values; a stored one that no longer parses is skipped and logged.
-pub fn active_silences(rows: Vec<crate::store::alerts::SilenceRow>) -> Vec<Silence> {
-    rows.into_iter()
-        .filter_map(|row| match Silence::new(row.id.clone(), &row.matchers, row.starts_s, row.ends_s) {
-            Ok(silence) => Some(silence),
-            Err(err) => {
-                tracing::warn!(id = %row.id, error = %err, "stored silence does not parse; ignoring it");
-                None
-            }
-        })
-        .collect()
 }

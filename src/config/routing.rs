@@ -84,6 +84,11 @@ pub struct Routing {
 }
 
 impl Routing {
+    /// The route names a rule's `route:` may use.
+    pub fn route_names(&self) -> Vec<String> {
+        self.routes.iter().map(|r| r.name.clone()).collect()
+    }
+
     /// With nothing configured: every alert, grouped by rule, to every notifier at once.
     pub fn default_for(notifiers: &[String]) -> Routing {
         let policy = Policy { steps: vec![Step { after_s: 0, notify: notifiers.to_vec() }], repeat_s: None };

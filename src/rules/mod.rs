@@ -5,6 +5,7 @@ pub mod eval;
 pub mod gate;
 mod load;
 mod locate;
+pub mod paging;
 pub mod reload;
 pub mod replay;
 pub mod rule;

@@ -8,14 +8,17 @@ use crate::telemetry;
 #[derive(Clone)]
 pub struct Reloader {
     pub paths: Vec<String>,
+    /// The configured route names, which a rule's `route:` must be one of.
+    pub routes: Vec<String>,
     pub scheduler: SchedulerHandle,
 }
 
 impl Reloader {
     pub async fn reload(&self) -> Result<ReloadReport, Vec<RuleError>> {
-        let paths = self.paths.clone();
-        let loaded =
-            tokio::task::spawn_blocking(move || load_patterns(&paths, None)).await.expect("loading rules panicked");
+        let (paths, routes) = (self.paths.clone(), self.routes.clone());
+        let loaded = tokio::task::spawn_blocking(move || load_patterns(&paths, Some(&routes)))
+            .await
+            .expect("loading rules panicked");
         let groups = match loaded {
             Ok(groups) => groups,
             Err(errors) => {

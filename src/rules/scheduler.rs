@@ -13,15 +13,19 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::eval::{Measured, measure, reads, verdict};
+use super::paging::Paging;
 use super::rule::{Group, Rule, metric_names};
 use crate::aggregate::Aggregator;
+use crate::alert::silence::active_silences;
 use crate::alert::state::{AlertState, Instance, Timing, Transition, Verdict, step};
+use crate::config::Routing;
 use crate::model::{Labels, SeriesKey, write_canonical_key};
+use crate::notify::delivery::DeliveryHandle;
 use crate::query::QueryError;
 use crate::query::view::{Catalog, with_view};
 use crate::store::alerts::{AlertRow, HistoryRow};
 use crate::store::tiers::align_up;
-use crate::store::{Reader, StoreError, StoreHandle};
+use crate::store::{Changes, Reader, StoreError, StoreHandle};
 use crate::{clock, telemetry};
 
 #[derive(Debug, Error)]
@@ -45,6 +49,7 @@ struct Tracked {
 #[derive(Clone)]
 pub struct SchedulerHandle {
     tx: mpsc::Sender<(Vec<Group>, oneshot::Sender<ReloadReport>)>,
+    acks: mpsc::Sender<(String, String)>,
 }
 
 /// What a reload changed.
@@ -62,6 +67,12 @@ impl SchedulerHandle {
         self.tx.send((groups, reply)).await.ok()?;
         done.await.ok()
     }
+
+    /// Tells the notification engine that `id` was acknowledged (already stored) by `by`, so
+    /// escalation stops and those paged hear of it.
+    pub async fn acked(&self, id: String, by: String) {
+        let _ = self.acks.send((id, by)).await;
+    }
 }
 
 pub struct Scheduler {
@@ -74,6 +85,9 @@ pub struct Scheduler {
     tracked: HashMap<String, Tracked>,
     /// Parsed series lists kept from one evaluation to the next.
     catalog: Arc<Catalog>,
+    /// Grouping and escalation of what fires.
+    paging: Paging,
+    acks: mpsc::Receiver<(String, String)>,
 }
 
 /// The stable id of the instance of `rule` in `group` for `labels`.
@@ -105,8 +119,11 @@ impl Scheduler {
         aggregator: Arc<Aggregator>,
         reader: Reader,
         store: StoreHandle,
+        routing: Routing,
+        delivery: DeliveryHandle,
     ) -> Result<(Scheduler, SchedulerHandle), StoreError> {
         let rows = reader.read(|tx| tx.alerts(&["pending", "firing"])).await?;
+        let paging = Paging::restore(routing, delivery, &reader, &rows).await?;
         let tracked = rows
             .into_iter()
             .filter_map(|row| {
@@ -126,6 +143,7 @@ impl Scheduler {
             })
             .collect();
         let (tx, reloads) = mpsc::channel(4);
+        let (ack_tx, acks) = mpsc::channel(64);
         telemetry::rules_loaded(groups.iter().map(|g| g.rules.len()).sum());
         let scheduler = Scheduler {
             reloads,
@@ -135,8 +153,10 @@ impl Scheduler {
             store,
             tracked,
             catalog: Arc::default(),
+            paging,
+            acks,
         };
-        Ok((scheduler, SchedulerHandle { tx }))
+        Ok((scheduler, SchedulerHandle { tx, acks: ack_tx }))
     }
 
     /// Switches to `groups`. Instances of rules that are gone or changed are reset to inactive
@@ -191,7 +211,8 @@ impl Scheduler {
             });
         }
         if !rows.is_empty() {
-            if let Err(err) = self.store.save_alerts(rows, history).await {
+            let changes = Changes { alerts: rows, history, ..Changes::default() };
+            if let Err(err) = self.store.commit(changes).await {
                 tracing::error!(error = %err, "recording alerts reset by a reload failed");
             }
         }
@@ -211,11 +232,20 @@ impl Scheduler {
         };
         let mut next_due = schedule(&self.groups);
         loop {
-            // With no groups, wait for a reload or the end.
+            // With no groups, wait for a reload, an ack, a notification timer or the end.
             let due = next_due.iter().min().copied().unwrap_or(i64::MAX / 2000);
-            let wait = Duration::from_millis(((due * 1000) - clock::now_ms()).max(0) as u64);
+            let page_at = self.paging.next_wake().map(|t| t.max(0)).unwrap_or(i64::MAX / 2000);
+            let wait = Duration::from_millis(((due.min(page_at) * 1000) - clock::now_ms()).max(0) as u64);
             tokio::select! {
                 _ = cancel.cancelled() => break,
+                ack = self.acks.recv() => {
+                    if let Some((id, by)) = ack {
+                        let now_s = clock::now_s();
+                        self.paging.ack(&id, &by, now_s);
+                        self.page(now_s).await;
+                    }
+                    continue;
+                }
                 reload = self.reloads.recv() => {
                     if let Some((groups, reply)) = reload {
                         let report = self.reload(groups).await;
@@ -227,6 +257,11 @@ impl Scheduler {
                 _ = tokio::time::sleep(wait) => {}
             }
             let now_s = clock::now_s();
+            if due > now_s {
+                // Only a notification timer came due.
+                self.page(now_s).await;
+                continue;
+            }
             let due: Vec<Arc<Group>> = self
                 .groups
                 .iter()
@@ -250,23 +285,75 @@ impl Scheduler {
         tracing::debug!("rule scheduler finished");
     }
 
-    /// Evaluates every rule of `groups` at `now_s` against one view, and records what changed.
+    /// Evaluates every rule of `groups` at `now_s` against one view, and commits what changed
+    /// (instances, transitions, notification groups and the notifications they queued)
+    /// in one transaction before taking it as current.
     pub async fn evaluate(&mut self, groups: &[Arc<Group>], now_s: i64) -> Result<(), SchedulerError> {
         if groups.is_empty() {
             return Ok(());
         }
         let measured = self.measure(groups.to_vec(), now_s).await?;
+        let silences = active_silences(self.reader.read(move |tx| tx.silences(now_s, false)).await?);
+        let mut changes = Changes::default();
+        let mut changed: HashMap<String, Tracked> = HashMap::new();
         for (group, measured) in groups.iter().zip(measured) {
-            self.apply(group, measured, now_s).await?;
+            let first = changes.history.len();
+            let group_changed = self.apply(group, measured, now_s, &mut changes);
+            let instance_of =
+                |id: &str| group_changed.get(id).map(|t| (t.rule.clone(), t.labels.clone(), t.instance.clone()));
+            self.paging.transitions(group, &changes.history[first..], instance_of, &silences, now_s);
+            changed.extend(group_changed);
+        }
+        self.paging.collect(now_s, &mut changes);
+        self.commit(changes).await?;
+        for (id, tracked) in changed {
+            if tracked.instance.state == AlertState::Inactive {
+                self.tracked.remove(&id);
+            } else {
+                self.tracked.insert(id, tracked);
+            }
         }
         Ok(())
     }
 
-    /// Steps the instances of `group` by what its rules measured, and saves the changes.
-    async fn apply(&mut self, group: &Group, measured: Vec<Vec<Measured>>, now_s: i64) -> Result<(), SchedulerError> {
+    /// Sends what the notification engine has due at `now_s` (timers, acks).
+    async fn page(&mut self, now_s: i64) {
+        let mut changes = Changes::default();
+        self.paging.collect(now_s, &mut changes);
+        if let Err(err) = self.commit(changes).await {
+            tracing::error!(error = %err, "saving notifications failed; will retry");
+        }
+    }
+
+    /// Commits `changes`; on failure the engine starts again from what the database holds.
+    async fn commit(&mut self, changes: Changes) -> Result<(), SchedulerError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let queued = !changes.outbox.is_empty();
+        if let Err(err) = self.store.commit(changes).await {
+            if let Err(reload) = self.paging.reload(&self.reader).await {
+                tracing::error!(error = %reload, "cannot reload notification groups");
+            }
+            return Err(err.into());
+        }
+        if queued {
+            self.paging.wake_delivery();
+        }
+        Ok(())
+    }
+
+    /// Steps the instances of `group` by what its rules measured into `changes`; returns the
+    /// instances that changed (to be taken as current once committed).
+    fn apply(
+        &mut self,
+        group: &Group,
+        measured: Vec<Vec<Measured>>,
+        now_s: i64,
+        changes: &mut Changes,
+    ) -> HashMap<String, Tracked> {
         let mut changed: HashMap<String, Tracked> = HashMap::new();
-        let mut rows = Vec::new();
-        let mut history = Vec::new();
+        let (rows, history) = (&mut changes.alerts, &mut changes.history);
         // The group's pending and firing instances by rule, found in one pass.
         let mut tracked_by_rule: HashMap<String, Vec<String>> = HashMap::new();
         for (id, t) in self.tracked.iter().filter(|(_, t)| t.group == group.name) {
@@ -280,7 +367,7 @@ impl Scheduler {
                 let verdict = verdict(rule, &result, current.state == AlertState::Firing);
                 seen.insert(id.clone());
                 let labels = || alert_labels(rule, &result.labels);
-                self.advance(rule, id, labels, current, verdict, now_s, &mut changed, &mut rows, &mut history);
+                self.advance(rule, id, labels, current, verdict, now_s, &mut changed, rows, history);
             }
             // Instances whose group no longer has data: their breach is over.
             let gone: Vec<(String, Tracked)> = tracked_by_rule
@@ -300,22 +387,12 @@ impl Scheduler {
                     verdict,
                     now_s,
                     &mut changed,
-                    &mut rows,
-                    &mut history,
+                    rows,
+                    history,
                 );
             }
         }
-        if !rows.is_empty() {
-            self.store.save_alerts(rows, history).await?;
-        }
-        for (id, tracked) in changed {
-            if tracked.instance.state == AlertState::Inactive {
-                self.tracked.remove(&id);
-            } else {
-                self.tracked.insert(id, tracked);
-            }
-        }
-        Ok(())
+        changed
     }
 
     /// Steps one instance; what changed goes into `changed`, `rows` and `history`.

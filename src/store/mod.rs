@@ -68,6 +68,22 @@ pub enum WriterMsg {
     Write(Box<dyn FnOnce(&mut rusqlite::Connection) + Send>),
 }
 
+/// What one evaluation changed, committed together by [`StoreHandle::commit`].
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub alerts: Vec<alerts::AlertRow>,
+    pub history: Vec<alerts::HistoryRow>,
+    /// Notification groups by key: the new JSON state, or `None` when closed.
+    pub groups: Vec<(String, Option<String>)>,
+    pub outbox: Vec<outbox::OutboxRow>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty() && self.history.is_empty() && self.groups.is_empty() && self.outbox.is_empty()
+    }
+}
+
 /// The sending side of the writer thread; dropping every handle ends the thread after it has
 /// finished what it was sent.
 #[derive(Clone)]
@@ -83,13 +99,16 @@ impl StoreHandle {
         done.await.map_err(|_| StoreError::WriterGone)?
     }
 
-    /// Commits changed alert instances and their transitions together.
-    pub async fn save_alerts(
-        &self,
-        alerts: Vec<alerts::AlertRow>,
-        history: Vec<alerts::HistoryRow>,
-    ) -> Result<(), StoreError> {
-        self.write(move |tx| alerts::save(tx, &alerts, &history)).await
+    /// Commits what an evaluation changed (alert instances, their transitions, notification
+    /// groups and the notifications they queued) in one transaction: a crash keeps all or none.
+    pub async fn commit(&self, changes: Changes) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            alerts::save(tx, &changes.alerts, &changes.history)?;
+            outbox::save_groups(tx, &changes.groups)?;
+            outbox::enqueue(tx, &changes.outbox)?;
+            Ok(())
+        })
+        .await
     }
 
     /// Acknowledges (or unacknowledges) an active alert; false when none is active by that id.

@@ -136,6 +136,21 @@ pub fn finish(
     Ok(())
 }
 
+/// Saves (or with `None`, deletes) notification groups, as JSON.
+pub fn save_groups(tx: &Transaction<'_>, groups: &[(String, Option<String>)]) -> Result<(), StoreError> {
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO notify_groups (key, state) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET state = excluded.state",
+    )?;
+    let mut delete = tx.prepare_cached("DELETE FROM notify_groups WHERE key = ?1")?;
+    for (key, state) in groups {
+        match state {
+            Some(state) => upsert.execute(params![key, state])?,
+            None => delete.execute([key])?,
+        };
+    }
+    Ok(())
+}
+
 /// After a restart: rows a crash left `sending` go back to `pending`, marked in doubt.
 pub fn recover(tx: &Transaction<'_>) -> Result<usize, StoreError> {
     Ok(tx.execute("UPDATE outbox SET status = 'pending', in_doubt = 1 WHERE status = 'sending'", [])?)
@@ -200,6 +215,13 @@ impl ReadTx<'_> {
         let rows = stmt.query_map([outbox_id], |r| {
             Ok(AttemptRow { at_s: r.get(0)?, status: r.get(1)?, error: r.get(2)?, latency_ms: r.get(3)? })
         })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every notification group as saved: key and JSON state.
+    pub fn notify_groups(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self.sql().prepare_cached("SELECT key, state FROM notify_groups ORDER BY key")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -85,6 +85,8 @@ const MIGRATIONS: &[&str] = &[
          latency_ms INTEGER NOT NULL
      );
      CREATE INDEX notification_attempts_by_outbox ON notification_attempts (outbox_id);",
+    // 4: notification groups (grouping and escalation state), saved with the outbox rows.
+    "CREATE TABLE notify_groups (key TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID;",
 ];
 
 pub fn migrate(conn: &mut Connection, tiers: &[Tier]) -> Result<(), StoreError> {

@@ -171,3 +171,115 @@ async fn the_command_line_tests_a_notifier_and_lists_the_outbox() {
     assert_eq!(lines.len(), 3, "{stdout}");
     assert!(lines[1].contains("failed") && lines[2].contains("sent"), "{stdout}");
 }
+
+const PAGING_RULES: &str = "groups:
+  - name: api
+    interval: 1s
+    rules:
+      - alert: ApiSlow
+        metric: lat
+        stat: max
+        window: 2s
+        above: 0.2
+        severity: critical
+        annotations:
+          summary: 'max latency {{ value }} s'
+";
+
+/// A daemon with 1 s rules and rollups whose alerts page `slack` at once, then again
+/// (escalated) after 4 s unless acknowledged.
+async fn paging_daemon(slack: &SlackStandin) -> TestDaemon {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, PAGING_RULES).unwrap();
+    let secret = dir.path().join("slack-webhook");
+    std::fs::write(&secret, &slack.url).unwrap();
+    let extra = format!(
+        "  interval: 1s\n  tiers:\n    - {{resolution: 1s, retention: 1d}}\n    - {{resolution: 1m, retention: 1d}}\nrules:\n  paths: [{}]\nnotifiers:\n  slack:\n    type: slack\n    webhook_url_file: {}\n    rate_per_second: 0\nroutes:\n  - policy: page\n    group_wait: 0s\npolicies:\n  page:\n    steps:\n      - {{after: 0s, notify: [slack]}}\n      - {{after: 4s, notify: [slack]}}\n",
+        rules.display(),
+        secret.display()
+    );
+    TestDaemon::start_in(dir, &extra).await
+}
+
+/// Titles of the messages Slack received so far.
+fn titles(slack: &SlackStandin) -> Vec<String> {
+    slack.received().iter().map(|(_, m)| m["text"].as_str().unwrap_or_default().to_owned()).collect()
+}
+
+async fn push_lat(d: &TestDaemon, value: f64) {
+    let (status, _) = d.push_json(&json!({"metrics": [{"name": "lat", "type": "timing", "value": value}]})).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_breach_pages_slack_an_ack_stops_escalation_and_the_resolve_is_announced() {
+    let slack = SlackStandin::start(Vec::new()).await;
+    let d = paging_daemon(&slack).await;
+    let firing = wait_for("the page", Duration::from_secs(20), || async {
+        push_lat(&d, 0.5).await;
+        slack.received().first().cloned()
+    })
+    .await;
+    assert_eq!(firing.1["text"], "[FIRING:1] ApiSlow");
+    let blocks = firing.1["attachments"][0].to_string();
+    assert!(
+        blocks.contains("#d93025")
+            && blocks.contains("max latency 0.5 s")
+            && blocks.contains("0.5000 (threshold 0.2000)"),
+        "{blocks}"
+    );
+
+    let (_, alerts) = d.get("/api/v1/alerts").await;
+    let alert = alerts["alerts"][0].clone();
+    let id = alert["id"].as_str().unwrap().to_owned();
+    let response =
+        d.client.post(format!("{}/api/v1/alerts/{id}/ack", d.base)).json(&json!({"by": "ana"})).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    wait_for("the ack announced", Duration::from_secs(20), || async {
+        titles(&slack).iter().any(|t| t.starts_with("[ACKED]")).then_some(())
+    })
+    .await;
+    // Past the 4 s escalation step, with evaluations still running: no escalation came.
+    let escalation_due = alert["firing_since"].as_i64().unwrap() + 5;
+    wait_for("evaluations past the escalation step", Duration::from_secs(20), || async {
+        push_lat(&d, 0.6).await;
+        let (_, body) = d.get(&format!("/api/v1/alerts/{id}")).await;
+        (perfwatch::clock::now_s() > escalation_due && body["alert"]["value"].as_f64() == Some(0.6)).then_some(())
+    })
+    .await;
+    assert_eq!(titles(&slack), vec!["[FIRING:1] ApiSlow", "[ACKED] ApiSlow"]);
+
+    wait_for("the resolve", Duration::from_secs(20), || async {
+        push_lat(&d, 0.1).await;
+        titles(&slack).iter().any(|t| t.starts_with("[RESOLVED]")).then_some(())
+    })
+    .await;
+    assert_eq!(titles(&slack), vec!["[FIRING:1] ApiSlow", "[ACKED] ApiSlow", "[RESOLVED] ApiSlow"]);
+    // Slack answered; the attempt is recorded right after.
+    let kinds = wait_for("three recorded deliveries", Duration::from_secs(10), || async {
+        let (_, sent) = d.get("/api/v1/notifications?status=sent").await;
+        let kinds: Vec<String> =
+            sent["notifications"].as_array()?.iter().map(|n| n["kind"].as_str().unwrap().to_owned()).collect();
+        (kinds.len() == 3).then_some(kinds)
+    })
+    .await;
+    assert_eq!(kinds, vec!["resolved", "acked", "firing"]);
+}
+
+#[tokio::test]
+async fn an_unacknowledged_page_escalates_on_time() {
+    let slack = SlackStandin::start(Vec::new()).await;
+    let d = paging_daemon(&slack).await;
+    wait_for("the escalation", Duration::from_secs(30), || async {
+        push_lat(&d, 0.5).await;
+        (slack.received().len() >= 2).then_some(())
+    })
+    .await;
+    let received = slack.received();
+    assert_eq!(titles(&slack)[..2], ["[FIRING:1] ApiSlow", "[FIRING:1] ApiSlow"]);
+    let text = received[1].1["attachments"][0]["blocks"].to_string();
+    assert!(text.contains("Escalated: not acknowledged"), "{text}");
+    let gap = received[1].0 - received[0].0;
+    assert!(gap >= Duration::from_secs(3), "escalated after {gap:?}, the step says 4 s");
+}

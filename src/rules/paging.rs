@@ -1,0 +1,147 @@
+//! Between the scheduler and the notification-group engine: turns alert transitions into
+//! dispatcher input (skipping silenced alerts), and what the dispatcher queues into outbox rows
+//! and saved group states for the scheduler's one commit. On start it restores the groups and
+//! re-applies acknowledgements the alerts table holds, so an ack is never lost to a crash.
+
+use std::collections::BTreeMap;
+
+use super::rule::{Group, Rule};
+use super::template::Context;
+use crate::alert::dispatch::{AlertChange, Dispatcher};
+use crate::alert::silence::{Silence, matching};
+use crate::alert::state::Instance;
+use crate::config::Routing;
+use crate::model::Labels;
+use crate::notify::delivery::DeliveryHandle;
+use crate::notify::message::AlertSummary;
+use crate::store::alerts::{AlertRow, HistoryRow};
+use crate::store::outbox::OutboxRow;
+use crate::store::{Changes, Reader, StoreError};
+
+pub struct Paging {
+    routing: Routing,
+    dispatcher: Dispatcher,
+    delivery: DeliveryHandle,
+}
+
+impl Paging {
+    /// The saved groups, with the acknowledgements of `active` alerts applied again.
+    pub async fn restore(
+        routing: Routing,
+        delivery: DeliveryHandle,
+        reader: &Reader,
+        active: &[AlertRow],
+    ) -> Result<Paging, StoreError> {
+        let dispatcher = load(&routing, reader, active).await?;
+        Ok(Paging { routing, dispatcher, delivery })
+    }
+
+    /// After a failed commit the engine is ahead of the database; start again from it.
+    pub async fn reload(&mut self, reader: &Reader) -> Result<(), StoreError> {
+        let active = reader.read(|tx| tx.alerts(&["pending", "firing"])).await?;
+        self.dispatcher = load(&self.routing, reader, &active).await?;
+        Ok(())
+    }
+
+    /// Feeds the transitions in `history` (the instances in `tracked` by alert id).
+    pub fn transitions(
+        &mut self,
+        group: &Group,
+        history: &[HistoryRow],
+        instance_of: impl Fn(&str) -> Option<(String, Labels, Instance)>,
+        silences: &[Silence],
+        now_s: i64,
+    ) {
+        for row in history {
+            let firing = match row.transition.as_str() {
+                "firing" | "severity_changed" => true,
+                "resolved" => false,
+                _ => continue,
+            };
+            let Some((rule_name, labels, instance)) = instance_of(&row.alert_id) else { continue };
+            let Some(rule) = group.rules.iter().find(|r| r.name == rule_name) else { continue };
+            let severity = row.severity.clone();
+            if firing && !matching(silences, &labels, severity.as_deref(), now_s).is_empty() {
+                continue; // silenced: keeps its state, pages nobody
+            }
+            let summary = summary(rule, &labels, &instance, severity.clone(), firing);
+            let mut labels: BTreeMap<String, String> =
+                labels.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+            if let Some(severity) = severity {
+                labels.insert("severity".into(), severity);
+            }
+            let change = AlertChange { id: row.alert_id.clone(), route: rule.route.clone(), labels, summary, firing };
+            self.dispatcher.alert(change, now_s);
+        }
+    }
+
+    pub fn ack(&mut self, alert_id: &str, by: &str, now_s: i64) -> bool {
+        self.dispatcher.ack(alert_id, by, now_s)
+    }
+
+    /// Adds what is due at `now_s` (notifications and group states) to `changes`.
+    pub fn collect(&mut self, now_s: i64, changes: &mut Changes) {
+        for out in self.dispatcher.tick(now_s) {
+            let payload = serde_json::to_string(&out.message).expect("a message serialises");
+            let kind = out.message.kind.as_str().to_owned();
+            changes.outbox.push(OutboxRow::new(out.id, out.notifier, out.subject, kind, payload, now_s));
+        }
+        for (key, group) in self.dispatcher.take_changes() {
+            let state = group.map(|g| serde_json::to_string(&g).expect("a group serialises"));
+            changes.groups.push((key, state));
+        }
+    }
+
+    /// When the engine next has something to do.
+    pub fn next_wake(&self) -> Option<i64> {
+        self.dispatcher.next_wake()
+    }
+
+    /// Tells the senders that rows were queued.
+    pub fn wake_delivery(&self) {
+        self.delivery.wake();
+    }
+}
+
+async fn load(routing: &Routing, reader: &Reader, active: &[AlertRow]) -> Result<Dispatcher, StoreError> {
+    let saved = reader.read(|tx| tx.notify_groups()).await?;
+    let groups = saved
+        .into_iter()
+        .filter_map(|(key, json)| match serde_json::from_str(&json) {
+            Ok(group) => Some((key, group)),
+            Err(err) => {
+                tracing::error!(%key, error = %err, "a saved notification group does not parse; dropping it");
+                None
+            }
+        })
+        .collect();
+    let mut dispatcher = Dispatcher::new(routing.clone(), groups);
+    for row in active {
+        if let Some(ack) = &row.ack {
+            dispatcher.ack(&row.id, &ack.by, ack.at_s);
+        }
+    }
+    Ok(dispatcher)
+}
+
+/// An alert as a message shows it, annotations rendered.
+fn summary(rule: &Rule, labels: &Labels, instance: &Instance, severity: Option<String>, firing: bool) -> AlertSummary {
+    let lookup = |name: &str| labels.get(name).map(str::to_owned);
+    let context = Context {
+        labels: &lookup,
+        value: instance.value,
+        threshold: instance.threshold,
+        rule: &rule.name,
+        severity: severity.as_deref().unwrap_or(""),
+    };
+    let annotations = rule.annotations.iter().map(|(k, t)| (k.clone(), t.render(&context))).collect();
+    AlertSummary {
+        rule: rule.name.clone(),
+        state: if firing { "firing" } else { "resolved" }.into(),
+        severity: severity.clone(),
+        labels: labels.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+        value: instance.value,
+        threshold: instance.threshold,
+        annotations,
+    }
+}
