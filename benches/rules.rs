@@ -122,6 +122,10 @@ fn evaluation(c: &mut Criterion) {
             store.handle.clone(),
             config.routing,
             delivery,
+            perfwatch::notify::ack_link::AckLinks {
+                key: Arc::new(perfwatch::notify::ack_link::AckKey::new(b"bench")),
+                base: "http://127.0.0.1:9464".into(),
+            },
         ))
         .unwrap();
     let cycle = |scheduler: &mut Scheduler| runtime.block_on(scheduler.evaluate(&groups, now)).unwrap();

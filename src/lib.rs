@@ -111,6 +111,9 @@ impl Daemon {
         let cancel = CancellationToken::new();
         let (delivery, delivery_handle) =
             notify::delivery::Delivery::new(store.handle.clone(), store.reader.clone(), config.notifiers.clone())?;
+        let ack_key = Arc::new(notify::ack_link::AckKey::new(&store.handle.secret("ack_link").await?));
+        let base = config.public_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
+        let links = notify::ack_link::AckLinks { key: ack_key.clone(), base };
         let (scheduler, scheduler_handle) = rules::scheduler::Scheduler::new(
             groups,
             aggregator.clone(),
@@ -118,6 +121,7 @@ impl Daemon {
             store.handle.clone(),
             config.routing.clone(),
             delivery_handle.clone(),
+            links,
         )
         .await?;
         let scheduler = tokio::spawn(scheduler.run(cancel.clone()));
@@ -138,6 +142,7 @@ impl Daemon {
             store: store.handle.clone(),
             reloader: reloader.clone(),
             delivery: delivery_handle,
+            ack_key,
             prometheus,
         });
         let mut statsd = Vec::new();

@@ -1,6 +1,7 @@
 //! The HTTP API: warp routes for push, query, health, admin and /metrics. Only this module
 //! knows the JSON shapes of the API; handlers are thin and call into ingest and query.
 
+mod ack_link;
 mod alerts;
 mod auth;
 mod body;
@@ -41,6 +42,8 @@ pub struct ApiState {
     pub store: crate::store::StoreHandle,
     pub reloader: crate::rules::reload::Reloader,
     pub delivery: crate::notify::delivery::DeliveryHandle,
+    /// Verifies acknowledge links.
+    pub ack_key: Arc<crate::notify::ack_link::AckKey>,
     pub prometheus: Option<PrometheusHandle>,
 }
 
@@ -84,6 +87,8 @@ enum Guard {
     Push,
     /// The API token (reads, alerts, admin, /metrics), when one is configured.
     Api,
+    /// No bearer token: a signed link carries its own authority.
+    Link,
 }
 
 /// Checks the route's token, runs `handler`, and counts the answer: the one wrapper every
@@ -101,6 +106,7 @@ where
     let (token, what) = match guard {
         Guard::Push => (state.push_token.as_ref(), "pushing"),
         Guard::Api => (state.api_token.as_ref(), "this API"),
+        Guard::Link => (None, "links"),
     };
     let result = match auth::check(token, headers.get(AUTHORIZATION), what) {
         Ok(()) => handler(state.clone()).await,
@@ -230,6 +236,18 @@ pub fn routes(
             guarded(state, headers, Guard::Api, "notification", move |state| notifications::one(state, id))
         },
     );
+    let ack_page =
+        warp::path!("ack" / String).and(warp::get()).and(base()).and_then(|token: String, state, headers| {
+            guarded(state, headers, Guard::Link, "ack_link", move |state| ack_link::show(state, token))
+        });
+    let ack_post = warp::path!("ack" / String)
+        .and(warp::post())
+        .and(base())
+        .and(warp::body::content_length_limit(4096))
+        .and(warp::body::form::<HashMap<String, String>>())
+        .and_then(|token: String, state, headers, form| {
+            guarded(state, headers, Guard::Link, "ack_link", move |state| ack_link::acknowledge(state, token, form))
+        });
     let reload = warp::path!("-" / "reload")
         .and(warp::post())
         .and(base())
@@ -266,6 +284,8 @@ pub fn routes(
         silence_list.boxed(),
         silence_expire.boxed(),
         gate.boxed(),
+        ack_page.boxed(),
+        ack_post.boxed(),
         notifier_test.boxed(),
         notification_list.boxed(),
         notification_one.boxed(),

@@ -135,6 +135,8 @@ struct RawHttp {
     api_token_env: Option<String>,
     /// Serve a non-loopback address without tokens; off unless said explicitly.
     allow_unauthenticated: bool,
+    /// How people reach this perfwatch, for links in notifications.
+    public_url: Option<String>,
 }
 
 impl Default for RawHttp {
@@ -146,6 +148,7 @@ impl Default for RawHttp {
             api_token_file: None,
             api_token_env: None,
             allow_unauthenticated: false,
+            public_url: None,
         }
     }
 }
@@ -245,6 +248,8 @@ pub struct Config {
     pub http_listen: SocketAddr,
     pub push_token: Option<Secret>,
     pub api_token: Option<Secret>,
+    /// Base of links in notifications (acknowledge); default `http://<bound address>`.
+    pub public_url: Option<String>,
     pub statsd_listen: Option<SocketAddr>,
     pub statsd_receive_buffer: usize,
     pub db_path: PathBuf,
@@ -348,6 +353,11 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
     if limits.max_series == 0 || limits.max_body_bytes == 0 {
         problems.push("limits.max_series and limits.max_body_bytes must be positive".into());
     }
+    if let Some(url) = &raw.http.public_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        problems.push(format!("http.public_url {url:?} must start with https:// (or http://)"));
+    }
     let mut notifiers = notify::validate(raw.notifiers, &mut problems);
     if notifiers.is_empty() {
         notifiers = notify::default_log();
@@ -362,6 +372,7 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
         http_listen: raw.http.listen,
         push_token,
         api_token,
+        public_url: raw.http.public_url.clone().map(|u| u.trim_end_matches('/').to_owned()),
         statsd_listen: raw.statsd.listen,
         statsd_receive_buffer: raw.statsd.receive_buffer_bytes,
         db_path,

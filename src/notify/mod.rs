@@ -2,6 +2,7 @@
 //! (`slack`, `log`), and the delivery actor that drains the SQLite outbox with retries,
 //! back-off and per-notifier limits (`delivery`).
 
+pub mod ack_link;
 pub mod delivery;
 mod log;
 pub mod message;

@@ -12,8 +12,9 @@ use crate::alert::silence::{Silence, matching};
 use crate::alert::state::Instance;
 use crate::config::Routing;
 use crate::model::Labels;
+use crate::notify::ack_link::AckLinks;
 use crate::notify::delivery::DeliveryHandle;
-use crate::notify::message::AlertSummary;
+use crate::notify::message::{AlertSummary, Kind, Message};
 use crate::store::alerts::{AlertRow, HistoryRow};
 use crate::store::outbox::OutboxRow;
 use crate::store::{Changes, Reader, StoreError};
@@ -22,6 +23,7 @@ pub struct Paging {
     routing: Routing,
     dispatcher: Dispatcher,
     delivery: DeliveryHandle,
+    links: AckLinks,
 }
 
 impl Paging {
@@ -29,11 +31,12 @@ impl Paging {
     pub async fn restore(
         routing: Routing,
         delivery: DeliveryHandle,
+        links: AckLinks,
         reader: &Reader,
         active: &[AlertRow],
     ) -> Result<Paging, StoreError> {
         let dispatcher = load(&routing, reader, active).await?;
-        Ok(Paging { routing, dispatcher, delivery })
+        Ok(Paging { routing, dispatcher, delivery, links })
     }
 
     /// After a failed commit the engine is ahead of the database; start again from it.
@@ -81,7 +84,8 @@ impl Paging {
 
     /// Adds what is due at `now_s` (notifications and group states) to `changes`.
     pub fn collect(&mut self, now_s: i64, changes: &mut Changes) {
-        for out in self.dispatcher.tick(now_s) {
+        for mut out in self.dispatcher.tick(now_s) {
+            add_links(&mut out.message, &out.subject, &self.links, now_s);
             let payload = serde_json::to_string(&out.message).expect("a message serialises");
             let kind = out.message.kind.as_str().to_owned();
             changes.outbox.push(OutboxRow::new(out.id, out.notifier, out.subject, kind, payload, now_s));
@@ -100,6 +104,20 @@ impl Paging {
     /// Tells the senders that rows were queued.
     pub fn wake_delivery(&self) {
         self.delivery.wake();
+    }
+}
+
+/// An acknowledge link while there is something to acknowledge, and the runbook and
+/// dashboard the first alert's annotations name.
+fn add_links(message: &mut Message, subject: &str, links: &AckLinks, now_s: i64) {
+    if matches!(message.kind, Kind::Firing | Kind::Escalated | Kind::Repeat) {
+        message.links.insert("ack".into(), links.link(subject, now_s));
+    }
+    for name in ["runbook", "dashboard"] {
+        let url = message.alerts.iter().find_map(|a| a.annotations.get(name).filter(|u| u.starts_with("http")));
+        if let Some(url) = url.cloned() {
+            message.links.insert(name.into(), url);
+        }
     }
 }
 

@@ -20,6 +20,7 @@ use crate::alert::silence::active_silences;
 use crate::alert::state::{AlertState, Instance, Timing, Transition, Verdict, step};
 use crate::config::Routing;
 use crate::model::{Labels, SeriesKey, write_canonical_key};
+use crate::notify::ack_link::AckLinks;
 use crate::notify::delivery::DeliveryHandle;
 use crate::query::QueryError;
 use crate::query::view::{Catalog, with_view};
@@ -121,9 +122,10 @@ impl Scheduler {
         store: StoreHandle,
         routing: Routing,
         delivery: DeliveryHandle,
+        links: AckLinks,
     ) -> Result<(Scheduler, SchedulerHandle), StoreError> {
         let rows = reader.read(|tx| tx.alerts(&["pending", "firing"])).await?;
-        let paging = Paging::restore(routing, delivery, &reader, &rows).await?;
+        let paging = Paging::restore(routing, delivery, links, &reader, &rows).await?;
         let tracked = rows
             .into_iter()
             .filter_map(|row| {

@@ -5,6 +5,7 @@
 pub mod alerts;
 mod codec;
 mod downsample;
+mod links;
 pub mod outbox;
 pub mod reader;
 mod retention;
@@ -150,6 +151,21 @@ impl StoreHandle {
     /// Puts notifications a crash left `sending` back in the queue, in doubt; returns how many.
     pub async fn recover_outbox(&self) -> Result<usize, StoreError> {
         self.write(outbox::recover).await
+    }
+
+    /// The secret named `name`, made and stored the first time it is asked for.
+    pub async fn secret(&self, name: &'static str) -> Result<Vec<u8>, StoreError> {
+        self.write(move |tx| links::secret(tx, name)).await
+    }
+
+    /// Marks ack link `nonce` used; `Some((by, at))` when it already was.
+    pub async fn use_ack_link(
+        &self,
+        nonce: String,
+        by: String,
+        now_s: i64,
+    ) -> Result<Option<(String, i64)>, StoreError> {
+        self.write(move |tx| links::use_link(tx, &nonce, &by, now_s)).await
     }
 
     /// Runs `work` in one transaction on the writer thread.

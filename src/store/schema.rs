@@ -87,6 +87,9 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX notification_attempts_by_outbox ON notification_attempts (outbox_id);",
     // 4: notification groups (grouping and escalation state), saved with the outbox rows.
     "CREATE TABLE notify_groups (key TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID;",
+    // 5: secrets perfwatch makes for itself (the ack-link key), and ack links already used.
+    "CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+     CREATE TABLE used_ack_links (nonce TEXT PRIMARY KEY, used_by TEXT NOT NULL, used_s INTEGER NOT NULL) WITHOUT ROWID;",
 ];
 
 pub fn migrate(conn: &mut Connection, tiers: &[Tier]) -> Result<(), StoreError> {

@@ -283,3 +283,57 @@ async fn an_unacknowledged_page_escalates_on_time() {
     let gap = received[1].0 - received[0].0;
     assert!(gap >= Duration::from_secs(3), "escalated after {gap:?}, the step says 4 s");
 }
+
+#[tokio::test]
+async fn the_acknowledge_link_in_the_page_confirms_then_acknowledges_once() {
+    let slack = SlackStandin::start(Vec::new()).await;
+    let d = paging_daemon(&slack).await;
+    let page = wait_for("the page", Duration::from_secs(20), || async {
+        push_lat(&d, 0.5).await;
+        slack.received().first().cloned()
+    })
+    .await;
+    let actions =
+        page.1["attachments"][0]["blocks"].as_array().unwrap().iter().find(|b| b["type"] == "actions").cloned();
+    let link = actions.expect("an actions block")["elements"][0]["url"].as_str().unwrap().to_owned();
+    assert!(link.starts_with(&format!("{}/ack/", d.base)), "{link}");
+
+    // Following the link only shows a confirmation (mail scanners follow links).
+    let shown = d.client.get(&link).send().await.unwrap();
+    assert_eq!(shown.status(), 200);
+    let html = shown.text().await.unwrap();
+    assert!(html.contains("<form method=\"post\">") && html.contains("ApiSlow"), "{html}");
+    let (_, before) = d.get("/api/v1/alerts").await;
+    assert!(before["alerts"][0]["acked"].is_null(), "showing the page acknowledges nothing: {before}");
+
+    let done = d
+        .client
+        .post(&link)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("by=ana")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    assert!(done.text().await.unwrap().contains("1 alert(s) acknowledged by ana"));
+    wait_for("the ack announced", Duration::from_secs(20), || async {
+        titles(&slack).iter().any(|t| t.starts_with("[ACKED]")).then_some(())
+    })
+    .await;
+    let (_, alerts) = d.get("/api/v1/alerts").await;
+    assert_eq!(alerts["alerts"][0]["acked"]["by"], "ana", "{alerts}");
+
+    let again = d
+        .client
+        .post(&link)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("by=bob")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+    assert!(again.text().await.unwrap().contains("ana used it"));
+    let forged = d.client.get(format!("{link}x")).send().await.unwrap();
+    assert_eq!(forged.status(), 400);
+    assert!(forged.text().await.unwrap().contains("not valid"));
+}
