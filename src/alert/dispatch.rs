@@ -302,7 +302,7 @@ fn message(group: &Group, kind: Kind, now_s: i64) -> Message {
         }
         _ => (format!("[FIRING:{}] {scope}", firing.len()), None, severity, firing.into_iter().cloned().collect()),
     };
-    Message { kind, title, severity, text, alerts, links: BTreeMap::new() }
+    Message { kind, title, severity, text, alerts, links: BTreeMap::new(), group_labels: group.labels.clone() }
 }
 
 fn severity_rank(severity: &str) -> u8 {

@@ -499,6 +499,17 @@ mod tests {
         assert!(typo.to_string().contains("t.yaml:4:") && typo.to_string().contains("webhok_url_file"), "{typo}");
         let missing = Config::parse("notifiers:\n  s:\n    type: slack\n", "m.yaml").unwrap_err();
         assert!(missing.to_string().contains("notifiers.s: set webhook_url_file or webhook_url_env"), "{missing}");
+        let hook = Config::parse(
+            "notifiers:\n  scaler:\n    type: webhook\n    url: https://scaler.internal/hook\n    headers: {X-Team: platform}\n",
+            "w.yaml",
+        )
+        .unwrap();
+        assert!(matches!(&hook.notifiers["scaler"].kind,
+            NotifierKind::Webhook { url, hmac_secret: None, headers } if url == "https://scaler.internal/hook" && headers["X-Team"] == "platform"));
+        let no_url = Config::parse("notifiers:\n  h:\n    type: webhook\n", "u.yaml").unwrap_err();
+        assert!(no_url.to_string().contains("notifiers.h.url: give the URL"), "{no_url}");
+        let mixed = Config::parse("notifiers:\n  h:\n    type: log\n    url: https://x\n", "x.yaml").unwrap_err();
+        assert!(mixed.to_string().contains("takes only its own keys"), "{mixed}");
         let kind = Config::parse("notifiers:\n  s:\n    type: pager\n", "k.yaml").unwrap_err();
         assert!(kind.to_string().contains("k.yaml:3:") && kind.to_string().contains("slack"), "{kind}");
     }

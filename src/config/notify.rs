@@ -26,6 +26,13 @@ pub(super) struct RawNotifier {
     kind: RawKind,
     webhook_url_file: Option<PathBuf>,
     webhook_url_env: Option<String>,
+    /// webhook: where to POST (not a secret; put credentials in `hmac_secret_*`).
+    url: Option<String>,
+    hmac_secret_file: Option<PathBuf>,
+    hmac_secret_env: Option<String>,
+    /// webhook: extra request headers.
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
     timeout: Option<Seconds>,
     concurrency: Option<usize>,
     /// Sends per second at most (Slack allows about one per second per webhook).
@@ -37,6 +44,7 @@ pub(super) struct RawNotifier {
 #[serde(rename_all = "lowercase")]
 enum RawKind {
     Slack,
+    Webhook,
     Log,
 }
 
@@ -49,7 +57,15 @@ pub struct NotifierConfig {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum NotifierKind {
-    Slack { webhook_url: Secret },
+    Slack {
+        webhook_url: Secret,
+    },
+    /// Alertmanager's webhook payload, optionally signed.
+    Webhook {
+        url: String,
+        hmac_secret: Option<Secret>,
+        headers: BTreeMap<String, String>,
+    },
     Log,
 }
 
@@ -89,13 +105,41 @@ pub(super) fn validate(
                     None => continue,
                 }
             }
-            RawKind::Log => {
-                if notifier.webhook_url_file.is_some() || notifier.webhook_url_env.is_some() {
-                    problems.push(format!("{what}: a log notifier takes no webhook_url"));
+            RawKind::Webhook => {
+                let url = notifier.url.clone().unwrap_or_default();
+                if !url.starts_with("http://") && !url.starts_with("https://") {
+                    problems.push(format!("{what}.url: give the URL to POST to, starting with https:// (or http://)"));
                 }
-                (NotifierKind::Log, 0.0)
+                let hmac_secret = read_secret(
+                    &format!("{what}.hmac_secret"),
+                    notifier.hmac_secret_file.as_deref(),
+                    notifier.hmac_secret_env.as_deref(),
+                    problems,
+                );
+                for name in notifier.headers.keys() {
+                    if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                        problems.push(format!("{what}.headers: {name:?} is not a valid header name"));
+                    }
+                }
+                (NotifierKind::Webhook { url, hmac_secret, headers: notifier.headers.clone() }, 0.0)
+            }
+            RawKind::Log => (NotifierKind::Log, 0.0),
+        };
+        let wrong_fields = match notifier.kind {
+            RawKind::Slack => {
+                notifier.url.is_some() || notifier.hmac_secret_file.is_some() || !notifier.headers.is_empty()
+            }
+            RawKind::Webhook => notifier.webhook_url_file.is_some() || notifier.webhook_url_env.is_some(),
+            RawKind::Log => {
+                notifier.url.is_some() || notifier.webhook_url_file.is_some() || notifier.webhook_url_env.is_some()
             }
         };
+        if wrong_fields {
+            problems.push(format!(
+                "{what}: a {} notifier takes only its own keys (slack: webhook_url_*; webhook: url, hmac_secret_*, headers)",
+                format!("{:?}", notifier.kind).to_lowercase()
+            ));
+        }
         let delivery = notifier;
         let rate = delivery.rate_per_second.unwrap_or(default_rate);
         if !(rate >= 0.0 && rate.is_finite()) {

@@ -151,7 +151,7 @@ impl Drainer {
     async fn deliver(&self, row: OutboxRow) {
         let started = Instant::now();
         let outcome = match serde_json::from_str::<Message>(&row.payload) {
-            Ok(message) => send(&self.client, &self.config, &row.id, &message).await,
+            Ok(message) => send(&self.client, &self.name, &self.config, &row.id, &row.subject, &message).await,
             Err(err) => Outcome::Failed(format!("the stored message cannot be read: {err}")),
         };
         let latency = started.elapsed();

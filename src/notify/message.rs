@@ -42,6 +42,9 @@ pub struct Message {
     pub alerts: Vec<AlertSummary>,
     #[serde(default)]
     pub links: BTreeMap<String, String>,
+    /// The labels the group is formed by.
+    #[serde(default)]
+    pub group_labels: BTreeMap<String, String>,
 }
 
 /// One alert in a message.
@@ -55,6 +58,9 @@ pub struct AlertSummary {
     pub threshold: Option<f64>,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+    /// When it started firing.
+    #[serde(default)]
+    pub since_s: Option<i64>,
 }
 
 impl Message {
@@ -67,6 +73,7 @@ impl Message {
             text: Some(format!("Sent by {by} to check that {notifier} reaches you. Nothing is wrong.")),
             alerts: Vec::new(),
             links: BTreeMap::new(),
+            group_labels: BTreeMap::new(),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod delivery;
 mod log;
 pub mod message;
 mod slack;
+pub mod webhook;
 
 use std::time::Duration;
 
@@ -28,11 +29,22 @@ pub enum Outcome {
     Failed(String),
 }
 
-/// Sends `message` to the notifier `config` describes.
-pub async fn send(client: &reqwest::Client, config: &NotifierConfig, id: &str, message: &Message) -> Outcome {
+/// Sends `message` (notification `id`, about `subject`) through notifier `name`.
+pub async fn send(
+    client: &reqwest::Client,
+    name: &str,
+    config: &NotifierConfig,
+    id: &str,
+    subject: &str,
+    message: &Message,
+) -> Outcome {
     let timeout = Duration::from_secs(config.delivery.timeout_s as u64);
     match &config.kind {
         NotifierKind::Slack { webhook_url } => slack::send(client, webhook_url, timeout, message).await,
+        NotifierKind::Webhook { url, hmac_secret, headers } => {
+            let target = webhook::Target { url, hmac_secret: hmac_secret.as_ref(), headers, receiver: name };
+            webhook::send(client, &target, timeout, id, subject, message).await
+        }
         NotifierKind::Log => log::send(id, message),
     }
 }

@@ -168,6 +168,7 @@ mod tests {
             value: Some(0.41),
             threshold: Some(0.2),
             annotations: [("summary".to_owned(), "p99 410 ms".to_owned())].into(),
+            since_s: None,
         });
         message.links.insert("ack".into(), "https://perfwatch.example/ack/t".into());
         let payload = payload(&message);

@@ -3,8 +3,6 @@
 //! and saved group states for the scheduler's one commit. On start it restores the groups and
 //! re-applies acknowledgements the alerts table holds, so an ack is never lost to a crash.
 
-use std::collections::BTreeMap;
-
 use super::rule::{Group, Rule};
 use super::template::Context;
 use crate::alert::dispatch::{AlertChange, Dispatcher};
@@ -67,12 +65,11 @@ impl Paging {
             if firing && !matching(silences, &labels, severity.as_deref(), now_s).is_empty() {
                 continue; // silenced: keeps its state, pages nobody
             }
-            let summary = summary(rule, &labels, &instance, severity.clone(), firing);
-            let mut labels: BTreeMap<String, String> =
-                labels.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
-            if let Some(severity) = severity {
-                labels.insert("severity".into(), severity);
+            let mut summary = summary(rule, &labels, &instance, severity.clone(), firing);
+            if let Some(severity) = &severity {
+                summary.labels.insert("severity".into(), severity.clone());
             }
+            let labels = summary.labels.clone();
             let change = AlertChange { id: row.alert_id.clone(), route: rule.route.clone(), labels, summary, firing };
             self.dispatcher.alert(change, now_s);
         }
@@ -161,5 +158,6 @@ fn summary(rule: &Rule, labels: &Labels, instance: &Instance, severity: Option<S
         value: instance.value,
         threshold: instance.threshold,
         annotations,
+        since_s: instance.firing_since_s,
     }
 }

@@ -337,3 +337,45 @@ async fn the_acknowledge_link_in_the_page_confirms_then_acknowledges_once() {
     assert_eq!(forged.status(), 400);
     assert!(forged.text().await.unwrap().contains("not valid"));
 }
+
+#[tokio::test]
+async fn a_webhook_gets_alertmanagers_payload_signed_with_an_idempotency_key() {
+    let receiver = SlackStandin::start(vec![Answer::status(503, "busy")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, PAGING_RULES).unwrap();
+    let secret = dir.path().join("hook-secret");
+    std::fs::write(&secret, "s3cret").unwrap();
+    let url = receiver.url.replace("/services/T000/B000/XXXX", "/hooks/autoscale");
+    let extra = format!(
+        "  interval: 1s\n  tiers:\n    - {{resolution: 1s, retention: 1d}}\n    - {{resolution: 1m, retention: 1d}}\nrules:\n  paths: [{}]\nnotifiers:\n  autoscaler:\n    type: webhook\n    url: {url}\n    hmac_secret_file: {}\n    headers: {{X-Team: platform}}\nroutes:\n  - policy: scale\n    group_wait: 0s\npolicies:\n  scale:\n    steps: [{{after: 0s, notify: [autoscaler]}}]\n",
+        rules.display(),
+        secret.display()
+    );
+    let d = TestDaemon::start_in(dir, &extra).await;
+    // The first answer is 503: the retry carries the same idempotency key.
+    let requests = wait_for("the page and its retry", Duration::from_secs(30), || async {
+        push_lat(&d, 0.5).await;
+        let requests = receiver.requests();
+        (requests.len() >= 2).then_some(requests)
+    })
+    .await;
+    let key = |r: &crate::slack_standin::Request| r.headers["x-perfwatch-idempotency-key"].to_str().unwrap().to_owned();
+    assert_eq!(key(&requests[0]), key(&requests[1]));
+    let request = &requests[1];
+    assert_eq!(request.headers["x-team"], "platform");
+    let expected =
+        perfwatch::notify::webhook::signature(&perfwatch::config::Secret::new("s3cret".into()), &request.body);
+    assert_eq!(request.headers["x-perfwatch-signature"].to_str().unwrap(), expected);
+    let body: Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(
+        (body["version"].as_str(), body["status"].as_str(), body["receiver"].as_str()),
+        (Some("4"), Some("firing"), Some("autoscaler"))
+    );
+    assert_eq!(body["groupLabels"]["alertname"], "ApiSlow");
+    assert_eq!(body["alerts"][0]["status"], "firing");
+    assert_eq!(body["alerts"][0]["labels"]["alertname"], "ApiSlow");
+    assert_eq!(body["alerts"][0]["annotations"]["summary"], "max latency 0.5 s");
+    assert!(body["alerts"][0]["startsAt"].as_str().unwrap().starts_with("20"), "{body}");
+    assert_eq!(body["commonLabels"]["severity"], "critical");
+}

@@ -1,6 +1,7 @@
 //! A local HTTP server that answers like Slack's incoming-webhook endpoint, from a script:
 //! `200 ok`, `429` with `Retry-After`, `500`, 4xx bodies such as `no_service`, or a slow
 //! answer; once the script is used up it answers `200 ok`. It records what it received, when.
+//! It takes any path, so it also stands in for a generic webhook receiver.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -37,21 +38,32 @@ impl Answer {
     }
 }
 
+/// One request as it arrived.
+#[derive(Clone)]
+pub struct Request {
+    pub headers: warp::http::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
 pub struct SlackStandin {
     /// The webhook URL to configure.
     pub url: String,
     received: Arc<Mutex<Vec<(Instant, Value)>>>,
+    requests: Arc<Mutex<Vec<Request>>>,
 }
 
 impl SlackStandin {
     pub async fn start(script: Vec<Answer>) -> SlackStandin {
         let script = Arc::new(Mutex::new(VecDeque::from(script)));
         let received: Arc<Mutex<Vec<(Instant, Value)>>> = Arc::default();
-        let log = received.clone();
-        let route = warp::post().and(warp::path("services")).and(warp::path::tail()).and(warp::body::json()).then(
-            move |_: warp::path::Tail, body: Value| {
+        let requests: Arc<Mutex<Vec<Request>>> = Arc::default();
+        let (log, raw) = (received.clone(), requests.clone());
+        let route = warp::post().and(warp::header::headers_cloned()).and(warp::body::bytes()).then(
+            move |headers: warp::http::HeaderMap, body: bytes::Bytes| {
                 let answer = script.lock().unwrap().pop_front().unwrap_or_else(Answer::ok);
-                log.lock().unwrap().push((Instant::now(), body));
+                let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                log.lock().unwrap().push((Instant::now(), json));
+                raw.lock().unwrap().push(Request { headers, body });
                 async move {
                     tokio::time::sleep(answer.delay).await;
                     let mut response = answer.body.into_response();
@@ -66,7 +78,12 @@ impl SlackStandin {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/services/T000/B000/XXXX", listener.local_addr().unwrap());
         tokio::spawn(warp::serve(route).incoming(listener).run());
-        SlackStandin { url, received }
+        SlackStandin { url, received, requests }
+    }
+
+    /// The raw requests so far (headers and body bytes).
+    pub fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
     }
 
     /// What arrived so far, with when.

@@ -50,6 +50,7 @@ fn change(id: &str, service: &str, severity: &str, firing: bool) -> AlertChange 
             value: Some(0.4),
             threshold: Some(0.2),
             annotations: BTreeMap::new(),
+            since_s: Some(T0),
         },
         labels,
         firing,
