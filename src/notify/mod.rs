@@ -48,3 +48,9 @@ pub async fn send(
         NotifierKind::Log => log::send(id, message),
     }
 }
+
+/// A `Retry-After` given in seconds (the form Slack and most APIs use).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}

@@ -23,12 +23,7 @@ pub async fn send(client: &reqwest::Client, url: &Secret, timeout: Duration, mes
         Err(err) => return Outcome::Retry(format!("cannot reach Slack: {}", err.without_url())),
     };
     let status = response.status();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = super::retry_after(response.headers());
     let body = match response.text().await {
         Ok(body) => body.chars().take(200).collect::<String>(),
         Err(err) => return Outcome::Retry(format!("reading Slack's answer failed: {}", err.without_url())),

@@ -49,12 +49,7 @@ pub async fn send(
         Err(err) => return Outcome::Retry(format!("cannot reach the webhook: {}", err.without_url())),
     };
     let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = super::retry_after(response.headers());
     let text: String = response.text().await.unwrap_or_default().chars().take(200).collect();
     match status {
         200..=299 => Outcome::Delivered,
