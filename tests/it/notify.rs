@@ -379,3 +379,76 @@ async fn a_webhook_gets_alertmanagers_payload_signed_with_an_idempotency_key() {
     assert!(body["alerts"][0]["startsAt"].as_str().unwrap().starts_with("20"), "{body}");
     assert_eq!(body["commonLabels"]["severity"], "critical");
 }
+
+#[tokio::test]
+async fn sigkill_mid_escalation_neither_skips_nor_repeats_a_step() {
+    use crate::support::DaemonProcess;
+
+    let slack = SlackStandin::start(Vec::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    // A 10 s window: the samples flushed before the crash keep it firing through the restart.
+    std::fs::write(&rules, PAGING_RULES.replace("window: 2s", "window: 10s")).unwrap();
+    let secret = dir.path().join("slack-webhook");
+    std::fs::write(&secret, &slack.url).unwrap();
+    let config = dir.path().join("perfwatch.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "http:\n  listen: 127.0.0.1:0\nstatsd:\n  listen: null\nstorage:\n  path: {}\n  interval: 1s\n  tiers:\n    - {{resolution: 1s, retention: 1d}}\n    - {{resolution: 1m, retention: 1d}}\nrules:\n  paths: [{}]\nnotifiers:\n  slack:\n    type: slack\n    webhook_url_file: {}\n    rate_per_second: 0\nroutes:\n  - policy: page\n    group_wait: 0s\npolicies:\n  page:\n    steps:\n      - {{after: 0s, notify: [slack]}}\n      - {{after: 8s, notify: [slack]}}\n",
+            dir.path().join("perfwatch.db").display(),
+            rules.display(),
+            secret.display()
+        ),
+    )
+    .unwrap();
+    let client = reqwest::Client::new();
+    let push = |base: String| {
+        let client = client.clone();
+        async move {
+            let body = json!({"metrics": [{"name": "lat", "type": "timing", "value": 0.5}]});
+            let _ = client.post(format!("{base}/api/v1/push")).json(&body).send().await;
+        }
+    };
+    let mut daemon = DaemonProcess::spawn(&config);
+    let base = daemon.base.clone();
+    // Step 0 delivered and recorded, then the process dies.
+    wait_for("step 0 recorded as sent", Duration::from_secs(20), || async {
+        push(base.clone()).await;
+        let sent: Value =
+            client.get(format!("{base}/api/v1/notifications?status=sent")).send().await.ok()?.json().await.ok()?;
+        (sent["notifications"].as_array()?.len() == 1).then_some(())
+    })
+    .await;
+    // What was pushed is committed (a crash loses only the open interval; this test is about
+    // the notifications, so it makes sure the breach is still in the window after the restart).
+    let flushed = client.post(format!("{base}/api/v1/admin/flush")).send().await.unwrap();
+    assert_eq!(flushed.status(), 200);
+    daemon.child.kill().unwrap();
+    daemon.child.wait().unwrap();
+    let paged_at = slack.received()[0].0;
+
+    let daemon = DaemonProcess::spawn(&config);
+    let base = daemon.base.clone();
+    let escalated = wait_for("the escalation after the restart", Duration::from_secs(30), || async {
+        push(base.clone()).await;
+        let received = slack.received();
+        (received.len() >= 2).then_some(received)
+    })
+    .await;
+    assert!(escalated[1].1["attachments"][0]["blocks"].to_string().contains("Escalated"), "{:?}", escalated[1].1);
+    assert!(
+        escalated[1].0 - paged_at >= Duration::from_secs(7),
+        "the 8 s step came after {:?}",
+        escalated[1].0 - paged_at
+    );
+    // Evaluations go on well past the step: nothing more is sent (no repeat of either step).
+    let settle = std::time::Instant::now() + Duration::from_secs(3);
+    wait_for("three more seconds of evaluations", Duration::from_secs(10), || async {
+        push(base.clone()).await;
+        (std::time::Instant::now() >= settle).then_some(())
+    })
+    .await;
+    assert_eq!(titles(&slack), vec!["[FIRING:1] ApiSlow", "[FIRING:1] ApiSlow"]);
+    assert_eq!(slack.received().len(), 2);
+}
