@@ -59,6 +59,8 @@ pub struct Outgoing {
     pub notifier: String,
     /// The group's key.
     pub subject: String,
+    /// The alerts the message is about.
+    pub alert_ids: Vec<String>,
     pub message: Message,
 }
 
@@ -190,12 +192,19 @@ impl Dispatcher {
             for (notifiers, kind) in sends {
                 group.seq += 1;
                 let message = message(group, kind, now_s);
+                let alert_ids: Vec<String> = group
+                    .alerts
+                    .iter()
+                    .filter(|(_, a)| kind == Kind::Resolved || a.state == "firing")
+                    .map(|(id, _)| id.clone())
+                    .collect();
                 for notifier in notifiers {
                     group.paged.insert(notifier.clone());
                     out.push(Outgoing {
                         id: format!("{:016x}-{}-{notifier}", xxhash_rust::xxh3::xxh3_64(key.as_bytes()), group.seq),
                         notifier,
                         subject: key.clone(),
+                        alert_ids: alert_ids.clone(),
                         message: message.clone(),
                     });
                 }

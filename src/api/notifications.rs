@@ -1,5 +1,5 @@
 //! `POST /api/v1/notifiers/{name}/test` queues a test notification through the outbox like any
-//! other; `GET /api/v1/notifications[?notifier=&status=&subject=&limit=]` lists notifications
+//! other; `GET /api/v1/notifications[?alert=&notifier=&status=&subject=&limit=]` lists notifications
 //! newest first and `GET /api/v1/notifications/{id}` shows one with every attempt.
 
 use std::collections::HashMap;
@@ -88,6 +88,7 @@ pub async fn list(state: Arc<ApiState>, params: HashMap<String, String>) -> Resu
         notifier: params.get("notifier").cloned(),
         status: params.get("status").cloned(),
         subject: params.get("subject").cloned(),
+        alert: params.get("alert").cloned(),
     };
     let limit = match params.get("limit") {
         Some(text) => text

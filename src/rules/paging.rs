@@ -85,7 +85,9 @@ impl Paging {
             add_links(&mut out.message, &out.subject, &self.links, now_s);
             let payload = serde_json::to_string(&out.message).expect("a message serialises");
             let kind = out.message.kind.as_str().to_owned();
-            changes.outbox.push(OutboxRow::new(out.id, out.notifier, out.subject, kind, payload, now_s));
+            let mut row = OutboxRow::new(out.id, out.notifier, out.subject, kind, payload, now_s);
+            row.alert_ids = out.alert_ids;
+            changes.outbox.push(row);
         }
         for (key, group) in self.dispatcher.take_changes() {
             let state = group.map(|g| serde_json::to_string(&g).expect("a group serialises"));

@@ -30,6 +30,8 @@ pub struct OutboxRow {
     pub sent_s: Option<i64>,
     /// Whether a crash came between a send and its confirmation (it may have arrived).
     pub in_doubt: bool,
+    /// The alerts it is about (kept beside the row, for listing an alert's notifications).
+    pub alert_ids: Vec<String>,
 }
 
 impl OutboxRow {
@@ -47,6 +49,7 @@ impl OutboxRow {
             last_error: None,
             sent_s: None,
             in_doubt: false,
+            alert_ids: Vec::new(),
         }
     }
 }
@@ -75,8 +78,12 @@ pub fn enqueue(tx: &Transaction<'_>, rows: &[OutboxRow]) -> Result<usize, StoreE
         "INSERT INTO outbox ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
          ON CONFLICT (id) DO NOTHING"
     ))?;
+    let mut about = tx.prepare_cached("INSERT OR IGNORE INTO outbox_alerts (alert_id, outbox_id) VALUES (?1, ?2)")?;
     let mut added = 0;
     for r in rows {
+        for alert in &r.alert_ids {
+            about.execute(params![alert, r.id])?;
+        }
         added += insert.execute(params![
             r.id,
             r.notifier,
@@ -170,6 +177,7 @@ fn outbox_row(row: &Row<'_>) -> rusqlite::Result<OutboxRow> {
         last_error: row.get(9)?,
         sent_s: row.get(10)?,
         in_doubt: row.get(11)?,
+        alert_ids: Vec::new(),
     })
 }
 
@@ -188,6 +196,8 @@ pub struct OutboxFilter {
     pub notifier: Option<String>,
     pub status: Option<String>,
     pub subject: Option<String>,
+    /// Notifications about this alert.
+    pub alert: Option<String>,
 }
 
 impl ReadTx<'_> {
@@ -196,9 +206,13 @@ impl ReadTx<'_> {
         let mut stmt = self.sql().prepare_cached(&format!(
             "SELECT {COLUMNS} FROM outbox
              WHERE (?1 IS NULL OR notifier = ?1) AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR subject = ?3)
+               AND (?5 IS NULL OR id IN (SELECT outbox_id FROM outbox_alerts WHERE alert_id = ?5))
              ORDER BY created_s DESC, rowid DESC LIMIT ?4"
         ))?;
-        let rows = stmt.query_map(params![filter.notifier, filter.status, filter.subject, limit as i64], outbox_row)?;
+        let rows = stmt.query_map(
+            params![filter.notifier, filter.status, filter.subject, limit as i64, filter.alert],
+            outbox_row,
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -90,6 +90,8 @@ const MIGRATIONS: &[&str] = &[
     // 5: secrets perfwatch makes for itself (the ack-link key), and ack links already used.
     "CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
      CREATE TABLE used_ack_links (nonce TEXT PRIMARY KEY, used_by TEXT NOT NULL, used_s INTEGER NOT NULL) WITHOUT ROWID;",
+    // 6: which alerts each notification was about, to list an alert's notifications.
+    "CREATE TABLE outbox_alerts (alert_id TEXT NOT NULL, outbox_id TEXT NOT NULL, PRIMARY KEY (alert_id, outbox_id)) WITHOUT ROWID;",
 ];
 
 pub fn migrate(conn: &mut Connection, tiers: &[Tier]) -> Result<(), StoreError> {

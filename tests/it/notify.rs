@@ -265,6 +265,10 @@ async fn a_breach_pages_slack_an_ack_stops_escalation_and_the_resolve_is_announc
     })
     .await;
     assert_eq!(kinds, vec!["resolved", "acked", "firing"]);
+    let (_, about) = d.get(&format!("/api/v1/notifications?alert={id}")).await;
+    assert_eq!(about["notifications"].as_array().unwrap().len(), 3, "{about}");
+    let (_, none) = d.get("/api/v1/notifications?alert=0000000000000000").await;
+    assert_eq!(none["notifications"], json!([]));
 }
 
 #[tokio::test]
