@@ -139,7 +139,15 @@ impl Drainer {
             };
             let mut sends = FuturesUnordered::new();
             for row in rows {
-                tokio::time::sleep_until(next_send).await;
+                // Sends already started keep going while this one waits for its slot.
+                let slot = tokio::time::sleep_until(next_send);
+                tokio::pin!(slot);
+                loop {
+                    tokio::select! {
+                        _ = &mut slot => break,
+                        Some(()) = sends.next(), if !sends.is_empty() => {}
+                    }
+                }
                 next_send = tokio::time::Instant::now() + Duration::from_millis(self.config.delivery.min_interval_ms);
                 sends.push(self.deliver(row));
             }

@@ -456,3 +456,29 @@ async fn sigkill_mid_escalation_neither_skips_nor_repeats_a_step() {
     assert_eq!(titles(&slack), vec!["[FIRING:1] ApiSlow", "[FIRING:1] ApiSlow"]);
     assert_eq!(slack.received().len(), 2);
 }
+
+#[tokio::test]
+async fn a_notifiers_rate_spaces_its_sends() {
+    // A slow first answer lets the other two queue up and be claimed together.
+    let slack = SlackStandin::start(vec![Answer::slow(Duration::from_millis(400))]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("slack-webhook");
+    std::fs::write(&secret, &slack.url).unwrap();
+    let extra = format!(
+        "notifiers:\n  slack:\n    type: slack\n    webhook_url_file: {}\n    rate_per_second: 4\n    concurrency: 3\n",
+        secret.display()
+    );
+    let d = TestDaemon::start_in(dir, &extra).await;
+    for _ in 0..3 {
+        assert_eq!(send_test(&d, "slack").await.0, 202);
+    }
+    let received = wait_for("three sends", Duration::from_secs(20), || async {
+        let received = slack.received();
+        (received.len() == 3).then_some(received)
+    })
+    .await;
+    for pair in received.windows(2) {
+        let gap = pair[1].0 - pair[0].0;
+        assert!(gap >= Duration::from_millis(240), "4 per second allows one every 250 ms, got {gap:?}");
+    }
+}
