@@ -189,9 +189,13 @@ const PAGING_RULES: &str = "groups:
 /// A daemon with 1 s rules and rollups whose alerts page `slack` at once, then again
 /// (escalated) after 4 s unless acknowledged.
 async fn paging_daemon(slack: &SlackStandin) -> TestDaemon {
+    paging_daemon_with(slack, PAGING_RULES).await
+}
+
+async fn paging_daemon_with(slack: &SlackStandin, rules_text: &str) -> TestDaemon {
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules.yaml");
-    std::fs::write(&rules, PAGING_RULES).unwrap();
+    std::fs::write(&rules, rules_text).unwrap();
     let secret = dir.path().join("slack-webhook");
     std::fs::write(&secret, &slack.url).unwrap();
     let extra = format!(
@@ -200,6 +204,19 @@ async fn paging_daemon(slack: &SlackStandin) -> TestDaemon {
         secret.display()
     );
     TestDaemon::start_in(dir, &extra).await
+}
+
+/// The Acknowledge button's URL in a Slack message.
+fn ack_link_in(message: &Value) -> String {
+    let blocks = message["attachments"][0]["blocks"].as_array().unwrap();
+    let actions = blocks.iter().find(|b| b["type"] == "actions").expect("an actions block");
+    actions["elements"][0]["url"].as_str().unwrap().to_owned()
+}
+
+/// Presses the confirmation page's button as `by`.
+async fn press_ack(d: &TestDaemon, link: &str, by: &str) -> reqwest::Response {
+    let form = format!("by={by}");
+    d.client.post(link).header("content-type", "application/x-www-form-urlencoded").body(form).send().await.unwrap()
 }
 
 /// Titles of the messages Slack received so far.
@@ -297,9 +314,7 @@ async fn the_acknowledge_link_in_the_page_confirms_then_acknowledges_once() {
         slack.received().first().cloned()
     })
     .await;
-    let actions =
-        page.1["attachments"][0]["blocks"].as_array().unwrap().iter().find(|b| b["type"] == "actions").cloned();
-    let link = actions.expect("an actions block")["elements"][0]["url"].as_str().unwrap().to_owned();
+    let link = ack_link_in(&page.1);
     assert!(link.starts_with(&format!("{}/ack/", d.base)), "{link}");
 
     // Following the link only shows a confirmation (mail scanners follow links).
@@ -310,14 +325,7 @@ async fn the_acknowledge_link_in_the_page_confirms_then_acknowledges_once() {
     let (_, before) = d.get("/api/v1/alerts").await;
     assert!(before["alerts"][0]["acked"].is_null(), "showing the page acknowledges nothing: {before}");
 
-    let done = d
-        .client
-        .post(&link)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("by=ana")
-        .send()
-        .await
-        .unwrap();
+    let done = press_ack(&d, &link, "ana").await;
     assert_eq!(done.status(), 200);
     assert!(done.text().await.unwrap().contains("1 alert(s) acknowledged by ana"));
     wait_for("the ack announced", Duration::from_secs(20), || async {
@@ -327,14 +335,7 @@ async fn the_acknowledge_link_in_the_page_confirms_then_acknowledges_once() {
     let (_, alerts) = d.get("/api/v1/alerts").await;
     assert_eq!(alerts["alerts"][0]["acked"]["by"], "ana", "{alerts}");
 
-    let again = d
-        .client
-        .post(&link)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("by=bob")
-        .send()
-        .await
-        .unwrap();
+    let again = press_ack(&d, &link, "bob").await;
     assert_eq!(again.status(), 409);
     assert!(again.text().await.unwrap().contains("ana used it"));
     let forged = d.client.get(format!("{link}x")).send().await.unwrap();
@@ -481,4 +482,53 @@ async fn a_notifiers_rate_spaces_its_sends() {
         let gap = pair[1].0 - pair[0].0;
         assert!(gap >= Duration::from_millis(240), "4 per second allows one every 250 ms, got {gap:?}");
     }
+}
+
+#[tokio::test]
+async fn a_shipped_rule_pages_the_ack_link_stops_escalation_and_recovery_resolves() {
+    // The shipped rules, evaluated every second and without `for`, so the scenario takes
+    // seconds rather than minutes; thresholds, windows and templates are as shipped.
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/rules/web-platform.yaml")).unwrap();
+    let fast = shipped
+        .replace("interval: 30s", "interval: 1s")
+        .replace("interval: 5m", "interval: 1s")
+        .replace("for: 2m", "for: 0s");
+    let slack = SlackStandin::start(Vec::new()).await;
+    let d = paging_daemon_with(&slack, &fast).await;
+    let push = |value: f64, n: usize| {
+        let body = json!({"metrics": [{"name": "api_request_duration_seconds", "type": "timing", "values": vec![value; n],
+            "labels": {"service": "api-gateway", "endpoint": "/vendors/:id"}}]});
+        let d = &d;
+        async move { assert_eq!(d.push_json(&body).await.0, 200) }
+    };
+    // A slow vendor page: p99 500 ms against the 200 ms critical level.
+    let page = wait_for("the page", Duration::from_secs(20), || async {
+        push(0.5, 25).await;
+        slack.received().first().cloned()
+    })
+    .await;
+    assert_eq!(page.1["text"], "[FIRING:1] ApiLatencyP99");
+    let blocks = page.1["attachments"][0]["blocks"].to_string();
+    assert!(blocks.contains("api-gateway /vendors/:id: p99 500 ms (limit 200 ms)"), "the shipped summary: {blocks}");
+    let link = ack_link_in(&page.1);
+
+    // On-call follows the link and acknowledges.
+    assert_eq!(d.client.get(&link).send().await.unwrap().status(), 200);
+    let ack = press_ack(&d, &link, "ana").await;
+    assert_eq!(ack.status(), 200);
+    let firing_since = d.get("/api/v1/alerts").await.1["alerts"][0]["firing_since"].as_i64().unwrap();
+    wait_for("past the 4 s escalation step", Duration::from_secs(20), || async {
+        push(0.5, 1).await;
+        (perfwatch::clock::now_s() > firing_since + 5).then_some(())
+    })
+    .await;
+    assert_eq!(titles(&slack), vec!["[FIRING:1] ApiLatencyP99", "[ACKED] ApiLatencyP99"]);
+
+    // The page recovers: enough fast requests bring the 5 m p99 under resolve_at (140 ms).
+    wait_for("the resolve", Duration::from_secs(30), || async {
+        push(0.05, 1000).await;
+        titles(&slack).iter().any(|t| t.starts_with("[RESOLVED]")).then_some(())
+    })
+    .await;
+    assert_eq!(titles(&slack), vec!["[FIRING:1] ApiLatencyP99", "[ACKED] ApiLatencyP99", "[RESOLVED] ApiLatencyP99"]);
 }
