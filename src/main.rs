@@ -131,7 +131,13 @@ fn check(path: Option<PathBuf>, files: Vec<String>) -> anyhow::Result<std::proce
     match perfwatch::rules::load_patterns(&patterns, Some(&config.routing.route_names())) {
         Ok(groups) => {
             let n_rules: usize = groups.iter().map(|g| g.rules.len()).sum();
-            println!("{config_name}: ok; {} rule groups, {n_rules} rules in {}", groups.len(), patterns.join(" "));
+            println!(
+                "{config_name}: ok; {} rule groups, {n_rules} rules in {}; notifiers: {}; routes: {}",
+                groups.len(),
+                patterns.join(" "),
+                config.notifiers.keys().cloned().collect::<Vec<_>>().join(", "),
+                config.routing.route_names().join(", ")
+            );
             Ok(std::process::ExitCode::SUCCESS)
         }
         Err(errors) => {

@@ -66,6 +66,7 @@ fn colour(severity: Option<&str>) -> &'static str {
     match severity {
         Some("critical") => "#d93025",
         Some("warning") => "#f9a825",
+        Some("resolved") => "#2e7d32",
         _ => "#1e88e5",
     }
 }
@@ -169,6 +170,8 @@ mod tests {
         let payload = payload(&message);
         let attachment = &payload["attachments"][0];
         assert_eq!(attachment["color"], "#d93025");
+        message.severity = Some("resolved".into());
+        assert_eq!(super::payload(&message)["attachments"][0]["color"], "#2e7d32", "resolved is green");
         let text = attachment["blocks"].to_string();
         assert!(text.contains("0.4100 (threshold 0.2000)"), "{text}");
         assert!(text.contains("`endpoint=/vendors/:id`") && text.contains("p99 410 ms"), "{text}");
