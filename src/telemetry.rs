@@ -20,6 +20,8 @@ pub const RULE_EVALUATION_FAILURES: &str = "perfwatch_rule_evaluation_failures_t
 pub const RULES_LOADED: &str = "perfwatch_rules_loaded";
 pub const RULE_RELOADS: &str = "perfwatch_rule_reloads_total";
 pub const NOTIFICATIONS: &str = "perfwatch_notifications_total";
+pub const OUTBOX: &str = "perfwatch_outbox_notifications";
+pub const ALERTS: &str = "perfwatch_alerts";
 pub const NOTIFICATION_LATENCY: &str = "perfwatch_notification_delivery_seconds";
 
 /// `protocol` is one of json, prometheus, statsd; `n` samples (or entries) were taken.
@@ -80,6 +82,27 @@ pub fn rule_reload(ok: bool) {
 pub fn notification_attempt(notifier: &str, result: &'static str, latency: Duration) {
     counter!(NOTIFICATIONS, "notifier" => notifier.to_owned(), "result" => result).increment(1);
     histogram!(NOTIFICATION_LATENCY, "notifier" => notifier.to_owned()).record(latency.as_secs_f64());
+}
+
+/// Notifications in the outbox by notifier and status (pending is the queue's depth), set at
+/// scrape time from the database; every notifier × status is set, zeros included.
+pub fn outbox_depth(notifiers: &[String], counts: &[(String, String, u64)]) {
+    for notifier in notifiers {
+        for status in ["pending", "sending", "sent", "failed"] {
+            let n = counts.iter().find(|(n, s, _)| n == notifier && s == status).map_or(0, |c| c.2);
+            gauge!(OUTBOX, "notifier" => notifier.clone(), "status" => status).set(n as f64);
+        }
+    }
+}
+
+/// Pending and firing alerts by state and severity, set at scrape time, zeros included.
+pub fn alerts_active(counts: &[(String, String, u64)]) {
+    for state in ["pending", "firing"] {
+        for severity in ["info", "warning", "critical"] {
+            let n = counts.iter().find(|(st, sv, _)| st == state && sv == severity).map_or(0, |c| c.2);
+            gauge!(ALERTS, "state" => state, "severity" => severity).set(n as f64);
+        }
+    }
 }
 
 pub fn build_info() {

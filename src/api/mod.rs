@@ -258,6 +258,15 @@ pub fn routes(
         .and_then(|state, headers| guarded(state, headers, Guard::Api, "admin_flush", flush_all));
     let metrics = warp::path!("metrics").and(warp::get()).and(base()).and_then(|state, headers| {
         guarded(state, headers, Guard::Api, "metrics", |state: Arc<ApiState>| async move {
+            // Gauges that live in the database are read at scrape time.
+            let (outbox, alerts) = state
+                .reader
+                .read(|tx| Ok((tx.outbox_counts()?, tx.alert_counts()?)))
+                .await
+                .map_err(ApiError::internal)?;
+            let notifiers: Vec<String> = state.delivery.notifier_names().map(str::to_owned).collect();
+            telemetry::outbox_depth(&notifiers, &outbox);
+            telemetry::alerts_active(&alerts);
             let text = state.prometheus.as_ref().map(|p| p.render()).unwrap_or_default();
             Ok(warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4; charset=utf-8")
                 .into_response())

@@ -163,6 +163,15 @@ impl ReadTx<'_> {
     }
 
     /// Silences that have not ended by `now_s` (or every one, with `all`).
+    /// Pending and firing alerts per state and severity.
+    pub fn alert_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let mut stmt = self.sql().prepare_cached(
+            "SELECT state, COALESCE(severity, ''), count(*) FROM alerts WHERE state != 'inactive' GROUP BY state, severity",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn silences(&self, now_s: i64, all: bool) -> Result<Vec<SilenceRow>, StoreError> {
         let mut stmt = self.sql().prepare_cached(
             "SELECT id, matchers, starts_s, ends_s, author, comment, created_s FROM silences

@@ -232,6 +232,14 @@ impl ReadTx<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Notifications per notifier and status.
+    pub fn outbox_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let mut stmt =
+            self.sql().prepare_cached("SELECT notifier, status, count(*) FROM outbox GROUP BY notifier, status")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Every notification group as saved: key and JSON state.
     pub fn notify_groups(&self) -> Result<Vec<(String, String)>, StoreError> {
         let mut stmt = self.sql().prepare_cached("SELECT key, state FROM notify_groups ORDER BY key")?;

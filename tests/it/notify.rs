@@ -532,3 +532,23 @@ async fn a_shipped_rule_pages_the_ack_link_stops_escalation_and_recovery_resolve
     .await;
     assert_eq!(titles(&slack), vec!["[FIRING:1] ApiLatencyP99", "[ACKED] ApiLatencyP99", "[RESOLVED] ApiLatencyP99"]);
 }
+
+#[tokio::test]
+async fn metrics_show_the_outbox_by_notifier_and_status() {
+    // A notifier name no other test uses: gauges live in the one recorder tests share.
+    let d = TestDaemon::start("notifiers:\n  gauge-check:\n    type: log\n").await;
+    let (_, queued) = send_test(&d, "gauge-check").await;
+    settled(&d, queued["id"].as_str().unwrap()).await;
+    let (status, text) = d.get("/metrics").await;
+    assert_eq!(status, 200);
+    let text = text.as_str().unwrap();
+    let value = |status: &str| {
+        crate::support::metric_value(
+            text,
+            "perfwatch_outbox_notifications",
+            &["notifier=\"gauge-check\"", &format!("status=\"{status}\"")],
+        )
+    };
+    assert_eq!((value("sent"), value("pending"), value("failed")), (1.0, 0.0, 0.0), "{text}");
+    assert!(text.contains("perfwatch_alerts{"), "{text}");
+}
