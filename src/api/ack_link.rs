@@ -111,7 +111,7 @@ async fn check(state: &ApiState, token: &str) -> Result<Result<(Claims, Group), 
 }
 
 fn used(by: &str, at_s: i64) -> Response {
-    let body = format!("<p>{} used it at {} UTC.</p>", escape(by), escape(&crate::cli::format_time(at_s)));
+    let body = format!("<p>{} used it at {} UTC.</p>", escape(by), escape(&clock::rfc3339(at_s)));
     page(StatusCode::CONFLICT, "This link was already used", &body)
 }
 

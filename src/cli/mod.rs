@@ -60,10 +60,7 @@ impl ServerArgs {
 
 /// Unix seconds as RFC 3339 UTC, for tables.
 pub fn format_time(ts: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ts)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| ts.to_string())
+    crate::clock::rfc3339(ts)
 }
 
 /// Sends `request` and returns the JSON body of a 2xx answer, or the daemon's error message.

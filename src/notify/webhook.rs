@@ -84,8 +84,8 @@ pub fn payload(receiver: &str, subject: &str, message: &Message) -> Value {
                 "status": if a.state == "firing" { "firing" } else { "resolved" },
                 "labels": a.labels,
                 "annotations": a.annotations,
-                "startsAt": rfc3339(a.since_s.unwrap_or_default()),
-                "endsAt": if a.state == "firing" { "0001-01-01T00:00:00Z".to_owned() } else { rfc3339(crate::clock::now_s()) },
+                "startsAt": crate::clock::rfc3339(a.since_s.unwrap_or_default()),
+                "endsAt": if a.state == "firing" { "0001-01-01T00:00:00Z".to_owned() } else { crate::clock::rfc3339(crate::clock::now_s()) },
                 "generatorURL": "",
                 "fingerprint": format!("{:016x}", xxhash_rust::xxh3::xxh3_64(format!("{:?}", a.labels).as_bytes())),
             })
@@ -114,13 +114,6 @@ pub fn payload(receiver: &str, subject: &str, message: &Message) -> Value {
         "alerts": alerts,
         "perfwatch": {"kind": message.kind.as_str(), "title": message.title, "links": message.links},
     })
-}
-
-fn rfc3339(ts: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ts)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
