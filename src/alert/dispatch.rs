@@ -50,6 +50,10 @@ pub struct Group {
     pub paged: BTreeSet<String>,
     /// Notifications made so far; part of each notification's id.
     pub seq: u64,
+    /// The first notification each notifier got in this episode, which later ones follow up
+    /// (mail threads under it).
+    #[serde(default)]
+    pub threads: BTreeMap<String, String>,
 }
 
 /// A notification to queue.
@@ -122,6 +126,7 @@ impl Dispatcher {
             ack_announced: false,
             paged: BTreeSet::new(),
             seq: 0,
+            threads: BTreeMap::new(),
         });
         let joined = group.alerts.get(&change.id).is_none_or(|a| a.state != "firing");
         group.alerts.insert(change.id, change.summary);
@@ -200,13 +205,17 @@ impl Dispatcher {
                     .collect();
                 for notifier in notifiers {
                     group.paged.insert(notifier.clone());
-                    out.push(Outgoing {
-                        id: format!("{:016x}-{}-{notifier}", xxhash_rust::xxh3::xxh3_64(key.as_bytes()), group.seq),
-                        notifier,
-                        subject: key.clone(),
-                        alert_ids: alert_ids.clone(),
-                        message: message.clone(),
-                    });
+                    // The episode's start is part of the id: a group that resolves and fires
+                    // again later must not collide with the ids it used before.
+                    let id = format!(
+                        "{:016x}-{}-{}-{notifier}",
+                        xxhash_rust::xxh3::xxh3_64(key.as_bytes()),
+                        group.started_s,
+                        group.seq
+                    );
+                    let thread = group.threads.entry(notifier.clone()).or_insert_with(|| id.clone());
+                    let message = Message { thread: Some(thread.clone()).filter(|t| *t != id), ..message.clone() };
+                    out.push(Outgoing { id, notifier, subject: key.clone(), alert_ids: alert_ids.clone(), message });
                 }
                 group.last_sent_s = Some(now_s);
                 self.changed.insert(key.clone());
@@ -311,7 +320,16 @@ fn message(group: &Group, kind: Kind, now_s: i64) -> Message {
         }
         _ => (format!("[FIRING:{}] {scope}", firing.len()), None, severity, firing.into_iter().cloned().collect()),
     };
-    Message { kind, title, severity, text, alerts, links: BTreeMap::new(), group_labels: group.labels.clone() }
+    Message {
+        kind,
+        title,
+        severity,
+        text,
+        alerts,
+        links: BTreeMap::new(),
+        group_labels: group.labels.clone(),
+        thread: None,
+    }
 }
 
 fn severity_rank(severity: &str) -> u8 {

@@ -45,6 +45,10 @@ pub struct Message {
     /// The labels the group is formed by.
     #[serde(default)]
     pub group_labels: BTreeMap<String, String>,
+    /// The notification this one follows up: the first its notifier got about the same
+    /// group and episode (mail sets `In-Reply-To` to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<String>,
 }
 
 /// One alert in a message.
@@ -74,6 +78,7 @@ impl Message {
             alerts: Vec::new(),
             links: BTreeMap::new(),
             group_labels: BTreeMap::new(),
+            thread: None,
         }
     }
 }

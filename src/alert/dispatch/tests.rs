@@ -183,3 +183,42 @@ fn ids_are_stable_and_state_round_trips_so_a_replay_queues_nothing_new() {
         escalated[0].id
     );
 }
+
+#[test]
+fn a_group_that_fires_again_after_resolving_gets_new_ids() {
+    let mut d = Dispatcher::new(routing(), Vec::new());
+    d.alert(change("/a", "web", "critical", true), T0);
+    let mut first: Vec<String> = d.tick(T0 + 30).into_iter().map(|o| o.id).collect();
+    d.alert(change("/a", "web", "critical", false), T0 + 60);
+    first.extend(d.tick(T0 + 60).into_iter().map(|o| o.id));
+    assert_eq!(first.len(), 2, "a page and its resolve");
+    assert!(d.groups().is_empty());
+    // The same group fires again: its pages are new notifications, not replays of the old ids
+    // (the outbox keeps one row per id, so a reused id would never be sent).
+    d.alert(change("/a", "web", "critical", true), T0 + 120);
+    let again = d.tick(T0 + 150);
+    assert_eq!(sent(&again), vec![s("slack", Kind::Firing, 1)]);
+    assert!(!first.contains(&again[0].id), "{} reused from {first:?}", again[0].id);
+}
+
+#[test]
+fn later_messages_follow_up_the_first_one_each_notifier_got() {
+    let mut d = Dispatcher::new(routing(), Vec::new());
+    d.alert(change("/a", "web", "critical", true), T0);
+    let page = d.tick(T0 + 30);
+    let escalated = d.tick(T0 + 600);
+    let second = d.tick(T0 + 1800);
+    assert_eq!(sent(&second), vec![s("slack", Kind::Escalated, 1), s("phone", Kind::Escalated, 1)]);
+    assert_eq!(page[0].message.thread, None, "the first message starts the thread");
+    assert_eq!(escalated[0].message.thread, None, "email's first message starts its own thread");
+    assert_eq!(second[0].message.thread.as_deref(), Some(page[0].id.as_str()));
+    assert_eq!(second[1].message.thread, None);
+    d.alert(change("/a", "web", "critical", false), T0 + 1900);
+    let resolved = d.tick(T0 + 1900);
+    let thread_of = |notifier: &str| {
+        resolved.iter().find(|o| o.notifier == notifier).and_then(|o| o.message.thread.clone()).unwrap()
+    };
+    assert_eq!(thread_of("email"), escalated[0].id);
+    assert_eq!(thread_of("slack"), page[0].id);
+    assert_eq!(thread_of("phone"), second[1].id);
+}
