@@ -22,6 +22,7 @@ pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod html;
 pub mod ingest;
 pub mod loadgen;
 pub mod model;
@@ -57,8 +58,8 @@ pub enum StartError {
         "cannot listen on {addr} ({what}): {source}; is another perfwatch running? set {setting} to another address"
     )]
     Bind { what: &'static str, setting: &'static str, addr: SocketAddr, source: std::io::Error },
-    #[error("cannot set up the HTTP client for notifications: {0}")]
-    Client(#[from] reqwest::Error),
+    #[error(transparent)]
+    Notifier(#[from] notify::NotifierError),
 }
 
 /// A running perfwatch.

@@ -3,6 +3,7 @@
 //! firing alert of the group. The signed token is the authority, so no API token is needed.
 //! Invalid, expired and used links get a page that says so, never a 500.
 
+use crate::html::escape;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -128,8 +129,4 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     response.headers_mut().insert("content-type", "text/html; charset=utf-8".parse().expect("a valid header"));
     response.headers_mut().insert("cache-control", "no-store".parse().expect("a valid header"));
     response
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }

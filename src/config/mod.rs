@@ -13,9 +13,11 @@ use crate::aggregate::AggregatorSettings;
 use crate::ingest::limits::Limits;
 use crate::store::tiers::Tier;
 
+mod email;
 mod notify;
 mod routing;
 
+pub use self::email::{EmailConfig, SmtpTls};
 pub use self::notify::{Delivery, NotifierConfig, NotifierKind};
 pub use self::routing::{Policy, Route, Routing, Step};
 
@@ -509,9 +511,61 @@ mod tests {
         let no_url = Config::parse("notifiers:\n  h:\n    type: webhook\n", "u.yaml").unwrap_err();
         assert!(no_url.to_string().contains("notifiers.h.url: give the URL"), "{no_url}");
         let mixed = Config::parse("notifiers:\n  h:\n    type: log\n    url: https://x\n", "x.yaml").unwrap_err();
-        assert!(mixed.to_string().contains("takes only its own keys"), "{mixed}");
+        assert!(
+            mixed
+                .to_string()
+                .contains("notifiers.h.url: only a webhook notifier takes this key (this one is type: log)"),
+            "{mixed}"
+        );
         let kind = Config::parse("notifiers:\n  s:\n    type: pager\n", "k.yaml").unwrap_err();
         assert!(kind.to_string().contains("k.yaml:3:") && kind.to_string().contains("slack"), "{kind}");
+    }
+
+    #[test]
+    fn email_notifiers_check_the_relay_addresses_and_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let password = dir.path().join("smtp-password");
+        std::fs::write(&password, "s3cret\n").unwrap();
+        let yaml = format!(
+            "notifiers:\n  mail:\n    type: email\n    smtp:\n      host: smtp.example.com\n      username: perfwatch\n      password_file: {}\n    from: 'perfwatch <alerts@wedding.example>'\n    to: [oncall@wedding.example]\n    cc: ['SRE <sre@wedding.example>']\n",
+            password.display()
+        );
+        let config = Config::parse(&yaml, "e.yaml").unwrap();
+        let NotifierKind::Email(mail) = &config.notifiers["mail"].kind else { panic!("an email notifier") };
+        assert_eq!((mail.host.as_str(), mail.port, mail.tls), ("smtp.example.com", 587, SmtpTls::Starttls));
+        assert_eq!(mail.credentials, Some(("perfwatch".to_owned(), Secret::new("s3cret".into()))));
+        assert_eq!(mail.from.email.to_string(), "alerts@wedding.example");
+        assert_eq!(mail.cc[0].name.as_deref(), Some("SRE"));
+        let implicit = Config::parse(
+            "notifiers:\n  m:\n    type: email\n    smtp: {host: relay, tls: tls}\n    from: a@b.c\n    to: [d@e.f]\n",
+            "i.yaml",
+        )
+        .unwrap();
+        assert!(matches!(&implicit.notifiers["m"].kind, NotifierKind::Email(m) if m.port == 465));
+
+        let bad = format!(
+            "notifiers:\n  m:\n    type: email\n    smtp:\n      host: relay\n      tls: none\n      username: u\n      password_file: {}\n      ca_file: {}\n    from: not an address\n    to: [ok@x.y, 'bad@']\n    url: https://x\n",
+            password.display(),
+            password.display()
+        );
+        let message = Config::parse(&bad, "b.yaml").unwrap_err().to_string();
+        for expected in [
+            "notifiers.m.smtp: AUTH with tls: none would send the password in clear",
+            "notifiers.m.smtp.ca_file",
+            "not a PEM certificate",
+            "notifiers.m.from: \"not an address\" is not an email address",
+            "notifiers.m.to: \"bad@\" is not an email address",
+            "notifiers.m.url: only a webhook notifier takes this key (this one is type: email)",
+        ] {
+            assert!(message.contains(expected), "{expected} in {message}");
+        }
+        let typo = Config::parse("notifiers:\n  m:\n    type: email\n    smtp: {host: relay, prot: 25}\n", "t.yaml");
+        assert!(typo.unwrap_err().to_string().contains("t.yaml:4:"));
+        let empty =
+            Config::parse("notifiers:\n  m:\n    type: email\n    smtp: {host: relay}\n    from: a@b.c\n", "n.yaml");
+        assert!(empty.unwrap_err().to_string().contains("notifiers.m.to: list at least one recipient"));
+        let no_smtp = Config::parse("notifiers:\n  m:\n    type: email\n    to: [a@b.c]\n", "s.yaml");
+        assert!(no_smtp.unwrap_err().to_string().contains("needs `smtp:`"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::email::{self, EmailConfig, RawSmtp};
 use super::{Seconds, Secret, read_secret};
 
 /// One notifier as written. A flat struct rather than a tagged enum: serde cannot refuse
@@ -33,6 +34,14 @@ pub(super) struct RawNotifier {
     /// webhook: extra request headers.
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    /// email: the relay.
+    smtp: Option<RawSmtp>,
+    /// email: the sender and recipients.
+    from: Option<String>,
+    #[serde(default)]
+    to: Vec<String>,
+    #[serde(default)]
+    cc: Vec<String>,
     timeout: Option<Seconds>,
     concurrency: Option<usize>,
     /// Sends per second at most (Slack allows about one per second per webhook).
@@ -40,12 +49,46 @@ pub(super) struct RawNotifier {
     max_attempts: Option<u32>,
 }
 
+impl RawNotifier {
+    /// Keys set here that belong to another type of notifier, with that type.
+    fn foreign_keys(&self) -> Vec<(&'static str, &'static str)> {
+        let set = [
+            ("webhook_url_file", RawKind::Slack, self.webhook_url_file.is_some()),
+            ("webhook_url_env", RawKind::Slack, self.webhook_url_env.is_some()),
+            ("url", RawKind::Webhook, self.url.is_some()),
+            ("hmac_secret_file", RawKind::Webhook, self.hmac_secret_file.is_some()),
+            ("hmac_secret_env", RawKind::Webhook, self.hmac_secret_env.is_some()),
+            ("headers", RawKind::Webhook, !self.headers.is_empty()),
+            ("smtp", RawKind::Email, self.smtp.is_some()),
+            ("from", RawKind::Email, self.from.is_some()),
+            ("to", RawKind::Email, !self.to.is_empty()),
+            ("cc", RawKind::Email, !self.cc.is_empty()),
+        ];
+        set.into_iter()
+            .filter(|(_, owner, present)| *present && *owner != self.kind)
+            .map(|(key, owner, _)| (key, owner.name()))
+            .collect()
+    }
+}
+
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq)]
 #[serde(rename_all = "lowercase")]
 enum RawKind {
     Slack,
     Webhook,
+    Email,
     Log,
+}
+
+impl RawKind {
+    fn name(self) -> &'static str {
+        match self {
+            RawKind::Slack => "slack",
+            RawKind::Webhook => "webhook",
+            RawKind::Email => "email",
+            RawKind::Log => "log",
+        }
+    }
 }
 
 /// A validated notifier.
@@ -66,6 +109,7 @@ pub enum NotifierKind {
         hmac_secret: Option<Secret>,
         headers: BTreeMap<String, String>,
     },
+    Email(Box<EmailConfig>),
     Log,
 }
 
@@ -78,15 +122,27 @@ pub struct Delivery {
     pub max_attempts: u32,
 }
 
+impl Delivery {
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.timeout_s as u64)
+    }
+}
+
 pub(super) fn validate(
     raw: BTreeMap<String, RawNotifier>,
     problems: &mut Vec<String>,
 ) -> BTreeMap<String, NotifierConfig> {
     let mut out = BTreeMap::new();
-    for (name, notifier) in raw {
+    for (name, mut notifier) in raw {
         let what = format!("notifiers.{name}");
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             problems.push(format!("{what}: name a notifier with letters, digits, '-' and '_'"));
+        }
+        for (key, owner) in notifier.foreign_keys() {
+            problems.push(format!(
+                "{what}.{key}: only a {owner} notifier takes this key (this one is type: {})",
+                notifier.kind.name()
+            ));
         }
         let (kind, default_rate) = match notifier.kind {
             RawKind::Slack => {
@@ -123,23 +179,15 @@ pub(super) fn validate(
                 }
                 (NotifierKind::Webhook { url, hmac_secret, headers: notifier.headers.clone() }, 0.0)
             }
+            RawKind::Email => {
+                let smtp = notifier.smtp.take();
+                match email::validate(&what, smtp, notifier.from.as_deref(), &notifier.to, &notifier.cc, problems) {
+                    Some(config) => (NotifierKind::Email(Box::new(config)), 0.0),
+                    None => continue,
+                }
+            }
             RawKind::Log => (NotifierKind::Log, 0.0),
         };
-        let wrong_fields = match notifier.kind {
-            RawKind::Slack => {
-                notifier.url.is_some() || notifier.hmac_secret_file.is_some() || !notifier.headers.is_empty()
-            }
-            RawKind::Webhook => notifier.webhook_url_file.is_some() || notifier.webhook_url_env.is_some(),
-            RawKind::Log => {
-                notifier.url.is_some() || notifier.webhook_url_file.is_some() || notifier.webhook_url_env.is_some()
-            }
-        };
-        if wrong_fields {
-            problems.push(format!(
-                "{what}: a {} notifier takes only its own keys (slack: webhook_url_*; webhook: url, hmac_secret_*, headers)",
-                format!("{:?}", notifier.kind).to_lowercase()
-            ));
-        }
         let delivery = notifier;
         let rate = delivery.rate_per_second.unwrap_or(default_rate);
         if !(rate >= 0.0 && rate.is_finite()) {

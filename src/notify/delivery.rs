@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::message::Message;
-use super::{Outcome, send};
+use super::{Notifier, NotifierError, Outcome};
 use crate::config::NotifierConfig;
 use crate::store::outbox::{AttemptResult, OutboxRow};
 use crate::store::{Reader, StoreHandle};
@@ -45,8 +45,7 @@ impl DeliveryHandle {
 pub struct Delivery {
     store: StoreHandle,
     reader: Reader,
-    notifiers: Arc<BTreeMap<String, NotifierConfig>>,
-    client: reqwest::Client,
+    senders: Vec<Notifier>,
     wake: Arc<Notify>,
 }
 
@@ -55,12 +54,15 @@ impl Delivery {
         store: StoreHandle,
         reader: Reader,
         notifiers: BTreeMap<String, NotifierConfig>,
-    ) -> Result<(Delivery, DeliveryHandle), reqwest::Error> {
+    ) -> Result<(Delivery, DeliveryHandle), NotifierError> {
         let client = reqwest::Client::builder().user_agent(concat!("perfwatch/", env!("CARGO_PKG_VERSION"))).build()?;
-        let notifiers = Arc::new(notifiers);
+        let senders = notifiers
+            .iter()
+            .map(|(name, config)| Notifier::new(name, config, client.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
         let wake = Arc::new(Notify::new());
-        let handle = DeliveryHandle { wake: wake.clone(), notifiers: notifiers.clone() };
-        Ok((Delivery { store, reader, notifiers, client, wake }, handle))
+        let handle = DeliveryHandle { wake: wake.clone(), notifiers: Arc::new(notifiers) };
+        Ok((Delivery { store, reader, senders, wake }, handle))
     }
 
     /// Puts in-doubt rows back in the queue, then drains every notifier until `cancel`.
@@ -71,15 +73,14 @@ impl Delivery {
             Err(err) => tracing::error!(error = %err, "cannot recover the outbox"),
         }
         let tasks: Vec<_> = self
-            .notifiers
-            .iter()
-            .map(|(name, config)| {
+            .senders
+            .into_iter()
+            .map(|notifier| {
                 let drain = Drainer {
-                    name: name.clone(),
-                    config: config.clone(),
+                    name: notifier.name.clone(),
+                    notifier,
                     store: self.store.clone(),
                     reader: self.reader.clone(),
-                    client: self.client.clone(),
                     wake: self.wake.clone(),
                 };
                 tokio::spawn(drain.run(cancel.clone()))
@@ -95,10 +96,9 @@ impl Delivery {
 /// One notifier's queue.
 struct Drainer {
     name: String,
-    config: NotifierConfig,
+    notifier: Notifier,
     store: StoreHandle,
     reader: Reader,
-    client: reqwest::Client,
     wake: Arc<Notify>,
 }
 
@@ -129,14 +129,15 @@ impl Drainer {
                 }
                 continue;
             }
-            let rows = match self.store.claim(self.name.clone(), now_s, self.config.delivery.concurrency).await {
-                Ok(rows) => rows,
-                Err(err) => {
-                    tracing::error!(notifier = %self.name, error = %err, "cannot claim notifications");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
+            let rows =
+                match self.store.claim(self.name.clone(), now_s, self.notifier.config().delivery.concurrency).await {
+                    Ok(rows) => rows,
+                    Err(err) => {
+                        tracing::error!(notifier = %self.name, error = %err, "cannot claim notifications");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
             let mut sends = FuturesUnordered::new();
             for row in rows {
                 // Sends already started keep going while this one waits for its slot.
@@ -148,7 +149,8 @@ impl Drainer {
                         Some(()) = sends.next(), if !sends.is_empty() => {}
                     }
                 }
-                next_send = tokio::time::Instant::now() + Duration::from_millis(self.config.delivery.min_interval_ms);
+                next_send = tokio::time::Instant::now()
+                    + Duration::from_millis(self.notifier.config().delivery.min_interval_ms);
                 sends.push(self.deliver(row));
             }
             while sends.next().await.is_some() {}
@@ -159,7 +161,7 @@ impl Drainer {
     async fn deliver(&self, row: OutboxRow) {
         let started = Instant::now();
         let outcome = match serde_json::from_str::<Message>(&row.payload) {
-            Ok(message) => send(&self.client, &self.name, &self.config, &row.id, &row.subject, &message).await,
+            Ok(message) => self.notifier.send(&row.id, &row.subject, &message).await,
             Err(err) => Outcome::Failed(format!("the stored message cannot be read: {err}")),
         };
         let latency = started.elapsed();
@@ -189,7 +191,7 @@ impl Drainer {
     }
 
     fn result(&self, row: &OutboxRow, outcome: Outcome) -> AttemptResult {
-        let exhausted = row.attempts >= i64::from(self.config.delivery.max_attempts);
+        let exhausted = row.attempts >= i64::from(self.notifier.config().delivery.max_attempts);
         let retry = |error: String, wait: Duration| {
             if exhausted {
                 AttemptResult::Failed { error: format!("gave up after {} attempts: {error}", row.attempts) }

@@ -51,6 +51,21 @@ pub struct Message {
     pub thread: Option<String>,
 }
 
+impl AlertSummary {
+    /// "0.4100 (threshold 0.2000)", or "no data".
+    pub fn value_text(&self) -> String {
+        match (self.value, self.threshold) {
+            (Some(v), Some(t)) => format!("{} (threshold {})", number(v), number(t)),
+            (Some(v), None) => number(v),
+            _ => "no data".into(),
+        }
+    }
+}
+
+fn number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 { format!("{value:.0}") } else { format!("{value:.4}") }
+}
+
 /// One alert in a message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertSummary {
@@ -68,6 +83,23 @@ pub struct AlertSummary {
 }
 
 impl Message {
+    /// The colour of its severity (green once resolved).
+    pub fn colour(&self) -> &'static str {
+        match self.severity.as_deref() {
+            Some("critical") => "#d93025",
+            Some("warning") => "#f9a825",
+            Some("resolved") => "#2e7d32",
+            _ => "#1e88e5",
+        }
+    }
+
+    /// Named links in the order messages show them: acknowledge, runbook, dashboard.
+    pub fn ordered_links(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [("ack", "Acknowledge"), ("runbook", "Runbook"), ("dashboard", "Dashboard")]
+            .into_iter()
+            .filter_map(|(key, label)| Some((label, self.links.get(key)?.as_str())))
+    }
+
     /// The test message `perfwatch notify test` sends.
     pub fn test(notifier: &str, by: &str) -> Message {
         Message {

@@ -1,15 +1,18 @@
 //! Notifications out: what a message says (`message`), how each kind of notifier delivers it
-//! (`slack`, `log`), and the delivery actor that drains the SQLite outbox with retries,
+//! (`slack`, `webhook`, `email`, `log`), and the delivery actor that drains the SQLite outbox with retries,
 //! back-off and per-notifier limits (`delivery`).
 
 pub mod ack_link;
 pub mod delivery;
+mod email;
 mod log;
 pub mod message;
 mod slack;
 pub mod webhook;
 
 use std::time::Duration;
+
+use thiserror::Error;
 
 use self::message::Message;
 use crate::config::{NotifierConfig, NotifierKind};
@@ -29,23 +32,52 @@ pub enum Outcome {
     Failed(String),
 }
 
-/// Sends `message` (notification `id`, about `subject`) through notifier `name`.
-pub async fn send(
-    client: &reqwest::Client,
-    name: &str,
-    config: &NotifierConfig,
-    id: &str,
-    subject: &str,
-    message: &Message,
-) -> Outcome {
-    let timeout = Duration::from_secs(config.delivery.timeout_s as u64);
-    match &config.kind {
-        NotifierKind::Slack { webhook_url } => slack::send(client, webhook_url, timeout, message).await,
-        NotifierKind::Webhook { url, hmac_secret, headers } => {
-            let target = webhook::Target { url, hmac_secret: hmac_secret.as_ref(), headers, receiver: name };
-            webhook::send(client, &target, timeout, id, subject, message).await
+/// A notifier ready to send: its configuration and what it sends with (an HTTP client shared
+/// by all, or its own SMTP connection pool).
+pub struct Notifier {
+    pub name: String,
+    config: NotifierConfig,
+    client: reqwest::Client,
+    mailer: Option<email::Mailer>,
+}
+
+#[derive(Debug, Error)]
+pub enum NotifierError {
+    #[error("cannot set up the HTTP client for notifications: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("notifier {name}: cannot set up SMTP: {source}")]
+    Smtp { name: String, source: lettre::transport::smtp::Error },
+}
+
+impl Notifier {
+    pub fn new(name: &str, config: &NotifierConfig, client: reqwest::Client) -> Result<Notifier, NotifierError> {
+        let mailer = match &config.kind {
+            NotifierKind::Email(email) => Some(
+                email::Mailer::new(email, config.delivery.timeout())
+                    .map_err(|source| NotifierError::Smtp { name: name.to_owned(), source })?,
+            ),
+            _ => None,
+        };
+        Ok(Notifier { name: name.to_owned(), config: config.clone(), client, mailer })
+    }
+
+    pub fn config(&self) -> &NotifierConfig {
+        &self.config
+    }
+
+    /// Sends `message` (notification `id`, about `subject`).
+    pub async fn send(&self, id: &str, subject: &str, message: &Message) -> Outcome {
+        let timeout = self.config.delivery.timeout();
+        match (&self.config.kind, &self.mailer) {
+            (NotifierKind::Slack { webhook_url }, _) => slack::send(&self.client, webhook_url, timeout, message).await,
+            (NotifierKind::Webhook { url, hmac_secret, headers }, _) => {
+                let target = webhook::Target { url, hmac_secret: hmac_secret.as_ref(), headers, receiver: &self.name };
+                webhook::send(&self.client, &target, timeout, id, subject, message).await
+            }
+            (NotifierKind::Email(_), Some(mailer)) => mailer.send(id, message).await,
+            (NotifierKind::Email(_), None) => unreachable!("an email notifier is built with its mailer"),
+            (NotifierKind::Log, _) => log::send(id, message),
         }
-        NotifierKind::Log => log::send(id, message),
     }
 }
 

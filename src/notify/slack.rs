@@ -62,15 +62,6 @@ fn hint(body: &str) -> &'static str {
     }
 }
 
-fn colour(severity: Option<&str>) -> &'static str {
-    match severity {
-        Some("critical") => "#d93025",
-        Some("warning") => "#f9a825",
-        Some("resolved") => "#2e7d32",
-        _ => "#1e88e5",
-    }
-}
-
 /// The Block Kit message: header, text, a section per alert (value against threshold,
 /// labels, annotations), and link buttons (acknowledge, runbook, dashboard).
 pub fn payload(message: &Message) -> Value {
@@ -80,11 +71,7 @@ pub fn payload(message: &Message) -> Value {
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, 3000)}}));
     }
     for alert in message.alerts.iter().take(MAX_ALERTS_SHOWN) {
-        let value = match (alert.value, alert.threshold) {
-            (Some(v), Some(t)) => format!("{} (threshold {})", number(v), number(t)),
-            (Some(v), None) => number(v),
-            _ => "no data".into(),
-        };
+        let value = alert.value_text();
         let mut fields = vec![
             json!({"type": "mrkdwn", "text": format!("*{}* — {}", alert.rule, alert.state)}),
             json!({"type": "mrkdwn", "text": format!("*Value*\n{value}")}),
@@ -105,24 +92,17 @@ pub fn payload(message: &Message) -> Value {
         let more = message.alerts.len() - MAX_ALERTS_SHOWN;
         blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("…and {more} more")}]}));
     }
-    let buttons: Vec<Value> = [("ack", "Acknowledge"), ("runbook", "Runbook"), ("dashboard", "Dashboard")]
-        .iter()
-        .filter_map(|(key, label)| {
-            let url = message.links.get(*key)?;
-            Some(json!({"type": "button", "text": {"type": "plain_text", "text": label}, "url": url}))
-        })
+    let buttons: Vec<Value> = message
+        .ordered_links()
+        .map(|(label, url)| json!({"type": "button", "text": {"type": "plain_text", "text": label}, "url": url}))
         .collect();
     if !buttons.is_empty() {
         blocks.push(json!({"type": "actions", "elements": buttons}));
     }
     json!({
         "text": truncate(&message.title, 3000),
-        "attachments": [{"color": colour(message.severity.as_deref()), "blocks": blocks}],
+        "attachments": [{"color": message.colour(), "blocks": blocks}],
     })
-}
-
-fn number(value: f64) -> String {
-    if value.fract() == 0.0 && value.abs() < 1e15 { format!("{value:.0}") } else { format!("{value:.4}") }
 }
 
 fn truncate(text: &str, max_chars: usize) -> String {

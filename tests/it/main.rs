@@ -3,6 +3,7 @@
 mod alerts;
 mod cli;
 mod crash;
+mod email;
 mod gate;
 mod json_push;
 mod limits;
@@ -11,6 +12,7 @@ mod persistence;
 mod pushgateway;
 mod rule_kinds;
 mod slack_standin;
+mod smtp_server;
 mod statsd;
 mod support;
 mod tiers;

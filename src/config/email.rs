@@ -1,0 +1,171 @@
+//! The `email` notifier's settings: the SMTP relay (host, port, TLS mode, optional AUTH and an
+//! extra CA to trust) and the addresses. Everything is checked here, so `perfwatch check`
+//! catches a bad address or an unreadable certificate before the daemon starts.
+//!
+//! ```yaml
+//! notifiers:
+//!   oncall-mail:
+//!     type: email
+//!     smtp:
+//!       host: smtp.example.com
+//!       tls: starttls            # none | starttls (default) | tls (implicit, port 465)
+//!       username: perfwatch
+//!       password_file: /etc/perfwatch/smtp-password
+//!     from: "perfwatch <perfwatch@example.com>"
+//!     to: [oncall@example.com]
+//!     cc: [sre-leads@example.com]
+//! ```
+
+use std::path::PathBuf;
+
+use lettre::message::Mailbox;
+use serde::Deserialize;
+
+use super::{Secret, read_secret};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSmtp {
+    host: String,
+    port: Option<u16>,
+    #[serde(default)]
+    tls: SmtpTls,
+    username: Option<String>,
+    password_file: Option<PathBuf>,
+    password_env: Option<String>,
+    /// A PEM certificate to trust besides the system's (a relay with its own CA).
+    ca_file: Option<PathBuf>,
+}
+
+/// How the connection to the relay is protected.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain SMTP: only for a relay on the same host or a trusted network.
+    None,
+    /// Upgrade with STARTTLS and refuse to go on without it.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Tls,
+}
+
+impl SmtpTls {
+    fn default_port(self) -> u16 {
+        match self {
+            SmtpTls::None => 25,
+            SmtpTls::Starttls => 587,
+            SmtpTls::Tls => 465,
+        }
+    }
+}
+
+/// A validated email notifier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    /// AUTH user name and password.
+    pub credentials: Option<(String, Secret)>,
+    /// Extra trusted certificate(s), PEM.
+    pub ca_pem: Option<Vec<u8>>,
+    pub from: Mailbox,
+    pub to: Vec<Mailbox>,
+    pub cc: Vec<Mailbox>,
+}
+
+pub(super) fn validate(
+    what: &str,
+    smtp: Option<RawSmtp>,
+    from: Option<&str>,
+    to: &[String],
+    cc: &[String],
+    problems: &mut Vec<String>,
+) -> Option<EmailConfig> {
+    let Some(smtp) = smtp else {
+        problems.push(format!("{what}: an email notifier needs `smtp:` with at least `host:`"));
+        return None;
+    };
+    let before = problems.len();
+    if smtp.host.trim().is_empty() {
+        problems.push(format!("{what}.smtp.host: name the SMTP relay"));
+    }
+    let password = read_secret(
+        &format!("{what}.smtp.password"),
+        smtp.password_file.as_deref(),
+        smtp.password_env.as_deref(),
+        problems,
+    );
+    let credentials = match (smtp.username, password) {
+        (Some(user), Some(password)) => Some((user, password)),
+        (None, None) => None,
+        (Some(_), None) => {
+            problems.push(format!("{what}.smtp: a username needs password_file or password_env"));
+            None
+        }
+        (None, Some(_)) => {
+            problems.push(format!("{what}.smtp: a password needs a username"));
+            None
+        }
+    };
+    if credentials.is_some() && smtp.tls == SmtpTls::None {
+        problems.push(format!(
+            "{what}.smtp: AUTH with tls: none would send the password in clear; use tls: starttls or tls"
+        ));
+    }
+    let ca_pem = smtp.ca_file.and_then(|path| match std::fs::read(&path) {
+        Ok(pem) if has_certificates(&pem) => Some(pem),
+        Ok(_) => {
+            problems.push(format!("{what}.smtp.ca_file {}: not a PEM certificate", path.display()));
+            None
+        }
+        Err(err) => {
+            problems.push(format!("{what}.smtp.ca_file {}: {err}", path.display()));
+            None
+        }
+    });
+    let from = match from {
+        Some(text) => mailbox(what, "from", text, problems),
+        None => {
+            problems.push(format!("{what}.from: give the sender, e.g. \"perfwatch <perfwatch@example.com>\""));
+            None
+        }
+    };
+    let to: Vec<Mailbox> = to.iter().filter_map(|t| mailbox(what, "to", t, problems)).collect();
+    let cc: Vec<Mailbox> = cc.iter().filter_map(|t| mailbox(what, "cc", t, problems)).collect();
+    if to.is_empty() && cc.is_empty() && problems.len() == before {
+        problems.push(format!("{what}.to: list at least one recipient"));
+    }
+    if problems.len() > before {
+        return None;
+    }
+    Some(EmailConfig {
+        port: smtp.port.unwrap_or(smtp.tls.default_port()),
+        host: smtp.host,
+        tls: smtp.tls,
+        credentials,
+        ca_pem,
+        from: from?,
+        to,
+        cc,
+    })
+}
+
+fn mailbox(what: &str, field: &str, text: &str, problems: &mut Vec<String>) -> Option<Mailbox> {
+    match text.parse::<Mailbox>() {
+        Ok(mailbox) => Some(mailbox),
+        Err(err) => {
+            problems.push(format!("{what}.{field}: {text:?} is not an email address ({err})"));
+            None
+        }
+    }
+}
+
+/// Whether `pem` holds certificates and nothing unreadable.
+fn has_certificates(pem: &[u8]) -> bool {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem).collect();
+    certs.is_ok_and(|certs| !certs.is_empty())
+}
