@@ -1,4 +1,4 @@
-//! The `perfwatch` command: the daemon and its companions (check, push, query, loadgen).
+//! The `perfwatch` command: the daemon and its companions (check, push, query, oncall, loadgen).
 //! The only place that uses `anyhow`.
 
 use std::path::PathBuf;
@@ -55,6 +55,8 @@ enum Command {
     Notify(perfwatch::cli::notify::NotifyCommand),
     /// Notifications in the outbox (newest first) with their status and last error.
     Notifications(perfwatch::cli::notify::NotificationsArgs),
+    /// Who is on call (from the config's schedules), until when, and who is next.
+    Oncall(perfwatch::cli::oncall::OncallArgs),
     /// Push a realistic web-platform workload at a chosen rate, with a progress line.
     Loadgen(perfwatch::loadgen::LoadgenArgs),
 }
@@ -71,6 +73,7 @@ fn main() -> std::process::ExitCode {
         Command::Notify(command) => client(perfwatch::cli::notify::notify(command)),
         Command::Notifications(args) => client(perfwatch::cli::notify::list(args)),
         Command::Loadgen(args) => client(perfwatch::loadgen::run(args)),
+        Command::Oncall(args) => oncall(args),
         Command::Alerts(args) => client(perfwatch::cli::alerts::list(args)),
         Command::Ack(args) => client(perfwatch::cli::alerts::ack(args)),
         Command::Silence(command) => client(perfwatch::cli::alerts::silence(command)),
@@ -111,6 +114,12 @@ fn gate(args: perfwatch::cli::gate::GateArgs) -> anyhow::Result<std::process::Ex
     }
 }
 
+fn oncall(args: perfwatch::cli::oncall::OncallArgs) -> anyhow::Result<std::process::ExitCode> {
+    let config = load_config(args.config.as_ref())?;
+    print!("{}", perfwatch::cli::oncall::report(&config.routing.schedules, &args)?);
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     Ok(match path {
         Some(path) => Config::load(path)?,
@@ -132,11 +141,16 @@ fn check(path: Option<PathBuf>, files: Vec<String>) -> anyhow::Result<std::proce
         Ok(groups) => {
             let n_rules: usize = groups.iter().map(|g| g.rules.len()).sum();
             println!(
-                "{config_name}: ok; {} rule groups, {n_rules} rules in {}; notifiers: {}; routes: {}",
+                "{config_name}: ok; {} rule groups, {n_rules} rules in {}; notifiers: {}; routes: {}; schedules: {}",
                 groups.len(),
                 patterns.join(" "),
                 config.notifiers.keys().cloned().collect::<Vec<_>>().join(", "),
-                config.routing.route_names().join(", ")
+                config.routing.route_names().join(", "),
+                if config.routing.schedules.is_empty() {
+                    "none".to_owned()
+                } else {
+                    config.routing.schedules.keys().cloned().collect::<Vec<_>>().join(", ")
+                }
             );
             Ok(std::process::ExitCode::SUCCESS)
         }

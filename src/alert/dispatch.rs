@@ -14,9 +14,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Route, Routing};
+use crate::alert::oncall::Schedule;
+use crate::config::{OnCallTarget, Policy, Route, Routing, Step};
 use crate::model::Labels;
-use crate::notify::message::{AlertSummary, Kind, Message};
+use crate::notify::message::{AlertSummary, Kind, Message, OnCallMention};
 
 /// An alert that started or stopped firing, as the scheduler reports it.
 #[derive(Debug, Clone)]
@@ -54,6 +55,12 @@ pub struct Group {
     /// (mail threads under it).
     #[serde(default)]
     pub threads: BTreeMap<String, String>,
+    /// The policy window this episode follows (chosen when it started), if any.
+    #[serde(default)]
+    pub window: Option<String>,
+    /// On-call people paged so far; follow-ups (ack, resolve) reach them too.
+    #[serde(default)]
+    pub people: Vec<OnCallMention>,
 }
 
 /// A notification to queue.
@@ -105,6 +112,7 @@ impl Dispatcher {
         let key = group_key(&route.name, &labels);
         let (group_wait_s, group_interval_s, route_name) =
             (route.group_wait_s, route.group_interval_s, route.name.clone());
+        let window = self.routing.policies.get(&route.policy).and_then(|p| p.window_at(now_s)).map(|w| w.name.clone());
         if !change.firing {
             if let Some(group) = self.groups.get_mut(&key)
                 && let Some(alert) = group.alerts.get_mut(&change.id)
@@ -127,6 +135,8 @@ impl Dispatcher {
             paged: BTreeSet::new(),
             seq: 0,
             threads: BTreeMap::new(),
+            window,
+            people: Vec::new(),
         });
         let joined = group.alerts.get(&change.id).is_none_or(|a| a.state != "firing");
         group.alerts.insert(change.id, change.summary);
@@ -158,45 +168,58 @@ impl Dispatcher {
             let Some(route) = self.routing.routes.iter().find(|r| r.name == self.groups[&key].route) else { continue };
             let Some(policy) = self.routing.policies.get(&route.policy) else { continue };
             let group = self.groups.get_mut(&key).expect("a listed group");
+            let (steps, _) = policy.steps_for(group.window.as_deref());
+            let schedules = &self.routing.schedules;
             let firing = group.alerts.values().filter(|a| a.state == "firing").count();
-            let mut sends: Vec<(Vec<String>, Kind)> = Vec::new();
+            let paged = |group: &Group| -> Vec<String> { group.paged.iter().cloned().collect() };
+            // (notifiers, kind, on-call people the message is for)
+            let mut sends: Vec<(Vec<String>, Kind, Vec<OnCallMention>)> = Vec::new();
             if firing == 0 {
                 if !group.paged.is_empty() {
-                    sends.push((group.paged.iter().cloned().collect(), Kind::Resolved));
+                    sends.push((paged(group), Kind::Resolved, group.people.clone()));
                 }
             } else if let Some((_, _)) = &group.acked {
                 if !group.ack_announced {
                     group.ack_announced = true;
                     self.changed.insert(key.clone());
                     if !group.paged.is_empty() {
-                        sends.push((group.paged.iter().cloned().collect(), Kind::Acked));
+                        sends.push((paged(group), Kind::Acked, group.people.clone()));
                     }
                 }
             } else {
-                while let Some(step) = policy.steps.get(group.steps_done) {
+                while let Some(step) = steps.get(group.steps_done) {
                     if group.started_s + step.after_s.max(route.group_wait_s) > now_s {
                         break;
                     }
                     let kind = if group.steps_done == 0 { Kind::Firing } else { Kind::Escalated };
-                    sends.push((step.notify.clone(), kind));
+                    sends.push((step.notify.clone(), kind, mentions(schedules, &step.oncall, now_s)));
                     group.steps_done += 1;
                 }
                 if group.flush_at_s.is_some_and(|at| at <= now_s) {
                     group.flush_at_s = None;
                     self.changed.insert(key.clone());
                     if sends.is_empty() && !group.paged.is_empty() {
-                        sends.push((group.paged.iter().cloned().collect(), Kind::Firing));
+                        sends.push((paged(group), Kind::Firing, group.people.clone()));
                     }
                 }
                 if sends.is_empty()
-                    && let Some((notifiers, _)) = repeat_due(group, route, policy, now_s)
+                    && let Some((repeat, _)) = repeat_due(group, route, policy, now_s)
                 {
-                    sends.push((notifiers, Kind::Repeat));
+                    let sent = match repeat {
+                        Repeat::LastStep(step) => (step.notify.clone(), mentions(schedules, &step.oncall, now_s)),
+                        Repeat::Paged => (paged(group), group.people.clone()),
+                    };
+                    sends.push((sent.0, Kind::Repeat, sent.1));
                 }
             }
-            for (notifiers, kind) in sends {
+            for (notifiers, kind, people) in sends {
                 group.seq += 1;
-                let message = message(group, kind, now_s);
+                for person in &people {
+                    if !group.people.iter().any(|p| p.person.id == person.person.id) {
+                        group.people.push(person.clone());
+                    }
+                }
+                let message = Message { oncall: people, ..message(group, kind, now_s) };
                 let alert_ids: Vec<String> = group
                     .alerts
                     .iter()
@@ -242,7 +265,7 @@ impl Dispatcher {
             if group.acked.is_some() {
                 continue;
             }
-            if let Some(step) = policy.steps.get(group.steps_done) {
+            if let Some(step) = policy.steps_for(group.window.as_deref()).0.get(group.steps_done) {
                 at(group.started_s + step.after_s.max(route.group_wait_s));
             }
             if let Some(flush) = group.flush_at_s {
@@ -267,14 +290,37 @@ impl Dispatcher {
     }
 }
 
-/// The notifiers a repeat goes to and when it is due, if one is due by `now_s`.
-fn repeat_due(group: &Group, route: &Route, policy: &crate::config::Policy, now_s: i64) -> Option<(Vec<String>, i64)> {
+/// Who a repeat goes to.
+enum Repeat<'a> {
+    /// The policy's `repeat`: the last step again.
+    LastStep(&'a Step),
+    /// The route's `repeat_interval`: everyone paged so far.
+    Paged,
+}
+
+/// The repeat due by `now_s`, if any, and when it fell due.
+fn repeat_due<'a>(group: &Group, route: &Route, policy: &'a Policy, now_s: i64) -> Option<(Repeat<'a>, i64)> {
     let last = group.last_sent_s?;
-    let (notifiers, due) = match (policy.repeat_s, policy.steps.last()) {
-        (Some(every), Some(step)) if group.steps_done == policy.steps.len() => (step.notify.clone(), last + every),
-        _ => (group.paged.iter().cloned().collect(), last + route.repeat_interval_s),
+    let (steps, repeat_s) = policy.steps_for(group.window.as_deref());
+    let (repeat, due) = match (repeat_s, steps.last()) {
+        (Some(every), Some(step)) if group.steps_done == steps.len() => (Repeat::LastStep(step), last + every),
+        _ if group.paged.is_empty() => return None,
+        _ => (Repeat::Paged, last + route.repeat_interval_s),
     };
-    (due <= now_s && !notifiers.is_empty()).then_some((notifiers, due))
+    (due <= now_s).then_some((repeat, due))
+}
+
+/// The people `targets` name at `now_s`: each schedule's current on-call or next in line.
+fn mentions(schedules: &BTreeMap<String, Schedule>, targets: &[OnCallTarget], now_s: i64) -> Vec<OnCallMention> {
+    let Ok(at) = jiff::Timestamp::from_second(now_s) else { return Vec::new() };
+    targets
+        .iter()
+        .filter_map(|target| {
+            let on_call = schedules.get(&target.schedule)?.on_call(at);
+            let person = if target.next { on_call.next? } else { on_call.person };
+            Some(OnCallMention { schedule: target.schedule.clone(), next: target.next, person: person.clone() })
+        })
+        .collect()
 }
 
 /// `route{label="value",…}`: a group's key.
@@ -329,6 +375,7 @@ fn message(group: &Group, kind: Kind, now_s: i64) -> Message {
         links: BTreeMap::new(),
         group_labels: group.labels.clone(),
         thread: None,
+        oncall: Vec::new(),
     }
 }
 

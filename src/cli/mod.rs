@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod gate;
 pub mod notify;
+pub mod oncall;
 pub mod push;
 pub mod query;
 

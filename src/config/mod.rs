@@ -15,11 +15,12 @@ use crate::store::tiers::Tier;
 
 mod email;
 mod notify;
+mod oncall;
 mod routing;
 
 pub use self::email::{EmailConfig, SmtpTls};
 pub use self::notify::{Delivery, NotifierConfig, NotifierKind};
-pub use self::routing::{Policy, Route, Routing, Step};
+pub use self::routing::{OnCallTarget, Policy, PolicyWindow, Route, Routing, Step};
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -125,6 +126,8 @@ struct RawConfig {
     notifiers: std::collections::BTreeMap<String, notify::RawNotifier>,
     routes: Vec<routing::RawRoute>,
     policies: std::collections::BTreeMap<String, routing::RawPolicy>,
+    people: std::collections::BTreeMap<String, oncall::RawPerson>,
+    schedules: std::collections::BTreeMap<String, oncall::RawSchedule>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -365,7 +368,9 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
         notifiers = notify::default_log();
     }
     let notifier_names: Vec<String> = notifiers.keys().cloned().collect();
-    let routing = routing::validate(raw.routes, raw.policies, &notifier_names, &mut problems);
+    let people = oncall::validate_people(raw.people, &mut problems);
+    let schedules = oncall::validate_schedules(raw.schedules, &people, &mut problems);
+    let routing = routing::validate(raw.routes, raw.policies, &notifier_names, schedules, &mut problems);
     if !problems.is_empty() {
         return Err(ConfigError::Invalid { path: origin.to_owned(), problems });
     }
@@ -566,6 +571,39 @@ mod tests {
         assert!(empty.unwrap_err().to_string().contains("notifiers.m.to: list at least one recipient"));
         let no_smtp = Config::parse("notifiers:\n  m:\n    type: email\n    to: [a@b.c]\n", "s.yaml");
         assert!(no_smtp.unwrap_err().to_string().contains("needs `smtp:`"));
+    }
+
+    #[test]
+    fn people_schedules_and_policy_windows_are_checked() {
+        let good = "notifiers:\n  stdout: {type: log}\npeople:\n  ana: {name: Ana, slack: U012ABCDEF}\n  ben: {email: ben@wedding.example}\nschedules:\n  platform:\n    time_zone: Europe/London\n    rotation: [ana, ben]\n    start: 2026-11-02\n    shift: 48h\n    overrides: [{person: ben, from: '2026-12-24 18:00', until: '2026-12-27T09:00:00Z'}]\nroutes:\n  - policy: page\npolicies:\n  page:\n    steps: [{after: 0s, notify: [stdout], oncall: [platform, platform/next]}]\n    windows:\n      - name: event-days\n        time_zone: Europe/London\n        days: [fri, sat]\n        hours: ['10:00-23:00']\n        steps: [{after: 0s, notify: [stdout]}]\n        repeat: 5m\n";
+        let config = Config::parse(good, "good.yaml").unwrap();
+        let schedule = &config.routing.schedules["platform"];
+        assert_eq!(schedule.shift, crate::alert::oncall::ShiftLength::Days(2), "48h is two local days");
+        assert_eq!(schedule.first_handoff.to_string(), "2026-11-02T09:00:00", "handoff defaults to 09:00");
+        assert_eq!(schedule.overrides[0].from.to_string(), "2026-12-24T18:00:00Z", "local GMT time");
+        let page = &config.routing.policies["page"];
+        assert_eq!(page.steps[0].oncall[1], OnCallTarget { schedule: "platform".into(), next: true });
+        assert_eq!(page.windows[0].repeat_s, Some(300));
+        assert_eq!(page.windows[0].window.days, [false, false, false, false, true, true, false]);
+
+        let bad = "notifiers:\n  stdout: {type: log}\npeople:\n  ana: {slack: ana}\n  nobody: {name: No One}\nschedules:\n  platform:\n    time_zone: Mars/Olympus\n    rotation: [ana, zed]\n    start: 2026-13-01\n    handoff: '9am'\n    shift: 5h\n  empty:\n    time_zone: UTC\n    rotation: []\n    start: 2026-11-02\n    shift: 1w\nroutes:\n  - policy: page\npolicies:\n  page:\n    steps: [{after: 0s, notify: [stdout], oncall: [secondary, platform/later]}]\n    windows:\n      - {name: w, days: [caturday], hours: ['23:00'], steps: [{after: 0s, notify: [stdout]}]}\n";
+        let message = Config::parse(bad, "bad.yaml").unwrap_err().to_string();
+        for expected in [
+            "people.ana.slack: \"ana\" is not a Slack member ID",
+            "people.nobody: give a slack member ID, an email address or both",
+            "schedules.platform.time_zone: \"Mars/Olympus\" is not a time zone name",
+            "schedules.platform.rotation: unknown person \"zed\"; people: ana, nobody",
+            "schedules.platform.start: \"2026-13-01\" is not a date",
+            "schedules.platform.handoff: \"9am\" is not a time of day",
+            "schedules.platform.shift: \"5h\" is not a shift length",
+            "schedules.empty.rotation: list the people who take turns",
+            "policies.page.steps[0].oncall: unknown schedule \"secondary\"",
+            "policies.page.steps[0].oncall: \"platform/later\": write SCHEDULE or SCHEDULE/next",
+            "policies.page.windows[0].days: \"caturday\" is not a weekday",
+            "policies.page.windows[0].hours: \"23:00\" is not a range",
+        ] {
+            assert!(message.contains(expected), "{expected} in {message}");
+        }
     }
 
     #[test]

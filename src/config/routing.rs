@@ -17,13 +17,28 @@
 //!       - {after: 0s, notify: [platform-slack]}
 //!       - {after: 10m, notify: [oncall-email]}
 //!     repeat: 30m                         # the last step again until acknowledged
+//!     windows:                            # optional: other steps at some times
+//!       - name: event-days
+//!         time_zone: Europe/London
+//!         days: [fri, sat, sun]
+//!         hours: ["10:00-23:00"]
+//!         steps:
+//!           - {after: 0s, notify: [platform-slack], oncall: [platform]}
+//!           - {after: 3m, notify: [platform-slack, oncall-email], oncall: [platform, platform/next]}
+//!         repeat: 5m
 //! ```
+//!
+//! A step's `oncall:` names schedules whose current on-call (or, with `/next`, the next in
+//! line) the step's messages mention: an @mention in Slack, a recipient of the mail. A policy's
+//! window is chosen when a group starts firing and kept for that episode.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
 use super::{Delay, Seconds};
+use crate::alert::oncall::Schedule;
+use crate::alert::window::{self, TimeWindow};
 use crate::query::selector::{Matcher, Selector};
 
 #[derive(Debug, Deserialize)]
@@ -44,6 +59,28 @@ pub(super) struct RawRoute {
 pub(super) struct RawPolicy {
     steps: Vec<RawStep>,
     repeat: Option<Seconds>,
+    #[serde(default)]
+    windows: Vec<RawWindow>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWindow {
+    name: String,
+    #[serde(default = "utc")]
+    time_zone: String,
+    /// Every day when omitted.
+    #[serde(default)]
+    days: Vec<String>,
+    /// All day when omitted.
+    #[serde(default)]
+    hours: Vec<String>,
+    steps: Vec<RawStep>,
+    repeat: Option<Seconds>,
+}
+
+fn utc() -> String {
+    "UTC".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -51,6 +88,8 @@ pub(super) struct RawPolicy {
 struct RawStep {
     after: Delay,
     notify: Vec<String>,
+    #[serde(default)]
+    oncall: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -68,12 +107,47 @@ pub struct Route {
 pub struct Policy {
     pub steps: Vec<Step>,
     pub repeat_s: Option<i64>,
+    /// Other steps while a window holds; the first window holding when a group starts wins.
+    pub windows: Vec<PolicyWindow>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyWindow {
+    pub name: String,
+    pub window: TimeWindow,
+    pub steps: Vec<Step>,
+    pub repeat_s: Option<i64>,
+}
+
+impl Policy {
+    /// The window a group starting at `at_s` follows, if any.
+    pub fn window_at(&self, at_s: i64) -> Option<&PolicyWindow> {
+        let at = jiff::Timestamp::from_second(at_s).ok()?;
+        self.windows.iter().find(|w| w.window.contains(at))
+    }
+
+    /// The steps and repeat of the window named `window`, or the policy's own.
+    pub fn steps_for(&self, window: Option<&str>) -> (&[Step], Option<i64>) {
+        match window.and_then(|name| self.windows.iter().find(|w| w.name == name)) {
+            Some(w) => (&w.steps, w.repeat_s),
+            None => (&self.steps, self.repeat_s),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
     pub after_s: i64,
     pub notify: Vec<String>,
+    /// Whose on-call the step's messages mention.
+    pub oncall: Vec<OnCallTarget>,
+}
+
+/// The current on-call of a schedule, or the next in line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnCallTarget {
+    pub schedule: String,
+    pub next: bool,
 }
 
 /// Routes in order and the policies they name.
@@ -81,6 +155,8 @@ pub struct Step {
 pub struct Routing {
     pub routes: Vec<Route>,
     pub policies: BTreeMap<String, Policy>,
+    /// On-call schedules steps may target.
+    pub schedules: BTreeMap<String, Schedule>,
 }
 
 impl Routing {
@@ -91,8 +167,13 @@ impl Routing {
 
     /// With nothing configured: every alert, grouped by rule, to every notifier at once.
     pub fn default_for(notifiers: &[String]) -> Routing {
-        let policy = Policy { steps: vec![Step { after_s: 0, notify: notifiers.to_vec() }], repeat_s: None };
-        Routing { routes: vec![default_route("default".into())], policies: [("default".to_owned(), policy)].into() }
+        let step = Step { after_s: 0, notify: notifiers.to_vec(), oncall: Vec::new() };
+        let policy = Policy { steps: vec![step], repeat_s: None, windows: Vec::new() };
+        Routing {
+            routes: vec![default_route("default".into())],
+            policies: [("default".to_owned(), policy)].into(),
+            schedules: BTreeMap::new(),
+        }
     }
 }
 
@@ -112,40 +193,31 @@ pub(super) fn validate(
     routes: Vec<RawRoute>,
     policies: BTreeMap<String, RawPolicy>,
     notifiers: &[String],
+    schedules: BTreeMap<String, Schedule>,
     problems: &mut Vec<String>,
 ) -> Routing {
     if routes.is_empty() && policies.is_empty() {
-        return Routing::default_for(notifiers);
+        return Routing { schedules, ..Routing::default_for(notifiers) };
     }
-    let mut out = Routing { routes: Vec::new(), policies: BTreeMap::new() };
+    let mut out = Routing { routes: Vec::new(), policies: BTreeMap::new(), schedules };
     for (name, raw) in policies {
         let what = format!("policies.{name}");
-        if raw.steps.is_empty() {
-            problems.push(format!("{what}.steps: give at least one step, e.g. {{after: 0s, notify: [slack]}}"));
-        }
-        let mut previous = -1;
-        for (idx, step) in raw.steps.iter().enumerate() {
-            if step.after.0 <= previous {
-                problems.push(format!("{what}.steps[{idx}].after must be later than the step before it"));
+        let steps = checked_steps(&what, raw.steps, notifiers, &out.schedules, problems);
+        let repeat_s = repeat(&what, raw.repeat, problems);
+        let mut windows = Vec::new();
+        for (idx, w) in raw.windows.into_iter().enumerate() {
+            let what = format!("{what}.windows[{idx}]");
+            let window = time_window(&what, &w.time_zone, &w.days, &w.hours, problems);
+            if windows.iter().any(|other: &PolicyWindow| other.name == w.name) {
+                problems.push(format!("{what}.name: {:?} is used twice", w.name));
             }
-            previous = step.after.0;
-            if step.notify.is_empty() {
-                problems.push(format!("{what}.steps[{idx}].notify: name at least one notifier"));
-            }
-            for notifier in &step.notify {
-                if !notifiers.contains(notifier) {
-                    problems.push(format!(
-                        "{what}.steps[{idx}].notify: unknown notifier {notifier:?}; configured: {}",
-                        notifiers.join(", ")
-                    ));
-                }
+            let steps = checked_steps(&what, w.steps, notifiers, &out.schedules, problems);
+            let repeat_s = repeat(&what, w.repeat, problems);
+            if let Some(window) = window {
+                windows.push(PolicyWindow { name: w.name, window, steps, repeat_s });
             }
         }
-        if raw.repeat.is_some_and(|r| r.0 <= 0) {
-            problems.push(format!("{what}.repeat must be positive"));
-        }
-        let steps = raw.steps.into_iter().map(|s| Step { after_s: s.after.0, notify: s.notify }).collect();
-        out.policies.insert(name, Policy { steps, repeat_s: raw.repeat.map(|r| r.0) });
+        out.policies.insert(name, Policy { steps, repeat_s, windows });
     }
     let n_routes = routes.len();
     for (idx, raw) in routes.into_iter().enumerate() {
@@ -185,4 +257,96 @@ pub(super) fn validate(
         problems.push("routes: policies are configured but no route sends alerts to them".into());
     }
     out
+}
+
+/// A policy's (or window's) steps, checked against the notifiers and schedules.
+fn checked_steps(
+    what: &str,
+    raw: Vec<RawStep>,
+    notifiers: &[String],
+    schedules: &BTreeMap<String, Schedule>,
+    problems: &mut Vec<String>,
+) -> Vec<Step> {
+    if raw.is_empty() {
+        problems.push(format!("{what}.steps: give at least one step, e.g. {{after: 0s, notify: [slack]}}"));
+    }
+    let mut previous = -1;
+    let mut out = Vec::new();
+    for (idx, step) in raw.into_iter().enumerate() {
+        if step.after.0 <= previous {
+            problems.push(format!("{what}.steps[{idx}].after must be later than the step before it"));
+        }
+        previous = step.after.0;
+        if step.notify.is_empty() {
+            problems.push(format!("{what}.steps[{idx}].notify: name at least one notifier"));
+        }
+        for notifier in &step.notify {
+            if !notifiers.contains(notifier) {
+                problems.push(format!(
+                    "{what}.steps[{idx}].notify: unknown notifier {notifier:?}; configured: {}",
+                    notifiers.join(", ")
+                ));
+            }
+        }
+        let mut oncall = Vec::new();
+        for target in &step.oncall {
+            let (schedule, next) = match target.split_once('/') {
+                Some((schedule, "next")) => (schedule, true),
+                Some(_) => {
+                    problems.push(format!("{what}.steps[{idx}].oncall: {target:?}: write SCHEDULE or SCHEDULE/next"));
+                    continue;
+                }
+                None => (target.as_str(), false),
+            };
+            if !schedules.contains_key(schedule) {
+                let known: Vec<&str> = schedules.keys().map(String::as_str).collect();
+                problems.push(format!(
+                    "{what}.steps[{idx}].oncall: unknown schedule {schedule:?}; schedules: {}",
+                    if known.is_empty() { "none configured".to_owned() } else { known.join(", ") }
+                ));
+            }
+            oncall.push(OnCallTarget { schedule: schedule.to_owned(), next });
+        }
+        out.push(Step { after_s: step.after.0, notify: step.notify, oncall });
+    }
+    out
+}
+
+fn repeat(what: &str, repeat: Option<Seconds>, problems: &mut Vec<String>) -> Option<i64> {
+    if repeat.is_some_and(|r| r.0 <= 0) {
+        problems.push(format!("{what}.repeat must be positive"));
+    }
+    repeat.map(|r| r.0)
+}
+
+fn time_window(
+    what: &str,
+    time_zone: &str,
+    days: &[String],
+    hours: &[String],
+    problems: &mut Vec<String>,
+) -> Option<TimeWindow> {
+    let before = problems.len();
+    let time_zone = jiff::tz::TimeZone::get(time_zone).map_err(|_| {
+        problems.push(format!("{what}.time_zone: {time_zone:?} is not a time zone name (like Europe/London)"));
+    });
+    let mut set = [days.is_empty(); 7];
+    for day in days {
+        match window::parse_day(day) {
+            Some(idx) => set[idx] = true,
+            None => problems.push(format!("{what}.days: {day:?} is not a weekday (mon, tue, … sun)")),
+        }
+    }
+    let mut ranges = Vec::new();
+    for range in hours {
+        match window::parse_hours(range) {
+            Some(r) => ranges.push(r),
+            None => problems.push(format!("{what}.hours: {range:?} is not a range like \"10:00-23:00\"")),
+        }
+    }
+    if hours.is_empty() {
+        ranges.push((0, 24 * 60));
+    }
+    let time_zone = time_zone.ok()?;
+    (problems.len() == before).then_some(TimeWindow { time_zone, days: set, hours: ranges })
 }

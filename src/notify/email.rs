@@ -89,6 +89,18 @@ impl Mailer {
         for cc in &self.cc {
             builder = builder.cc(cc.clone());
         }
+        // The on-call people the message names get it too.
+        let configured: Vec<&lettre::Address> = self.to.iter().chain(&self.cc).map(|m| &m.email).collect();
+        let mut added: Vec<lettre::Address> = Vec::new();
+        for mention in &message.oncall {
+            let Some(address) = mention.person.email.as_deref().and_then(|e| e.parse::<lettre::Address>().ok()) else {
+                continue;
+            };
+            if !configured.contains(&&address) && !added.contains(&address) {
+                added.push(address.clone());
+                builder = builder.to(Mailbox::new(Some(mention.person.name.clone()), address));
+            }
+        }
         if let Some(thread) = &message.thread {
             let first = format!("<{thread}@{domain}>");
             builder = builder.in_reply_to(first.clone()).references(first);
@@ -130,6 +142,11 @@ fn text(id: &str, message: &Message) -> String {
         out.push_str(text);
         out.push_str("\n\n");
     }
+    let oncall = message.oncall_lines(|p| p.name.clone());
+    if !oncall.is_empty() {
+        out.push_str(&oncall.join("\n"));
+        out.push_str("\n\n");
+    }
     for alert in message.alerts.iter().take(MAX_ALERTS_SHOWN) {
         out.push_str(&format!("{} — {}", alert.rule, alert.state));
         if let Some(severity) = &alert.severity {
@@ -160,6 +177,9 @@ fn html(id: &str, message: &Message) -> String {
     );
     if let Some(text) = &message.text {
         body.push_str(&format!("<p>{}</p>", escape(text)));
+    }
+    for line in message.oncall_lines(|p| p.name.clone()) {
+        body.push_str(&format!("<p><strong>{}</strong></p>", escape(&line)));
     }
     for alert in message.alerts.iter().take(MAX_ALERTS_SHOWN) {
         let severity = alert.severity.as_deref().map(|s| format!(" ({})", escape(s))).unwrap_or_default();

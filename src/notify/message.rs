@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::alert::oncall::Person;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
@@ -49,6 +51,19 @@ pub struct Message {
     /// group and episode (mail sets `In-Reply-To` to it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread: Option<String>,
+    /// On-call people this message is for: mentioned in Slack, mailed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub oncall: Vec<OnCallMention>,
+}
+
+/// An on-call person a message names, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OnCallMention {
+    pub schedule: String,
+    /// The next in line rather than the current on-call.
+    #[serde(default)]
+    pub next: bool,
+    pub person: Person,
 }
 
 impl AlertSummary {
@@ -93,6 +108,22 @@ impl Message {
         }
     }
 
+    /// Whether this message pages (and so @mentions its on-call people) rather than informs.
+    pub fn pages(&self) -> bool {
+        matches!(self.kind, Kind::Firing | Kind::Escalated | Kind::Repeat | Kind::Test)
+    }
+
+    /// "On call (platform): Ana Silva" lines, one per person named.
+    pub fn oncall_lines(&self, name: impl Fn(&Person) -> String) -> Vec<String> {
+        self.oncall
+            .iter()
+            .map(|m| {
+                let role = if m.next { "Next in line" } else { "On call" };
+                format!("{role} ({}): {}", m.schedule, name(&m.person))
+            })
+            .collect()
+    }
+
     /// Named links in the order messages show them: acknowledge, runbook, dashboard.
     pub fn ordered_links(&self) -> impl Iterator<Item = (&'static str, &str)> {
         [("ack", "Acknowledge"), ("runbook", "Runbook"), ("dashboard", "Dashboard")]
@@ -111,6 +142,7 @@ impl Message {
             links: BTreeMap::new(),
             group_labels: BTreeMap::new(),
             thread: None,
+            oncall: Vec::new(),
         }
     }
 }

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::Outcome;
 use super::message::Message;
+use crate::alert::oncall::Person;
 use crate::config::Secret;
 
 /// Alerts listed in one message; Slack allows 50 blocks.
@@ -70,6 +71,15 @@ pub fn payload(message: &Message) -> Value {
     if let Some(text) = &message.text {
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, 3000)}}));
     }
+    // Who is paged: an @mention while paging, their name in follow-ups (no second ping).
+    let mention = |p: &Person| match &p.slack {
+        Some(id) if message.pages() => format!("<@{id}>"),
+        _ => p.name.clone(),
+    };
+    let oncall = message.oncall_lines(mention);
+    if !oncall.is_empty() {
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&oncall.join("\n"), 3000)}}));
+    }
     for alert in message.alerts.iter().take(MAX_ALERTS_SHOWN) {
         let value = alert.value_text();
         let mut fields = vec![
@@ -99,8 +109,16 @@ pub fn payload(message: &Message) -> Value {
     if !buttons.is_empty() {
         blocks.push(json!({"type": "actions", "elements": buttons}));
     }
+    // Mentions in the top-level text notify for sure (in attachments, not always).
+    let mentions: Vec<String> =
+        message.oncall.iter().filter_map(|m| m.person.slack.as_ref()).map(|id| format!("<@{id}>")).collect();
+    let text = if message.pages() && !mentions.is_empty() {
+        format!("{} {}", mentions.join(" "), message.title)
+    } else {
+        message.title.clone()
+    };
     json!({
-        "text": truncate(&message.title, 3000),
+        "text": truncate(&text, 3000),
         "attachments": [{"color": message.colour(), "blocks": blocks}],
     })
 }
@@ -156,5 +174,31 @@ mod tests {
         assert!(text.contains("0.4100 (threshold 0.2000)"), "{text}");
         assert!(text.contains("`endpoint=/vendors/:id`") && text.contains("p99 410 ms"), "{text}");
         assert!(text.contains("\"url\":\"https://perfwatch.example/ack/t\""), "{text}");
+    }
+
+    #[test]
+    fn pages_mention_the_on_call_and_follow_ups_only_name_them() {
+        use crate::notify::message::{Kind, OnCallMention};
+        let mut message = Message::test("slack", "ana");
+        message.kind = Kind::Escalated;
+        message.title = "[FIRING:1] ApiLatencyP99".into();
+        let person = |id: &str, slack: Option<&str>| Person {
+            id: id.into(),
+            name: id.to_uppercase(),
+            slack: slack.map(str::to_owned),
+            email: None,
+        };
+        message.oncall = vec![
+            OnCallMention { schedule: "platform".into(), next: false, person: person("ana", Some("U012ABCDEF")) },
+            OnCallMention { schedule: "platform".into(), next: true, person: person("ben", None) },
+        ];
+        let paged = payload(&message);
+        assert_eq!(paged["text"], "<@U012ABCDEF> [FIRING:1] ApiLatencyP99");
+        let blocks = paged["attachments"][0]["blocks"].to_string();
+        assert!(blocks.contains("On call (platform): <@U012ABCDEF>\\nNext in line (platform): BEN"), "{blocks}");
+        message.kind = Kind::Resolved;
+        let resolved = payload(&message);
+        assert_eq!(resolved["text"], "[FIRING:1] ApiLatencyP99", "no second ping");
+        assert!(!resolved["attachments"][0]["blocks"].to_string().contains("<@"));
     }
 }

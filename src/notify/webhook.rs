@@ -112,7 +112,7 @@ pub fn payload(receiver: &str, subject: &str, message: &Message) -> Value {
         "commonAnnotations": common(&|a| &a.annotations),
         "externalURL": message.links.get("ack").map(|l| l.split("/ack/").next().unwrap_or_default()).unwrap_or_default(),
         "alerts": alerts,
-        "perfwatch": {"kind": message.kind.as_str(), "title": message.title, "links": message.links},
+        "perfwatch": {"kind": message.kind.as_str(), "title": message.title, "links": message.links, "oncall": message.oncall},
     })
 }
 

@@ -233,3 +233,38 @@ async fn query_takes_relative_times_as_the_readme_writes_them() {
     assert!(ok, "{stderr}");
     assert!(stdout.lines().nth(1).is_some_and(|l| l.trim_end().ends_with("0.300000")), "{stdout}");
 }
+
+#[test]
+fn oncall_shows_who_is_on_call_across_a_dst_change_with_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("perfwatch.yaml");
+    std::fs::write(
+        &config,
+        "people:\n  ana: {name: Ana Silva, slack: U012ABCDEF, email: ana@wedding.example}\n  ben: {name: Ben Okoro, email: ben@wedding.example}\n  cara: {name: Cara Diaz, slack: U03CDEFGHI}\n\
+schedules:\n  platform:\n    time_zone: Europe/London\n    rotation: [ana, ben, cara]\n    start: 2026-10-22\n    handoff: '09:00'\n    shift: 1d\n    overrides:\n      - {person: ana, from: '2026-10-26 18:00', until: '2026-10-27 09:00'}\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    // 25 October 2026: the clocks go back at 02:00 BST. Cara's shift began 09:00 BST on the 24th
+    // (08:00 UTC) and ends 09:00 GMT on the 25th (09:00 UTC): 25 hours.
+    let (ok, out, err) = perfwatch(&["oncall", "--config", config, "--at", "2026-10-25T08:30:00Z"]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "platform (Europe/London, 1d shifts from 09:00) at Sun 2026-10-25 08:30 GMT");
+    assert_eq!(lines[1], "  on call:      Cara Diaz  <@U03CDEFGHI>  until Sun 2026-10-25 09:00 GMT (in 30m)");
+    assert_eq!(lines[2], "  next in line: Ana Silva  <@U012ABCDEF>  ana@wedding.example");
+    assert_eq!(lines[4], "    Sun 2026-10-25 09:00 GMT  Ana Silva", "{out}");
+    assert_eq!(lines[5], "    Mon 2026-10-26 09:00 GMT  Ben Okoro", "{out}");
+    assert!(out.contains("Mon 2026-10-26 18:00 GMT → Tue 2026-10-27 09:00 GMT  Ana Silva"), "{out}");
+    // A local time is read in the schedule's zone: inside the override.
+    let (ok, out, _) = perfwatch(&["oncall", "platform", "--config", config, "--at", "2026-10-26 20:00"]);
+    assert!(ok);
+    assert!(
+        out.lines().nth(1).unwrap().starts_with("  on call:      Ana Silva") && out.contains(", override"),
+        "{out}"
+    );
+    let (ok, _, err) = perfwatch(&["oncall", "pager", "--config", config]);
+    assert!(!ok && err.contains("no schedule \"pager\"; schedules: platform"), "{err}");
+    let (ok, _, err) = perfwatch(&["oncall", "--config", config, "--at", "yesterday"]);
+    assert!(!ok && err.contains("--at \"yesterday\" is not a time"), "{err}");
+}

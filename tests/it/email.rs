@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::notify::{attempt_statuses, paging_daemon_in, press_ack, send_test, settled, titles};
+use crate::notify::{
+    PAGING_RULES, attempt_statuses, paging_daemon_in, press_ack, push_lat, send_test, settled, titles,
+};
 use crate::slack_standin::SlackStandin;
 use crate::smtp_server::{SmtpServer, TestCa, header};
 use crate::support::{TestDaemon, wait_for};
@@ -232,4 +234,61 @@ async fn a_shipped_rule_pages_slack_and_mail_the_mailed_ack_link_stops_escalatio
     assert!(mails[2]["headers"].get("Importance").is_none(), "a resolve is not urgent");
     let ids: std::collections::BTreeSet<&str> = mails.iter().map(|m| header(m, "Message-ID")).collect();
     assert_eq!(ids.len(), 3, "every mail has its own Message-ID");
+}
+
+#[tokio::test]
+async fn escalation_steps_mention_the_on_call_in_slack_and_mail_the_next_in_line() {
+    let Some(smtp) = SmtpServer::start(&[]) else { return };
+    let slack = SlackStandin::start(Vec::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, PAGING_RULES).unwrap();
+    let hook = dir.path().join("slack-webhook");
+    std::fs::write(&hook, &slack.url).unwrap();
+    // Whoever the rotation says, ben covers the hour around now: he is on call, ana is next.
+    let now = jiff::Timestamp::now();
+    let (from, until) = (now - jiff::SignedDuration::from_hours(1), now + jiff::SignedDuration::from_hours(1));
+    let extra = format!(
+        "  interval: 1s\n  tiers:\n    - {{resolution: 1s, retention: 1d}}\nrules:\n  paths: [{rules}]\n\
+notifiers:\n  slack:\n    type: slack\n    webhook_url_file: {hook}\n    rate_per_second: 0\n  mail:\n{mail}\
+people:\n  ana: {{name: Ana Silva, slack: U0ANA00001, email: ana@wedding.example}}\n  ben: {{name: Ben Okoro, slack: U0BEN00001, email: ben@wedding.example}}\n\
+schedules:\n  platform:\n    time_zone: Europe/London\n    rotation: [ana, ben]\n    start: 2026-01-05\n    shift: 1w\n    overrides:\n      - {{person: ben, from: '{from}', until: '{until}'}}\n\
+routes:\n  - policy: page\n    group_wait: 0s\npolicies:\n  page:\n    steps:\n      - {{after: 0s, notify: [slack], oncall: [platform]}}\n      - {{after: 2s, notify: [mail], oncall: [platform/next]}}\n",
+        rules = rules.display(),
+        hook = hook.display(),
+        mail = mail_notifier(smtp.port, "none", "", "[oncall@wedding.example]"),
+    );
+    let d = TestDaemon::start_in(dir, &extra).await;
+    let page = wait_for("the page", Duration::from_secs(20), || async {
+        push_lat(&d, 0.5).await;
+        slack.received().first().cloned()
+    })
+    .await;
+    assert_eq!(page.1["text"], "<@U0BEN00001> [FIRING:1] ApiSlow", "the on-call is @mentioned");
+    let blocks = page.1["attachments"][0]["blocks"].to_string();
+    assert!(blocks.contains("On call (platform): <@U0BEN00001>"), "{blocks}");
+
+    // Two seconds on, unacknowledged: the next in line gets the mail.
+    let mail = smtp.wait_for_mails(1).await.remove(0);
+    let mut recipients: Vec<&str> = mail["rcpt_tos"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    recipients.sort();
+    assert_eq!(recipients, ["ana@wedding.example", "oncall@wedding.example"]);
+    assert_eq!(header(&mail, "To"), "oncall@wedding.example, Ana Silva <ana@wedding.example>");
+    assert!(mail["text"].as_str().unwrap().contains("Next in line (platform): Ana Silva"), "{mail}");
+
+    // The ack is announced to both, naming both people but pinging nobody again.
+    let (_, alerts) = d.get("/api/v1/alerts").await;
+    let id = alerts["alerts"][0]["id"].as_str().unwrap().to_owned();
+    let ack = d.client.post(format!("{}/api/v1/alerts/{id}/ack", d.base)).json(&json!({"by": "ben"})).send().await;
+    assert_eq!(ack.unwrap().status(), 200);
+    let acked = wait_for("the ack in Slack", Duration::from_secs(20), || async {
+        slack.received().iter().find(|(_, m)| m["text"] == "[ACKED] ApiSlow").cloned()
+    })
+    .await;
+    let blocks = acked.1["attachments"][0]["blocks"].to_string();
+    assert!(blocks.contains("On call (platform): Ben Okoro") && !blocks.contains("<@"), "{blocks}");
+    let mails = smtp.wait_for_mails(2).await;
+    assert_eq!(header(&mails[1], "Subject"), "[ACKED] ApiSlow");
+    assert!(mails[1]["rcpt_tos"].as_array().unwrap().iter().any(|r| r == "ben@wedding.example"), "{}", mails[1]);
+    assert_eq!(titles(&slack), ["<@U0BEN00001> [FIRING:1] ApiSlow", "[ACKED] ApiSlow"], "the mail step is mail only");
 }

@@ -172,7 +172,7 @@ async fn the_command_line_tests_a_notifier_and_lists_the_outbox() {
     assert!(lines[1].contains("failed") && lines[2].contains("sent"), "{stdout}");
 }
 
-const PAGING_RULES: &str = "groups:
+pub(crate) const PAGING_RULES: &str = "groups:
   - name: api
     interval: 1s
     rules:
@@ -238,7 +238,7 @@ pub(crate) fn titles(slack: &SlackStandin) -> Vec<String> {
     slack.received().iter().map(|(_, m)| m["text"].as_str().unwrap_or_default().to_owned()).collect()
 }
 
-async fn push_lat(d: &TestDaemon, value: f64) {
+pub(crate) async fn push_lat(d: &TestDaemon, value: f64) {
     let (status, _) = d.push_json(&json!({"metrics": [{"name": "lat", "type": "timing", "value": value}]})).await;
     assert_eq!(status, 200);
 }

@@ -18,16 +18,22 @@ fn routing() -> Routing {
     };
     let page = Policy {
         steps: vec![
-            Step { after_s: 0, notify: vec!["slack".into()] },
-            Step { after_s: 600, notify: vec!["email".into()] },
-            Step { after_s: 1800, notify: vec!["slack".into(), "phone".into()] },
+            Step { after_s: 0, notify: vec!["slack".into()], oncall: Vec::new() },
+            Step { after_s: 600, notify: vec!["email".into()], oncall: Vec::new() },
+            Step { after_s: 1800, notify: vec!["slack".into(), "phone".into()], oncall: Vec::new() },
         ],
         repeat_s: Some(900),
+        windows: Vec::new(),
     };
-    let quiet = Policy { steps: vec![Step { after_s: 0, notify: vec!["log".into()] }], repeat_s: None };
+    let quiet = Policy {
+        steps: vec![Step { after_s: 0, notify: vec!["log".into()], oncall: Vec::new() }],
+        repeat_s: None,
+        windows: Vec::new(),
+    };
     Routing {
         routes: vec![route("critical", r#"{severity="critical"}"#, "page"), route("rest", "", "quiet")],
         policies: [("page".to_owned(), page), ("quiet".to_owned(), quiet)].into(),
+        schedules: BTreeMap::new(),
     }
 }
 
@@ -221,4 +227,80 @@ fn later_messages_follow_up_the_first_one_each_notifier_got() {
     assert_eq!(thread_of("email"), escalated[0].id);
     assert_eq!(thread_of("slack"), page[0].id);
     assert_eq!(thread_of("phone"), second[1].id);
+}
+
+fn with_schedule(mut routing: Routing) -> Routing {
+    use crate::alert::oncall::{Person, ShiftLength};
+    let person = |id: &str| Person {
+        id: id.into(),
+        name: id.into(),
+        slack: Some(format!("U{}", id.to_uppercase())),
+        email: None,
+    };
+    // T0 is 2027-01-15 08:00 UTC; the daily handoff is at 08:16:40, 1000 s later.
+    let schedule = Schedule {
+        name: "platform".into(),
+        time_zone: jiff::tz::TimeZone::UTC,
+        rotation: vec![person("ana"), person("ben"), person("cara")],
+        first_handoff: "2027-01-14T08:16:40".parse().unwrap(),
+        shift: ShiftLength::Days(1),
+        overrides: Vec::new(),
+    };
+    routing.schedules.insert("platform".into(), schedule);
+    routing
+}
+
+fn target(schedule: &str, next: bool) -> OnCallTarget {
+    OnCallTarget { schedule: schedule.into(), next }
+}
+
+#[test]
+fn steps_name_whoever_is_on_call_when_they_page_and_follow_ups_reach_everyone_named() {
+    let mut routing = with_schedule(routing());
+    let page = routing.policies.get_mut("page").unwrap();
+    page.steps[0].oncall = vec![target("platform", false)];
+    page.steps[1].oncall = vec![target("platform", true)];
+    page.steps[2].oncall = vec![target("platform", false)];
+    let mut d = Dispatcher::new(routing, Vec::new());
+    d.alert(change("/a", "web", "critical", true), T0);
+    let named = |out: &[Outgoing]| -> Vec<Vec<String>> {
+        out.iter().map(|o| o.message.oncall.iter().map(|m| m.person.id.clone()).collect()).collect()
+    };
+    assert_eq!(named(&d.tick(T0 + 30)), vec![vec!["ana"]], "ana's shift until 08:16:40");
+    assert_eq!(named(&d.tick(T0 + 600)), vec![vec!["ben"]], "the next in line");
+    // The handoff came between the steps: step 2 names the new on-call, to both notifiers.
+    let third = d.tick(T0 + 1800);
+    assert_eq!(named(&third), vec![vec!["ben"], vec!["ben"]]);
+    assert!(third[0].message.oncall[0].person.slack.as_deref() == Some("UBEN") && !third[0].message.oncall[0].next);
+    assert!(d.ack("/a", "ben", T0 + 1900));
+    let acked = d.tick(T0 + 1900);
+    assert!(acked.iter().all(|o| o.message.kind == Kind::Acked));
+    assert!(named(&acked).iter().all(|n| n == &vec!["ana", "ben"]), "everyone named hears of the ack: {acked:?}");
+}
+
+#[test]
+fn a_policy_window_holding_when_a_group_starts_sets_its_steps_for_the_episode() {
+    use crate::alert::window::TimeWindow;
+    let mut routing = routing();
+    // T0 is a Friday, 08:00 UTC: inside "fri 08:00-09:00".
+    let mut days = [false; 7];
+    days[4] = true;
+    let window = TimeWindow { time_zone: jiff::tz::TimeZone::UTC, days, hours: vec![(8 * 60, 9 * 60)] };
+    let steps = vec![Step { after_s: 0, notify: vec!["phone".into()], oncall: Vec::new() }];
+    routing.policies.get_mut("page").unwrap().windows.push(crate::config::PolicyWindow {
+        name: "event".into(),
+        window,
+        steps,
+        repeat_s: Some(120),
+    });
+    let mut d = Dispatcher::new(routing, Vec::new());
+    d.alert(change("/a", "web", "critical", true), T0);
+    assert_eq!(sent(&d.tick(T0 + 30)), vec![s("phone", Kind::Firing, 1)]);
+    // The window ends at 09:00, the episode keeps its steps: the short repeat goes on.
+    assert_eq!(sent(&d.tick(T0 + 3600)), vec![s("phone", Kind::Repeat, 1)]);
+    assert_eq!(d.tick(T0 + 3660), vec![]);
+    // A group starting outside the window follows the policy's own steps.
+    d.alert(change("/b", "api", "critical", true), T0 + 3700);
+    let out: Vec<Outgoing> = d.tick(T0 + 3730).into_iter().filter(|o| o.subject.contains("api")).collect();
+    assert_eq!(sent(&out), vec![s("slack", Kind::Firing, 1)]);
 }
