@@ -33,6 +33,9 @@ struct NotificationBody {
     sent: Option<i64>,
     last_error: Option<String>,
     in_doubt: bool,
+    /// The receiver's reference (Slack's `channel/ts` with a bot token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receipt: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -56,6 +59,7 @@ fn body(row: OutboxRow) -> NotificationBody {
         sent: row.sent_s,
         last_error: row.last_error,
         in_doubt: row.in_doubt,
+        receipt: row.receipt,
     }
 }
 

@@ -19,7 +19,7 @@ mod oncall;
 mod routing;
 
 pub use self::email::{EmailConfig, SmtpTls};
-pub use self::notify::{Delivery, NotifierConfig, NotifierKind};
+pub use self::notify::{Delivery, NotifierConfig, NotifierKind, SlackTarget};
 pub use self::routing::{OnCallTarget, Policy, PolicyWindow, Route, Routing, Step};
 
 #[derive(Debug, Error)]
@@ -497,7 +497,9 @@ mod tests {
         let slack = &config.notifiers["platform-slack"];
         assert_eq!(
             slack.kind,
-            NotifierKind::Slack { webhook_url: Secret::new("https://hooks.slack.com/services/T/B/X".into()) }
+            NotifierKind::Slack(SlackTarget::Webhook {
+                url: Secret::new("https://hooks.slack.com/services/T/B/X".into())
+            })
         );
         assert_eq!(slack.delivery.min_interval_ms, 500);
         assert_eq!(config.notifiers["stdout"].kind, NotifierKind::Log);
@@ -505,7 +507,7 @@ mod tests {
         let typo = Config::parse("notifiers:\n  s:\n    type: slack\n    webhok_url_file: /x\n", "t.yaml").unwrap_err();
         assert!(typo.to_string().contains("t.yaml:4:") && typo.to_string().contains("webhok_url_file"), "{typo}");
         let missing = Config::parse("notifiers:\n  s:\n    type: slack\n", "m.yaml").unwrap_err();
-        assert!(missing.to_string().contains("notifiers.s: set webhook_url_file or webhook_url_env"), "{missing}");
+        assert!(missing.to_string().contains("notifiers.s: set either webhook_url_file/_env"), "{missing}");
         let hook = Config::parse(
             "notifiers:\n  scaler:\n    type: webhook\n    url: https://scaler.internal/hook\n    headers: {X-Team: platform}\n",
             "w.yaml",
@@ -522,6 +524,29 @@ mod tests {
                 .contains("notifiers.h.url: only a webhook notifier takes this key (this one is type: log)"),
             "{mixed}"
         );
+        let token = dir.path().join("bot-token");
+        std::fs::write(&token, "xoxb-1-2\n").unwrap();
+        let bot = format!(
+            "notifiers:\n  s:\n    type: slack\n    bot_token_file: {}\n    channel: C0PLATFORM\n",
+            token.display()
+        );
+        let bot = Config::parse(&bot, "b.yaml").unwrap();
+        assert!(matches!(&bot.notifiers["s"].kind,
+            NotifierKind::Slack(SlackTarget::Bot { channel, api_url, .. }) if channel == "C0PLATFORM" && api_url == "https://slack.com/api"));
+        let both = format!(
+            "notifiers:\n  s:\n    type: slack\n    bot_token_file: {}\n    webhook_url_file: {}\n",
+            token.display(),
+            secret.display()
+        );
+        let both = Config::parse(&both, "2.yaml").unwrap_err().to_string();
+        assert!(
+            both.contains("set either webhook_url_file/_env (an incoming webhook) or bot_token_file/_env"),
+            "{both}"
+        );
+        let no_channel = format!("notifiers:\n  s:\n    type: slack\n    bot_token_file: {}\n", secret.display());
+        let no_channel = Config::parse(&no_channel, "c.yaml").unwrap_err().to_string();
+        assert!(no_channel.contains("a Slack bot token starts with xoxb-"), "{no_channel}");
+        assert!(no_channel.contains("notifiers.s.channel: name the channel"), "{no_channel}");
         let kind = Config::parse("notifiers:\n  s:\n    type: pager\n", "k.yaml").unwrap_err();
         assert!(kind.to_string().contains("k.yaml:3:") && kind.to_string().contains("slack"), "{kind}");
     }

@@ -27,6 +27,13 @@ pub(super) struct RawNotifier {
     kind: RawKind,
     webhook_url_file: Option<PathBuf>,
     webhook_url_env: Option<String>,
+    /// slack: a bot token (`xoxb-…`) instead of a webhook, so acks and resolves edit the page.
+    bot_token_file: Option<PathBuf>,
+    bot_token_env: Option<String>,
+    /// slack with a bot token: the channel ID to post in.
+    channel: Option<String>,
+    /// slack with a bot token: the Web API's base URL.
+    api_url: Option<String>,
     /// webhook: where to POST (not a secret; put credentials in `hmac_secret_*`).
     url: Option<String>,
     hmac_secret_file: Option<PathBuf>,
@@ -55,6 +62,10 @@ impl RawNotifier {
         let set = [
             ("webhook_url_file", RawKind::Slack, self.webhook_url_file.is_some()),
             ("webhook_url_env", RawKind::Slack, self.webhook_url_env.is_some()),
+            ("bot_token_file", RawKind::Slack, self.bot_token_file.is_some()),
+            ("bot_token_env", RawKind::Slack, self.bot_token_env.is_some()),
+            ("channel", RawKind::Slack, self.channel.is_some()),
+            ("api_url", RawKind::Slack, self.api_url.is_some()),
             ("url", RawKind::Webhook, self.url.is_some()),
             ("hmac_secret_file", RawKind::Webhook, self.hmac_secret_file.is_some()),
             ("hmac_secret_env", RawKind::Webhook, self.hmac_secret_env.is_some()),
@@ -100,9 +111,7 @@ pub struct NotifierConfig {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum NotifierKind {
-    Slack {
-        webhook_url: Secret,
-    },
+    Slack(SlackTarget),
     /// Alertmanager's webhook payload, optionally signed.
     Webhook {
         url: String,
@@ -111,6 +120,16 @@ pub enum NotifierKind {
     },
     Email(Box<EmailConfig>),
     Log,
+}
+
+/// How perfwatch posts to Slack.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SlackTarget {
+    /// An incoming webhook: each notification is a new message.
+    Webhook { url: Secret },
+    /// A bot token and a channel (Web API): follow-ups reply in the page's thread, and the
+    /// ack and the resolve edit the page itself.
+    Bot { token: Secret, channel: String, api_url: String },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -145,22 +164,10 @@ pub(super) fn validate(
             ));
         }
         let (kind, default_rate) = match notifier.kind {
-            RawKind::Slack => {
-                let secret = format!("{what}.webhook_url");
-                let (file, env) = (notifier.webhook_url_file.as_deref(), notifier.webhook_url_env.as_deref());
-                if file.is_none() && env.is_none() {
-                    problems
-                        .push(format!("{what}: set webhook_url_file or webhook_url_env (the incoming webhook URL)"));
-                }
-                match read_secret(&secret, file, env, problems) {
-                    Some(url) if !url.expose().starts_with("http://") && !url.expose().starts_with("https://") => {
-                        problems.push(format!("{secret}: the webhook URL must start with https:// (or http://)"));
-                        continue;
-                    }
-                    Some(webhook_url) => (NotifierKind::Slack { webhook_url }, 1.0),
-                    None => continue,
-                }
-            }
+            RawKind::Slack => match slack(&what, &notifier, problems) {
+                Some(target) => (NotifierKind::Slack(target), 1.0),
+                None => continue,
+            },
             RawKind::Webhook => {
                 let url = notifier.url.clone().unwrap_or_default();
                 if !url.starts_with("http://") && !url.starts_with("https://") {
@@ -215,4 +222,48 @@ pub(super) fn default_log() -> BTreeMap<String, NotifierConfig> {
         delivery: Delivery { timeout_s: 10, concurrency: 1, min_interval_ms: 0, max_attempts: 1 },
     };
     [("log".to_owned(), log)].into()
+}
+
+/// A slack notifier's target: a webhook URL, or a bot token with a channel.
+fn slack(what: &str, notifier: &RawNotifier, problems: &mut Vec<String>) -> Option<SlackTarget> {
+    let webhook = notifier.webhook_url_file.is_some() || notifier.webhook_url_env.is_some();
+    let bot = notifier.bot_token_file.is_some() || notifier.bot_token_env.is_some();
+    if webhook == bot {
+        problems.push(format!(
+            "{what}: set either webhook_url_file/_env (an incoming webhook) or bot_token_file/_env with a channel"
+        ));
+        return None;
+    }
+    if webhook {
+        let secret = format!("{what}.webhook_url");
+        if notifier.channel.is_some() || notifier.api_url.is_some() {
+            problems
+                .push(format!("{what}: channel and api_url go with a bot token; a webhook posts to its own channel"));
+        }
+        let url =
+            read_secret(&secret, notifier.webhook_url_file.as_deref(), notifier.webhook_url_env.as_deref(), problems)?;
+        if !url.expose().starts_with("http://") && !url.expose().starts_with("https://") {
+            problems.push(format!("{secret}: the webhook URL must start with https:// (or http://)"));
+            return None;
+        }
+        return Some(SlackTarget::Webhook { url });
+    }
+    let token = read_secret(
+        &format!("{what}.bot_token"),
+        notifier.bot_token_file.as_deref(),
+        notifier.bot_token_env.as_deref(),
+        problems,
+    );
+    if token.as_ref().is_some_and(|t| !t.expose().starts_with("xox")) {
+        problems.push(format!("{what}.bot_token: a Slack bot token starts with xoxb-"));
+    }
+    let Some(channel) = notifier.channel.clone().filter(|c| !c.trim().is_empty()) else {
+        problems.push(format!("{what}.channel: name the channel to post in by its ID (like C0123456789)"));
+        return None;
+    };
+    let api_url = notifier.api_url.clone().unwrap_or_else(|| "https://slack.com/api".into());
+    if !api_url.starts_with("http://") && !api_url.starts_with("https://") {
+        problems.push(format!("{what}.api_url must start with https:// (or http://)"));
+    }
+    Some(SlackTarget::Bot { token: token?, channel, api_url: api_url.trim_end_matches('/').to_owned() })
 }

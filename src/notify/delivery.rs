@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::message::Message;
+use super::slack_bot::Page;
 use super::{Notifier, NotifierError, Outcome};
 use crate::config::NotifierConfig;
 use crate::store::outbox::{AttemptResult, OutboxRow};
@@ -161,19 +162,25 @@ impl Drainer {
     async fn deliver(&self, row: OutboxRow) {
         let started = Instant::now();
         let outcome = match serde_json::from_str::<Message>(&row.payload) {
-            Ok(message) => self.notifier.send(&row.id, &row.subject, &message).await,
+            Ok(message) => {
+                let page = match &message.thread {
+                    Some(first) if self.notifier.follows_pages() => Some(self.page(first.clone()).await),
+                    _ => None,
+                };
+                self.notifier.send(&row.id, &row.subject, &message, page).await
+            }
             Err(err) => Outcome::Failed(format!("the stored message cannot be read: {err}")),
         };
         let latency = started.elapsed();
         let result = self.result(&row, outcome);
         let label = match &result {
-            AttemptResult::Sent => "sent",
+            AttemptResult::Sent { .. } => "sent",
             AttemptResult::Retry { .. } => "retried",
             AttemptResult::Failed { .. } => "failed",
         };
         telemetry::notification_attempt(&self.name, label, latency);
         match &result {
-            AttemptResult::Sent => {
+            AttemptResult::Sent { .. } => {
                 tracing::info!(notifier = %self.name, id = %row.id, kind = %row.kind, "notification sent")
             }
             AttemptResult::Retry { error, retry_at_s } => {
@@ -190,6 +197,20 @@ impl Drainer {
         }
     }
 
+    /// Where the page (notification `id`) a follow-up belongs to stands.
+    async fn page(&self, id: String) -> Page {
+        match self.reader.read(move |tx| tx.notification(&id)).await {
+            Ok(Some(row)) if row.status == "sent" => Page::Delivered(row.receipt),
+            Ok(Some(row)) if row.status == "failed" => Page::Gone,
+            Ok(Some(_)) => Page::Pending,
+            Ok(None) => Page::Gone,
+            Err(err) => {
+                tracing::error!(notifier = %self.name, error = %err, "cannot read the outbox");
+                Page::Pending
+            }
+        }
+    }
+
     fn result(&self, row: &OutboxRow, outcome: Outcome) -> AttemptResult {
         let exhausted = row.attempts >= i64::from(self.notifier.config().delivery.max_attempts);
         let retry = |error: String, wait: Duration| {
@@ -202,7 +223,8 @@ impl Drainer {
             }
         };
         match outcome {
-            Outcome::Delivered => AttemptResult::Sent,
+            Outcome::Delivered => AttemptResult::Sent { receipt: None },
+            Outcome::DeliveredAs(receipt) => AttemptResult::Sent { receipt: Some(receipt) },
             Outcome::RetryAfter { wait, error } => retry(error, wait),
             Outcome::Retry(error) => retry(error, backoff(row.attempts)),
             Outcome::Failed(error) => AttemptResult::Failed { error },

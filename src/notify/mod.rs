@@ -8,6 +8,7 @@ mod email;
 mod log;
 pub mod message;
 mod slack;
+pub mod slack_bot;
 pub mod webhook;
 
 use std::time::Duration;
@@ -15,12 +16,15 @@ use std::time::Duration;
 use thiserror::Error;
 
 use self::message::Message;
-use crate::config::{NotifierConfig, NotifierKind};
+use crate::config::{NotifierConfig, NotifierKind, SlackTarget};
 
 /// How one delivery attempt ended, as the receiver answered.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Delivered,
+    /// Delivered, and the receiver's reference to it (Slack's `channel/ts`), kept so
+    /// follow-ups can find it.
+    DeliveredAs(String),
     /// The receiver asked to wait this long (HTTP 429 `Retry-After`).
     RetryAfter {
         wait: Duration,
@@ -65,11 +69,23 @@ impl Notifier {
         &self.config
     }
 
-    /// Sends `message` (notification `id`, about `subject`).
-    pub async fn send(&self, id: &str, subject: &str, message: &Message) -> Outcome {
+    /// Whether follow-ups need the state of the page they follow up (see [`slack_bot::Page`]).
+    pub fn follows_pages(&self) -> bool {
+        matches!(self.config.kind, NotifierKind::Slack(SlackTarget::Bot { .. }))
+    }
+
+    /// Sends `message` (notification `id`, about `subject`); `page` is where the page it
+    /// follows up stands, for notifiers that [`follow pages`](Self::follows_pages).
+    pub async fn send(&self, id: &str, subject: &str, message: &Message, page: Option<slack_bot::Page>) -> Outcome {
         let timeout = self.config.delivery.timeout();
         match (&self.config.kind, &self.mailer) {
-            (NotifierKind::Slack { webhook_url }, _) => slack::send(&self.client, webhook_url, timeout, message).await,
+            (NotifierKind::Slack(SlackTarget::Webhook { url }), _) => {
+                slack::send(&self.client, url, timeout, message).await
+            }
+            (NotifierKind::Slack(SlackTarget::Bot { token, channel, api_url }), _) => {
+                let bot = slack_bot::Bot { token, channel, api_url };
+                slack_bot::send(&self.client, &bot, timeout, message, page).await
+            }
             (NotifierKind::Webhook { url, hmac_secret, headers }, _) => {
                 let target = webhook::Target { url, hmac_secret: hmac_secret.as_ref(), headers, receiver: &self.name };
                 webhook::send(&self.client, &target, timeout, id, subject, message).await

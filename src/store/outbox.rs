@@ -32,6 +32,8 @@ pub struct OutboxRow {
     pub in_doubt: bool,
     /// The alerts it is about (kept beside the row, for listing an alert's notifications).
     pub alert_ids: Vec<String>,
+    /// The receiver's reference to the delivered message (Slack's `channel/ts`).
+    pub receipt: Option<String>,
 }
 
 impl OutboxRow {
@@ -50,6 +52,7 @@ impl OutboxRow {
             sent_s: None,
             in_doubt: false,
             alert_ids: Vec::new(),
+            receipt: None,
         }
     }
 }
@@ -57,7 +60,9 @@ impl OutboxRow {
 /// How one attempt ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttemptResult {
-    Sent,
+    Sent {
+        receipt: Option<String>,
+    },
     /// Try again at `retry_at_s`.
     Retry {
         error: String,
@@ -70,12 +75,12 @@ pub enum AttemptResult {
 }
 
 const COLUMNS: &str =
-    "id, notifier, subject, kind, payload, created_s, due_s, status, attempts, last_error, sent_s, in_doubt";
+    "id, notifier, subject, kind, payload, created_s, due_s, status, attempts, last_error, sent_s, in_doubt, receipt";
 
 /// Adds notifications; one already queued under the same id is left alone (exactly once).
 pub fn enqueue(tx: &Transaction<'_>, rows: &[OutboxRow]) -> Result<usize, StoreError> {
     let mut insert = tx.prepare_cached(&format!(
-        "INSERT INTO outbox ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+        "INSERT INTO outbox ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT (id) DO NOTHING"
     ))?;
     let mut about = tx.prepare_cached("INSERT OR IGNORE INTO outbox_alerts (alert_id, outbox_id) VALUES (?1, ?2)")?;
@@ -96,7 +101,8 @@ pub fn enqueue(tx: &Transaction<'_>, rows: &[OutboxRow]) -> Result<usize, StoreE
             r.attempts,
             r.last_error,
             r.sent_s,
-            r.in_doubt
+            r.in_doubt,
+            r.receipt
         ])?;
     }
     Ok(added)
@@ -125,16 +131,16 @@ pub fn finish(
     at_s: i64,
     latency_ms: i64,
 ) -> Result<(), StoreError> {
-    let (status, error, due) = match result {
-        AttemptResult::Sent => ("sent", None, None),
-        AttemptResult::Retry { error, retry_at_s } => ("pending", Some(error.as_str()), Some(*retry_at_s)),
-        AttemptResult::Failed { error } => ("failed", Some(error.as_str()), None),
+    let (status, error, due, receipt) = match result {
+        AttemptResult::Sent { receipt } => ("sent", None, None, receipt.as_deref()),
+        AttemptResult::Retry { error, retry_at_s } => ("pending", Some(error.as_str()), Some(*retry_at_s), None),
+        AttemptResult::Failed { error } => ("failed", Some(error.as_str()), None, None),
     };
     tx.execute(
         "UPDATE outbox SET status = ?2, last_error = ?3, due_s = COALESCE(?4, due_s),
-             sent_s = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_s END
+             sent_s = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_s END, receipt = COALESCE(?6, receipt)
          WHERE id = ?1",
-        params![id, status, error, due, at_s],
+        params![id, status, error, due, at_s, receipt],
     )?;
     tx.execute(
         "INSERT INTO notification_attempts (outbox_id, at_s, status, error, latency_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -178,6 +184,7 @@ fn outbox_row(row: &Row<'_>) -> rusqlite::Result<OutboxRow> {
         sent_s: row.get(10)?,
         in_doubt: row.get(11)?,
         alert_ids: Vec::new(),
+        receipt: row.get(12)?,
     })
 }
 

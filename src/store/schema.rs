@@ -92,6 +92,9 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE used_ack_links (nonce TEXT PRIMARY KEY, used_by TEXT NOT NULL, used_s INTEGER NOT NULL) WITHOUT ROWID;",
     // 6: which alerts each notification was about, to list an alert's notifications.
     "CREATE TABLE outbox_alerts (alert_id TEXT NOT NULL, outbox_id TEXT NOT NULL, PRIMARY KEY (alert_id, outbox_id)) WITHOUT ROWID;",
+    // 7: the receiver's reference to a delivered notification (Slack's channel/ts), so
+    // follow-ups can reply to or edit it.
+    "ALTER TABLE outbox ADD COLUMN receipt TEXT;",
 ];
 
 pub fn migrate(conn: &mut Connection, tiers: &[Tier]) -> Result<(), StoreError> {

@@ -517,3 +517,74 @@ async fn metrics_show_the_outbox_by_notifier_and_status() {
     assert_eq!((value("sent"), value("pending"), value("failed")), (1.0, 0.0, 0.0), "{text}");
     assert!(text.contains("perfwatch_alerts{"), "{text}");
 }
+
+#[tokio::test]
+async fn with_a_bot_token_the_page_is_edited_on_ack_and_resolve_and_escalations_reply_in_its_thread() {
+    use crate::slack_standin::{BOT_TOKEN, CHANNEL, SlackApiStandin};
+    // Slack rate-limits the first call: the page waits it out.
+    let slack = SlackApiStandin::start(vec![Answer::rate_limited(1)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, PAGING_RULES).unwrap();
+    let token = dir.path().join("slack-bot-token");
+    std::fs::write(&token, format!("{BOT_TOKEN}\n")).unwrap();
+    let extra = format!(
+        "  interval: 1s\n  tiers:\n    - {{resolution: 1s, retention: 1d}}\nrules:\n  paths: [{}]\nnotifiers:\n  slack:\n    type: slack\n    bot_token_file: {tok}\n    channel: {CHANNEL}\n    api_url: {api}\n    rate_per_second: 0\n  elsewhere:\n    type: slack\n    bot_token_file: {tok}\n    channel: C0NOWHERE\n    api_url: {api}\nroutes:\n  - policy: page\n    group_wait: 0s\npolicies:\n  page:\n    steps:\n      - {{after: 0s, notify: [slack]}}\n      - {{after: 3s, notify: [slack]}}\n",
+        rules.display(),
+        tok = token.display(),
+        api = slack.api_url,
+    );
+    let d = TestDaemon::start_in(dir, &extra).await;
+
+    let page = wait_for("the page", Duration::from_secs(20), || async {
+        push_lat(&d, 0.5).await;
+        slack.messages().first().cloned()
+    })
+    .await;
+    assert_eq!(page.content["text"], "[FIRING:1] ApiSlow");
+    assert_eq!(page.thread_ts, None);
+    assert_eq!(slack.calls()[0].0, "chat.postMessage");
+    assert_eq!(slack.calls().len(), 2, "the 429 and the retry");
+    // Unacknowledged for 3 s: the escalation replies in the page's thread, shown in the channel.
+    let escalation = wait_for("the escalation", Duration::from_secs(20), || async {
+        push_lat(&d, 0.5).await;
+        slack.messages().get(1).cloned()
+    })
+    .await;
+    assert_eq!((escalation.thread_ts.as_deref(), escalation.broadcast), (Some(page.ts.as_str()), true));
+    assert!(escalation.content.to_string().contains("Escalated: not acknowledged"), "{:?}", escalation.content);
+
+    let (_, alerts) = d.get("/api/v1/alerts").await;
+    let id = alerts["alerts"][0]["id"].as_str().unwrap().to_owned();
+    let ack = d.client.post(format!("{}/api/v1/alerts/{id}/ack", d.base)).json(&json!({"by": "ana"})).send().await;
+    assert_eq!(ack.unwrap().status(), 200);
+    let edited = wait_for("the page edited to acked", Duration::from_secs(20), || async {
+        let first = slack.messages().remove(0);
+        (first.edits == 1).then_some(first)
+    })
+    .await;
+    assert_eq!(edited.content["text"], "[ACKED] ApiSlow");
+    assert!(edited.content.to_string().contains("Acknowledged by ana"));
+    assert!(!edited.content.to_string().contains("/ack/"), "no acknowledge button once acknowledged");
+
+    let resolved = wait_for("the page edited to resolved", Duration::from_secs(20), || async {
+        push_lat(&d, 0.1).await;
+        let first = slack.messages().remove(0);
+        (first.edits == 2).then_some(first)
+    })
+    .await;
+    assert_eq!(resolved.content["text"], "[RESOLVED] ApiSlow");
+    assert_eq!(resolved.content["attachments"][0]["color"], "#2e7d32");
+    assert_eq!(slack.messages().len(), 2, "the ack and the resolve added no message");
+    let (_, list) = d.get("/api/v1/notifications?notifier=slack&status=sent").await;
+    let receipts: Vec<&str> =
+        list["notifications"].as_array().unwrap().iter().filter_map(|n| n["receipt"].as_str()).collect();
+    assert!(receipts.contains(&format!("{CHANNEL}/{}", page.ts).as_str()), "{list}");
+
+    // A channel the bot cannot see fails at once, saying what to check.
+    let (_, answer) = send_test(&d, "elsewhere").await;
+    let done = settled(&d, answer["id"].as_str().unwrap()).await;
+    assert_eq!(done["notification"]["status"], "failed");
+    let error = done["notification"]["last_error"].as_str().unwrap();
+    assert!(error.contains("channel_not_found") && error.contains("use the channel ID"), "{error}");
+}
