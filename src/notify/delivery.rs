@@ -13,7 +13,6 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::message::Message;
-use super::slack_bot::Page;
 use super::{Notifier, NotifierError, Outcome};
 use crate::config::NotifierConfig;
 use crate::store::outbox::{AttemptResult, OutboxRow};
@@ -164,10 +163,13 @@ impl Drainer {
         let outcome = match serde_json::from_str::<Message>(&row.payload) {
             Ok(message) => {
                 let page = match &message.thread {
-                    Some(first) if self.notifier.follows_pages() => Some(self.page(first.clone()).await),
+                    Some(first) if self.notifier.follows_pages() => match self.page(&row.id, first).await {
+                        Ok(receipt) => receipt,
+                        Err(due_s) => return self.defer(&row, due_s).await,
+                    },
                     _ => None,
                 };
-                self.notifier.send(&row.id, &row.subject, &message, page).await
+                self.notifier.send(&row.id, &row.subject, &message, page.as_deref()).await
             }
             Err(err) => Outcome::Failed(format!("the stored message cannot be read: {err}")),
         };
@@ -175,7 +177,7 @@ impl Drainer {
         let result = self.result(&row, outcome);
         let label = match &result {
             AttemptResult::Sent { .. } => "sent",
-            AttemptResult::Retry { .. } => "retried",
+            AttemptResult::Retry { .. } | AttemptResult::Deferred { .. } => "retried",
             AttemptResult::Failed { .. } => "failed",
         };
         telemetry::notification_attempt(&self.name, label, latency);
@@ -183,13 +185,25 @@ impl Drainer {
             AttemptResult::Sent { .. } => {
                 tracing::info!(notifier = %self.name, id = %row.id, kind = %row.kind, "notification sent")
             }
-            AttemptResult::Retry { error, retry_at_s } => {
+            AttemptResult::Retry { error, retry_at_s } | AttemptResult::Deferred { reason: error, retry_at_s } => {
                 tracing::warn!(notifier = %self.name, id = %row.id, %error, retry_at_s, "notification not delivered; will retry")
             }
             AttemptResult::Failed { error } => {
                 tracing::error!(notifier = %self.name, id = %row.id, %error, "notification failed for good")
             }
         }
+        self.finish(&row, result, latency).await;
+    }
+
+    /// Puts a follow-up back until its page is delivered; waiting is not an attempt.
+    async fn defer(&self, row: &OutboxRow, page_due_s: i64) {
+        let retry_at_s = page_due_s.max(clock::now_s() + 1);
+        tracing::debug!(notifier = %self.name, id = %row.id, retry_at_s, "waiting for the page this follows up");
+        let reason = "waiting for the page it follows up to be delivered".to_owned();
+        self.finish(row, AttemptResult::Deferred { reason, retry_at_s }, Duration::ZERO).await;
+    }
+
+    async fn finish(&self, row: &OutboxRow, result: AttemptResult, latency: Duration) {
         if let Err(err) =
             self.store.finish_attempt(row.id.clone(), result, clock::now_s(), latency.as_millis() as i64).await
         {
@@ -197,16 +211,22 @@ impl Drainer {
         }
     }
 
-    /// Where the page (notification `id`) a follow-up belongs to stands.
-    async fn page(&self, id: String) -> Page {
-        match self.reader.read(move |tx| tx.notification(&id)).await {
-            Ok(Some(row)) if row.status == "sent" => Page::Delivered(row.receipt),
-            Ok(Some(row)) if row.status == "failed" => Page::Gone,
-            Ok(Some(_)) => Page::Pending,
-            Ok(None) => Page::Gone,
+    /// The receipt of the page (notification `first`) that follow-up `id` edits or replies
+    /// to, `None` if it has none (failed, or sent without one); or, as the error, when to look
+    /// again because the page or an earlier follow-up is not delivered yet (so edits land in
+    /// order: an ack never overwrites the resolve).
+    async fn page(&self, id: &str, first: &str) -> Result<Option<String>, i64> {
+        let (id, first) = (id.to_owned(), first.to_owned());
+        let looked = self
+            .reader
+            .read(move |tx| Ok((tx.waiting_on(&id)?, tx.notification(&first)?.filter(|p| p.status == "sent"))))
+            .await;
+        match looked {
+            Ok((Some(due_s), _)) => Err(due_s),
+            Ok((None, page)) => Ok(page.and_then(|p| p.receipt)),
             Err(err) => {
                 tracing::error!(notifier = %self.name, error = %err, "cannot read the outbox");
-                Page::Pending
+                Err(clock::now_s() + 1)
             }
         }
     }

@@ -69,14 +69,14 @@ impl Notifier {
         &self.config
     }
 
-    /// Whether follow-ups need the state of the page they follow up (see [`slack_bot::Page`]).
+    /// Whether follow-ups go to the page they follow up (and so wait for it to be delivered).
     pub fn follows_pages(&self) -> bool {
         matches!(self.config.kind, NotifierKind::Slack(SlackTarget::Bot { .. }))
     }
 
-    /// Sends `message` (notification `id`, about `subject`); `page` is where the page it
-    /// follows up stands, for notifiers that [`follow pages`](Self::follows_pages).
-    pub async fn send(&self, id: &str, subject: &str, message: &Message, page: Option<slack_bot::Page>) -> Outcome {
+    /// Sends `message` (notification `id`, about `subject`); `page` is the receipt of the page
+    /// it follows up, for notifiers that [`follow pages`](Self::follows_pages).
+    pub async fn send(&self, id: &str, subject: &str, message: &Message, page: Option<&str>) -> Outcome {
         let timeout = self.config.delivery.timeout();
         match (&self.config.kind, &self.mailer) {
             (NotifierKind::Slack(SlackTarget::Webhook { url }), _) => {

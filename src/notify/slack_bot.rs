@@ -20,46 +20,22 @@ use crate::config::Secret;
 
 /// How long to wait on a 429 without a usable `Retry-After`.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
-/// How long a follow-up waits for its page to reach Slack first.
-const THREAD_WAIT: Duration = Duration::from_secs(2);
-
 pub struct Bot<'a> {
     pub token: &'a Secret,
     pub channel: &'a str,
     pub api_url: &'a str,
 }
 
-/// Where the page a follow-up belongs to stands.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Page {
-    /// Not delivered yet: the follow-up waits for it.
-    Pending,
-    /// Delivered, with its receipt (`channel/ts`) when it went through the Web API.
-    Delivered(Option<String>),
-    /// Failed for good, or unknown.
-    Gone,
-}
-
-/// Sends `message`; `page` is the state of the page it follows up, if it is a follow-up.
+/// Sends `message`; `page` is the receipt (`channel/ts`) of the page it follows up, if any.
 pub async fn send(
     client: &reqwest::Client,
     bot: &Bot<'_>,
     timeout: Duration,
     message: &Message,
-    page: Option<Page>,
+    page: Option<&str>,
 ) -> Outcome {
-    let anchor = match page {
-        Some(Page::Pending) => {
-            return Outcome::RetryAfter {
-                wait: THREAD_WAIT,
-                error: "waiting for the page it follows up to reach Slack".into(),
-            };
-        }
-        Some(Page::Delivered(Some(receipt))) => receipt.split_once('/').map(|(c, ts)| (c.to_owned(), ts.to_owned())),
-        _ => None,
-    };
     let mut body = payload(message);
-    let Some((channel, ts)) = anchor else {
+    let Some((channel, ts)) = page.and_then(|receipt| receipt.split_once('/')) else {
         body["channel"] = json!(bot.channel);
         return call(client, bot, timeout, "chat.postMessage", &body).await;
     };
@@ -69,9 +45,9 @@ pub async fn send(
         match call(client, bot, timeout, "chat.update", &body).await {
             // The page was deleted or is too old to edit: say it in its thread instead.
             Outcome::Failed(error)
-                if error.contains("message_not_found")
-                    || error.contains("cant_update_message")
-                    || error.contains("edit_window_closed") =>
+                if ["message_not_found", "cant_update_message", "edit_window_closed"]
+                    .iter()
+                    .any(|e| error.contains(e)) =>
             {
                 tracing::info!(%error, "cannot edit the page; replying in its thread");
             }

@@ -68,6 +68,12 @@ pub enum AttemptResult {
         error: String,
         retry_at_s: i64,
     },
+    /// Not tried: put back until `retry_at_s` (a follow-up waiting for its page); the claim's
+    /// attempt is given back and no attempt is recorded.
+    Deferred {
+        reason: String,
+        retry_at_s: i64,
+    },
     /// Given up: the receiver refused for good, or attempts ran out.
     Failed {
         error: String,
@@ -132,6 +138,13 @@ pub fn finish(
     latency_ms: i64,
 ) -> Result<(), StoreError> {
     let (status, error, due, receipt) = match result {
+        AttemptResult::Deferred { reason, retry_at_s } => {
+            tx.execute(
+                "UPDATE outbox SET status = 'pending', last_error = ?2, due_s = ?3, attempts = attempts - 1 WHERE id = ?1",
+                params![id, reason, retry_at_s],
+            )?;
+            return Ok(());
+        }
         AttemptResult::Sent { receipt } => ("sent", None, None, receipt.as_deref()),
         AttemptResult::Retry { error, retry_at_s } => ("pending", Some(error.as_str()), Some(*retry_at_s), None),
         AttemptResult::Failed { error } => ("failed", Some(error.as_str()), None, None),
@@ -226,6 +239,16 @@ impl ReadTx<'_> {
     pub fn notification(&self, id: &str) -> Result<Option<OutboxRow>, StoreError> {
         let mut stmt = self.sql().prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE id = ?1"))?;
         Ok(stmt.query_row([id], outbox_row).optional()?)
+    }
+
+    /// When the earliest notification queued before `id` for the same notifier and subject,
+    /// and not yet settled, is due: a follow-up that edits or replies to a page goes after it.
+    pub fn waiting_on(&self, id: &str) -> Result<Option<i64>, StoreError> {
+        let mut stmt = self.sql().prepare_cached(
+            "SELECT min(o.due_s) FROM outbox me JOIN outbox o ON o.subject = me.subject AND o.notifier = me.notifier
+             WHERE me.id = ?1 AND o.rowid < me.rowid AND o.status IN ('pending', 'sending')",
+        )?;
+        Ok(stmt.query_row([id], |r| r.get(0))?)
     }
 
     /// The attempts at one notification, oldest first.

@@ -588,3 +588,57 @@ async fn with_a_bot_token_the_page_is_edited_on_ack_and_resolve_and_escalations_
     let error = done["notification"]["last_error"].as_str().unwrap();
     assert!(error.contains("channel_not_found") && error.contains("use the channel ID"), "{error}");
 }
+
+#[tokio::test]
+async fn follow_ups_queued_before_their_page_reached_slack_wait_for_it_in_order_without_spending_attempts() {
+    use crate::slack_standin::{BOT_TOKEN, CHANNEL, SlackApiStandin};
+    // The page is rate-limited for 4 s; the ack and the resolve come meanwhile. Two attempts at most.
+    let slack = SlackApiStandin::start(vec![Answer::rate_limited(4)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, PAGING_RULES).unwrap();
+    let token = dir.path().join("slack-bot-token");
+    std::fs::write(&token, BOT_TOKEN).unwrap();
+    let extra = format!(
+        "  interval: 1s\n  tiers:\n    - {{resolution: 1s, retention: 1d}}\nrules:\n  paths: [{}]\nnotifiers:\n  slack:\n    type: slack\n    bot_token_file: {}\n    channel: {CHANNEL}\n    api_url: {}\n    rate_per_second: 0\n    max_attempts: 2\nroutes:\n  - policy: page\n    group_wait: 0s\npolicies:\n  page:\n    steps: [{{after: 0s, notify: [slack]}}]\n",
+        rules.display(),
+        token.display(),
+        slack.api_url,
+    );
+    let d = TestDaemon::start_in(dir, &extra).await;
+    wait_for("the rate-limited page", Duration::from_secs(20), || async {
+        push_lat(&d, 0.5).await;
+        (!slack.calls().is_empty()).then_some(())
+    })
+    .await;
+    let (_, alerts) = d.get("/api/v1/alerts").await;
+    let id = alerts["alerts"][0]["id"].as_str().unwrap().to_owned();
+    let ack = d.client.post(format!("{}/api/v1/alerts/{id}/ack", d.base)).json(&json!({"by": "ana"})).send().await;
+    assert_eq!(ack.unwrap().status(), 200);
+    // No more slow requests: the alert resolves too while the page still waits out the 429.
+    let edited = wait_for("the page, then both edits", Duration::from_secs(20), || async {
+        slack.messages().first().filter(|m| m.edits == 2).cloned()
+    })
+    .await;
+    assert_eq!(edited.content["text"], "[RESOLVED] ApiSlow", "the edits landed in order");
+    assert_eq!(slack.messages().len(), 1);
+    let calls: Vec<String> = slack
+        .calls()
+        .into_iter()
+        .map(|(method, body)| format!("{method} {}", body["text"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "chat.postMessage [FIRING:1] ApiSlow",
+            "chat.postMessage [FIRING:1] ApiSlow",
+            "chat.update [ACKED] ApiSlow",
+            "chat.update [RESOLVED] ApiSlow"
+        ]
+    );
+    let (_, list) = d.get(&format!("/api/v1/notifications?alert={id}")).await;
+    for follow_up in list["notifications"].as_array().unwrap().iter().filter(|n| n["kind"] != "firing") {
+        let done = settled(&d, follow_up["id"].as_str().unwrap()).await;
+        assert_eq!(attempt_statuses(&done), vec!["sent"], "waiting for the page was not an attempt: {done}");
+    }
+}
