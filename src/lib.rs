@@ -31,6 +31,7 @@ pub mod query;
 pub mod rules;
 pub mod shutdown;
 pub mod store;
+pub mod systemd;
 pub mod telemetry;
 
 use std::net::SocketAddr;
@@ -72,6 +73,7 @@ pub struct Daemon {
     scheduler: JoinHandle<()>,
     delivery: JoinHandle<()>,
     sighup: JoinHandle<()>,
+    watchdog: JoinHandle<()>,
     flush: Option<FlushHandle>,
     flusher: JoinHandle<()>,
     writer_thread: std::thread::JoinHandle<()>,
@@ -161,8 +163,14 @@ impl Daemon {
         let http = tokio::spawn(async move {
             warp::serve(routes).incoming(listener).graceful(async move { http_cancel.cancelled().await }).run().await;
         });
+        let watchdog = tokio::spawn(systemd::watchdog(flush.clone(), config.aggregator.interval_s, cancel.clone()));
         telemetry::build_info();
         tracing::info!(http = %http_addr, statsd = ?statsd_addr, db = %config.db_path.display(), "perfwatch started");
+        systemd::ready(&format!(
+            "serving HTTP on {http_addr}{}; database {}",
+            statsd_addr.map(|a| format!(", StatsD on {a}")).unwrap_or_default(),
+            config.db_path.display()
+        ));
         Ok(Daemon {
             http_addr,
             statsd_addr,
@@ -172,6 +180,7 @@ impl Daemon {
             scheduler,
             delivery,
             sighup,
+            watchdog,
             flush: Some(flush),
             flusher,
             writer_thread: store.writer_thread,
@@ -185,6 +194,7 @@ impl Daemon {
 
     /// Stops accepting, answers what is in flight, flushes everything and waits for the store.
     pub async fn shutdown(mut self) {
+        systemd::stopping();
         self.cancel.cancel();
         let _ = self.http.await;
         for task in self.statsd.drain(..) {
@@ -193,6 +203,7 @@ impl Daemon {
         let _ = (&mut self.scheduler).await;
         let _ = (&mut self.delivery).await;
         let _ = (&mut self.sighup).await;
+        let _ = (&mut self.watchdog).await;
         // Ingest has stopped; the flusher sees its last handle go and drains everything.
         self.flush.take();
         let _ = self.flusher.await;

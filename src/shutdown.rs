@@ -31,7 +31,10 @@ pub async fn reload_on_sighup(reloader: crate::rules::reload::Reloader, cancel: 
                 _ = cancel.cancelled() => break,
                 _ = hangup.recv() => {
                     tracing::info!("SIGHUP received; reloading rules");
+                    crate::systemd::reloading();
                     let _ = reloader.reload().await;
+                    // Ready again either way: a bad rule file leaves the running rules in place.
+                    crate::systemd::ready("serving; rules reloaded");
                 }
             }
         }

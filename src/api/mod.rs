@@ -342,7 +342,7 @@ async fn flush_all(state: Arc<ApiState>) -> Result<Response, ApiError> {
 fn readiness(state: &ApiState) -> Response {
     let interval_ms = state.aggregator.settings().interval_s * 1000;
     let lag_ms = clock::now_ms() - state.flush.last_commit_ms();
-    if lag_ms > 3 * interval_ms + 5_000 {
+    if lag_ms > crate::systemd::stalled_after_ms(interval_ms / 1000) {
         return reply::error(
             StatusCode::SERVICE_UNAVAILABLE,
             &format!("last successful flush was {} s ago; check the database disk and the logs", lag_ms / 1000),

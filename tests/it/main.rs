@@ -15,4 +15,5 @@ mod slack_standin;
 mod smtp_server;
 mod statsd;
 mod support;
+mod systemd;
 mod tiers;

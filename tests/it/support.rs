@@ -184,14 +184,28 @@ pub fn python_with(module: &str, pip_name: &str) -> Option<String> {
     if ok {
         return Some(python);
     }
-    let message = format!(
+    missing(&format!(
         "interop test needs the Python module {module}: pip install {pip_name} (or run .ci/run, which installs it)"
-    );
+    ));
+    None
+}
+
+/// Says an interop test cannot run and why: a skip, or a failure under
+/// PERFWATCH_REQUIRE_INTEROP=1 (CI), where nothing may be skipped.
+pub fn missing(message: &str) {
     if std::env::var("PERFWATCH_REQUIRE_INTEROP").is_ok_and(|v| v == "1") {
         panic!("{message}; PERFWATCH_REQUIRE_INTEROP=1 forbids skipping");
     }
     eprintln!("SKIPPED: {message}");
-    None
+}
+
+/// Whether `program --version` (or `args`) runs; otherwise reports it [`missing`].
+pub fn program(program: &str, args: &[&str], install: &str) -> bool {
+    let runs = std::process::Command::new(program).args(args).output().is_ok_and(|o| o.status.success());
+    if !runs {
+        missing(&format!("interop test needs {program}: {install} (or run .ci/run)"));
+    }
+    runs
 }
 
 /// Runs a Python script with arguments off the async runtime (the daemon under test shares
@@ -221,10 +235,16 @@ impl DaemonProcess {
     /// Starts `perfwatch run --config <config>` and waits (with a deadline) for its
     /// "perfwatch started" line to learn the HTTP address it bound.
     pub fn spawn(config: &std::path::Path) -> DaemonProcess {
+        DaemonProcess::spawn_with_env(config, &[])
+    }
+
+    /// The same with extra environment variables.
+    pub fn spawn_with_env(config: &std::path::Path, env: &[(&str, &str)]) -> DaemonProcess {
         use std::io::BufRead;
         let mut child = std::process::Command::new(BIN)
             .args(["run", "--config"])
             .arg(config)
+            .envs(env.iter().copied())
             .env("PERFWATCH_LOG", "info")
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -1,0 +1,66 @@
+//! systemd's service protocol: `READY=1` once the database is open and every listener is
+//! bound, `RELOADING=1`/`READY=1` around a SIGHUP rules reload, `STOPPING=1` when shutdown
+//! begins, and `WATCHDOG=1` pings from a task that pings only while flushes keep committing to
+//! SQLite — the pipeline from ingest to disk is alive — so a wedged daemon is restarted.
+//! Without `NOTIFY_SOCKET` (not under systemd) every call is a no-op.
+
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+use tokio_util::sync::CancellationToken;
+
+use crate::aggregate::flusher::FlushHandle;
+use crate::clock;
+
+fn send(states: &[NotifyState]) {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    if let Err(err) = sd_notify::notify(states) {
+        tracing::warn!(error = %err, "cannot notify systemd");
+    }
+}
+
+/// The daemon is serving; `status` is what `systemctl status` shows.
+pub fn ready(status: &str) {
+    send(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+/// A reload began (systemd wants the monotonic time with it).
+pub fn reloading() {
+    match NotifyState::monotonic_usec_now() {
+        Ok(now) => send(&[NotifyState::Reloading, now]),
+        Err(_) => send(&[NotifyState::Reloading]),
+    }
+}
+
+/// Shutdown began.
+pub fn stopping() {
+    send(&[NotifyState::Stopping, NotifyState::Status("stopping: flushing everything to disk")]);
+}
+
+/// The flush lag (ms) past which perfwatch counts as stalled: three intervals and 5 s.
+pub fn stalled_after_ms(interval_s: i64) -> i64 {
+    3 * interval_s * 1000 + 5_000
+}
+
+/// Pings the watchdog at half its interval while the last flush commit is recent enough;
+/// stops pinging (so systemd restarts perfwatch) when flushes stall. Returns at once when
+/// systemd asked for no watchdog.
+pub async fn watchdog(flush: FlushHandle, interval_s: i64, cancel: CancellationToken) {
+    let Some(timeout) = sd_notify::watchdog_enabled() else { return };
+    let every = (timeout / 2).max(Duration::from_millis(100));
+    tracing::info!(?timeout, "systemd watchdog enabled");
+    loop {
+        let lag_ms = clock::now_ms() - flush.last_commit_ms();
+        if lag_ms <= stalled_after_ms(interval_s) {
+            send(&[NotifyState::Watchdog]);
+        } else {
+            tracing::error!(lag_s = lag_ms / 1000, "flushes have stalled; not pinging the systemd watchdog");
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
