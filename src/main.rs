@@ -115,8 +115,11 @@ fn gate(args: perfwatch::cli::gate::GateArgs) -> anyhow::Result<std::process::Ex
 }
 
 fn oncall(args: perfwatch::cli::oncall::OncallArgs) -> anyhow::Result<std::process::ExitCode> {
-    let config = load_config(args.config.as_ref())?;
-    print!("{}", perfwatch::cli::oncall::report(&config.routing.schedules, &args)?);
+    let schedules = match &args.config {
+        Some(path) => Config::load_schedules(path)?,
+        None => Default::default(),
+    };
+    print!("{}", perfwatch::cli::oncall::report(&schedules, &args)?);
     Ok(std::process::ExitCode::SUCCESS)
 }
 

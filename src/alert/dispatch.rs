@@ -172,6 +172,12 @@ impl Dispatcher {
             let schedules = &self.routing.schedules;
             let firing = group.alerts.values().filter(|a| a.state == "firing").count();
             let paged = |group: &Group| -> Vec<String> { group.paged.iter().cloned().collect() };
+            // Re-sends to everyone paged name whoever the last step paged would reach now (a
+            // handoff since then moves the @mention to the new on-call).
+            let on_call_now = |group: &Group| -> Vec<OnCallMention> {
+                let last = group.steps_done.checked_sub(1).and_then(|i| steps.get(i));
+                last.map(|step| mentions(schedules, &step.oncall, now_s)).unwrap_or_default()
+            };
             // (notifiers, kind, on-call people the message is for)
             let mut sends: Vec<(Vec<String>, Kind, Vec<OnCallMention>)> = Vec::new();
             if firing == 0 {
@@ -199,7 +205,7 @@ impl Dispatcher {
                     group.flush_at_s = None;
                     self.changed.insert(key.clone());
                     if sends.is_empty() && !group.paged.is_empty() {
-                        sends.push((paged(group), Kind::Firing, group.people.clone()));
+                        sends.push((paged(group), Kind::Firing, on_call_now(group)));
                     }
                 }
                 if sends.is_empty()
@@ -207,7 +213,7 @@ impl Dispatcher {
                 {
                     let sent = match repeat {
                         Repeat::LastStep(step) => (step.notify.clone(), mentions(schedules, &step.oncall, now_s)),
-                        Repeat::Paged => (paged(group), group.people.clone()),
+                        Repeat::Paged => (paged(group), on_call_now(group)),
                     };
                     sends.push((sent.0, Kind::Repeat, sent.1));
                 }

@@ -111,11 +111,13 @@ pub struct Shift<'a> {
 impl Schedule {
     /// The instant shift `k` starts (k may be negative: before the first handoff).
     fn shift_start(&self, k: i64) -> Timestamp {
-        let local = self.first_handoff.checked_add(self.shift.span(k)).unwrap_or(self.first_handoff);
+        // Beyond the calendar's range, shifts saturate (keeping their order).
+        let out_of_range = if k < 0 { Timestamp::MIN } else { Timestamp::MAX };
+        let Ok(local) = self.first_handoff.checked_add(self.shift.span(k)) else { return out_of_range };
         // `compatible`: a time in the spring gap moves past it; a repeated time takes the first.
         match self.time_zone.to_ambiguous_zoned(local).compatible() {
             Ok(zoned) => zoned.timestamp(),
-            Err(_) => Timestamp::MAX,
+            Err(_) => out_of_range,
         }
     }
 
@@ -152,13 +154,10 @@ impl Schedule {
             };
         }
         let person = self.person_of_shift(k);
-        OnCall {
-            person,
-            from: self.shift_start(k),
-            until: self.shift_start(k + 1),
-            overridden: false,
-            next: next_after(person),
-        }
+        // Until the shift ends, or an override takes over earlier.
+        let end = self.shift_start(k + 1);
+        let until = self.overrides.iter().map(|o| o.from).filter(|from| *from > at).fold(end, Timestamp::min);
+        OnCall { person, from: self.shift_start(k), until, overridden: false, next: next_after(person) }
     }
 
     /// The rotation's shifts from the one holding `at`, `count` of them (overrides aside).
@@ -274,6 +273,7 @@ mod tests {
             until: at("2026-12-27T09:00:00Z"),
         });
         assert_eq!(who(&s, "2026-12-24T17:59:59Z"), "ana");
+        assert_eq!(s.on_call(at("2026-12-24T12:00:00Z")).until, at("2026-12-24T18:00:00Z"), "ana hands over early");
         let christmas = s.on_call(at("2026-12-25T12:00:00Z"));
         assert!(christmas.overridden);
         assert_eq!(christmas.person.id, "ben");

@@ -109,6 +109,12 @@ pub(super) fn validate(
             None
         }
     };
+    if smtp.port == Some(0) {
+        problems.push(format!("{what}.smtp.port: 0 is not a port; leave it out for the tls mode's default"));
+    }
+    if smtp.ca_file.is_some() && smtp.tls == SmtpTls::None {
+        problems.push(format!("{what}.smtp.ca_file does nothing with tls: none; use tls: starttls or tls"));
+    }
     if credentials.is_some() && smtp.tls == SmtpTls::None {
         problems.push(format!(
             "{what}.smtp: AUTH with tls: none would send the password in clear; use tls: starttls or tls"

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::aggregate::AggregatorSettings;
+use crate::alert::oncall::Schedule;
 use crate::ingest::limits::Limits;
 use crate::store::tiers::Tier;
 
@@ -283,16 +284,34 @@ impl Config {
 
     /// Parses YAML `text`; `origin` names it in messages.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = if text.trim().is_empty() {
-            RawConfig::default()
-        } else {
-            serde_yaml::from_str(text).map_err(|err| {
-                let (line, column) = err.location().map_or((1, 1), |l| (l.line(), l.column()));
-                ConfigError::Syntax { path: origin.to_owned(), line, column, message: strip_location(&err.to_string()) }
-            })?
-        };
-        validate(raw, origin)
+        validate(parse_raw(text, origin)?, origin)
     }
+
+    /// Only the `people:` and `schedules:` of the config file at `path` (for `perfwatch
+    /// oncall`, which must not need the daemon's secrets); the whole file is still read strictly.
+    pub fn load_schedules(path: &Path) -> Result<std::collections::BTreeMap<String, Schedule>, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let origin = path.display().to_string();
+        let raw = parse_raw(&text, &origin)?;
+        let mut problems = Vec::new();
+        let people = oncall::validate_people(raw.people, &mut problems);
+        let schedules = oncall::validate_schedules(raw.schedules, &people, &mut problems);
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid { path: origin, problems });
+        }
+        Ok(schedules)
+    }
+}
+
+fn parse_raw(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
+    if text.trim().is_empty() {
+        return Ok(RawConfig::default());
+    }
+    serde_yaml::from_str(text).map_err(|err| {
+        let (line, column) = err.location().map_or((1, 1), |l| (l.line(), l.column()));
+        ConfigError::Syntax { path: origin.to_owned(), line, column, message: strip_location(&err.to_string()) }
+    })
 }
 
 /// serde_yaml appends " at line L column C"; we print the location first instead.
@@ -367,10 +386,20 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
     if notifiers.is_empty() {
         notifiers = notify::default_log();
     }
-    let notifier_names: Vec<String> = notifiers.keys().cloned().collect();
     let people = oncall::validate_people(raw.people, &mut problems);
     let schedules = oncall::validate_schedules(raw.schedules, &people, &mut problems);
-    let routing = routing::validate(raw.routes, raw.policies, &notifier_names, schedules, &mut problems);
+    let reach = notifiers
+        .iter()
+        .map(|(name, n)| {
+            let reach = match n.kind {
+                NotifierKind::Slack(_) => routing::Reach { slack: true, email: false },
+                NotifierKind::Email(_) => routing::Reach { slack: false, email: true },
+                _ => routing::Reach::default(),
+            };
+            (name.clone(), reach)
+        })
+        .collect();
+    let routing = routing::validate(raw.routes, raw.policies, &reach, schedules, &mut problems);
     if !problems.is_empty() {
         return Err(ConfigError::Invalid { path: origin.to_owned(), problems });
     }
@@ -547,6 +576,12 @@ mod tests {
         let no_channel = Config::parse(&no_channel, "c.yaml").unwrap_err().to_string();
         assert!(no_channel.contains("a Slack bot token starts with xoxb-"), "{no_channel}");
         assert!(no_channel.contains("notifiers.s.channel: name the channel"), "{no_channel}");
+        let clear = format!(
+            "notifiers:\n  s:\n    type: slack\n    bot_token_file: {}\n    channel: C1\n    api_url: http://slack.example\n",
+            token.display()
+        );
+        let clear = Config::parse(&clear, "h.yaml").unwrap_err().to_string();
+        assert!(clear.contains("api_url must start with https:// (plain http:// only to this machine)"), "{clear}");
         let kind = Config::parse("notifiers:\n  s:\n    type: pager\n", "k.yaml").unwrap_err();
         assert!(kind.to_string().contains("k.yaml:3:") && kind.to_string().contains("slack"), "{kind}");
     }
@@ -586,9 +621,15 @@ mod tests {
             "notifiers.m.from: \"not an address\" is not an email address",
             "notifiers.m.to: \"bad@\" is not an email address",
             "notifiers.m.url: only a webhook notifier takes this key (this one is type: email)",
+            "notifiers.m.smtp.ca_file does nothing with tls: none",
         ] {
             assert!(message.contains(expected), "{expected} in {message}");
         }
+        let port = Config::parse(
+            "notifiers:\n  m: {type: email, smtp: {host: relay, port: 0}, from: a@b.c, to: [d@e.f]}\n",
+            "p.yaml",
+        );
+        assert!(port.unwrap_err().to_string().contains("smtp.port: 0 is not a port"));
         let typo = Config::parse("notifiers:\n  m:\n    type: email\n    smtp: {host: relay, prot: 25}\n", "t.yaml");
         assert!(typo.unwrap_err().to_string().contains("t.yaml:4:"));
         let empty =
@@ -600,7 +641,7 @@ mod tests {
 
     #[test]
     fn people_schedules_and_policy_windows_are_checked() {
-        let good = "notifiers:\n  stdout: {type: log}\npeople:\n  ana: {name: Ana, slack: U012ABCDEF}\n  ben: {email: ben@wedding.example}\nschedules:\n  platform:\n    time_zone: Europe/London\n    rotation: [ana, ben]\n    start: 2026-11-02\n    shift: 48h\n    overrides: [{person: ben, from: '2026-12-24 18:00', until: '2026-12-27T09:00:00Z'}]\nroutes:\n  - policy: page\npolicies:\n  page:\n    steps: [{after: 0s, notify: [stdout], oncall: [platform, platform/next]}]\n    windows:\n      - name: event-days\n        time_zone: Europe/London\n        days: [fri, sat]\n        hours: ['10:00-23:00']\n        steps: [{after: 0s, notify: [stdout]}]\n        repeat: 5m\n";
+        let good = "notifiers:\n  stdout: {type: log}\n  mail: {type: email, smtp: {host: relay}, from: a@b.c, to: [d@e.f]}\npeople:\n  ana: {name: Ana, slack: U012ABCDEF, email: ana@wedding.example}\n  ben: {email: ben@wedding.example}\nschedules:\n  platform:\n    time_zone: Europe/London\n    rotation: [ana, ben]\n    start: 2026-11-02\n    shift: 48h\n    overrides: [{person: ben, from: '2026-12-24 18:00', until: '2026-12-27T09:00:00Z'}]\nroutes:\n  - policy: page\npolicies:\n  page:\n    steps: [{after: 0s, notify: [stdout, mail], oncall: [platform, platform/next]}]\n    repeat: 30m\n    windows:\n      - name: event-days\n        time_zone: Europe/London\n        days: [fri, sat]\n        hours: ['10:00-23:00']\n        steps: [{after: 0s, notify: [stdout]}]\n        repeat: 5m\n      - name: nights\n        time_zone: Europe/London\n        hours: ['22:00-06:00']\n        steps: [{after: 0s, notify: [stdout]}]\n";
         let config = Config::parse(good, "good.yaml").unwrap();
         let schedule = &config.routing.schedules["platform"];
         assert_eq!(schedule.shift, crate::alert::oncall::ShiftLength::Days(2), "48h is two local days");
@@ -610,8 +651,22 @@ mod tests {
         assert_eq!(page.steps[0].oncall[1], OnCallTarget { schedule: "platform".into(), next: true });
         assert_eq!(page.windows[0].repeat_s, Some(300));
         assert_eq!(page.windows[0].window.days, [false, false, false, false, true, true, false]);
+        assert_eq!(page.windows[1].repeat_s, Some(1800), "a window without repeat repeats as its policy");
 
-        let bad = "notifiers:\n  stdout: {type: log}\npeople:\n  ana: {slack: ana}\n  nobody: {name: No One}\nschedules:\n  platform:\n    time_zone: Mars/Olympus\n    rotation: [ana, zed]\n    start: 2026-13-01\n    handoff: '9am'\n    shift: 5h\n  empty:\n    time_zone: UTC\n    rotation: []\n    start: 2026-11-02\n    shift: 1w\nroutes:\n  - policy: page\npolicies:\n  page:\n    steps: [{after: 0s, notify: [stdout], oncall: [secondary, platform/later]}]\n    windows:\n      - {name: w, days: [caturday], hours: ['23:00'], steps: [{after: 0s, notify: [stdout]}]}\n";
+        let unreachable = "notifiers:\n  stdout: {type: log}\n  mail: {type: email, smtp: {host: relay}, from: a@b.c, to: [d@e.f]}\npeople:\n  ana: {slack: U012ABCDEF}\nschedules:\n  solo: {time_zone: UTC, rotation: [ana], start: 2026-11-02, shift: 1w}\nroutes:\n  - policy: page\npolicies:\n  page:\n    steps:\n      - {after: 0s, notify: [stdout], oncall: [solo]}\n      - {after: 5m, notify: [mail], oncall: [solo/next]}\n";
+        let message = Config::parse(unreachable, "u.yaml").unwrap_err().to_string();
+        for expected in [
+            "policies.page.steps[0].oncall: none of the step's notifiers (stdout) can reach a person",
+            "policies.page.steps[1].oncall: people.ana in schedule solo has no email address",
+            "policies.page.steps[1].oncall: solo/next: the rotation has nobody besides the on-call person",
+        ] {
+            assert!(message.contains(expected), "{expected} in {message}");
+        }
+        let no_zone = "policies:\n  p:\n    steps: [{after: 0s, notify: [log]}]\n    windows: [{name: w, steps: [{after: 0s, notify: [log]}]}]\nroutes: [{policy: p}]\n";
+        let message = Config::parse(no_zone, "z.yaml").unwrap_err().to_string();
+        assert!(message.contains("z.yaml:4:") && message.contains("missing field `time_zone`"), "{message}");
+
+        let bad = "notifiers:\n  stdout: {type: log}\npeople:\n  ana: {slack: ana}\n  nobody: {name: No One}\nschedules:\n  platform:\n    time_zone: Mars/Olympus\n    rotation: [ana, zed]\n    start: 2026-13-01\n    handoff: '9am'\n    shift: 5h\n  empty:\n    time_zone: UTC\n    rotation: []\n    start: 2026-11-02\n    shift: 1w\nroutes:\n  - policy: page\npolicies:\n  page:\n    steps: [{after: 0s, notify: [stdout], oncall: [secondary, platform/later]}]\n    windows:\n      - {name: w, time_zone: UTC, days: [caturday], hours: ['23:00'], steps: [{after: 0s, notify: [stdout]}]}\n";
         let message = Config::parse(bad, "bad.yaml").unwrap_err().to_string();
         for expected in [
             "people.ana.slack: \"ana\" is not a Slack member ID",

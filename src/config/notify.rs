@@ -254,16 +254,18 @@ fn slack(what: &str, notifier: &RawNotifier, problems: &mut Vec<String>) -> Opti
         notifier.bot_token_env.as_deref(),
         problems,
     );
-    if token.as_ref().is_some_and(|t| !t.expose().starts_with("xox")) {
-        problems.push(format!("{what}.bot_token: a Slack bot token starts with xoxb-"));
+    if token.as_ref().is_some_and(|t| !t.expose().starts_with("xoxb-") && !t.expose().starts_with("xoxp-")) {
+        problems.push(format!("{what}.bot_token: a Slack bot token starts with xoxb- (a user token with xoxp-)"));
     }
     let Some(channel) = notifier.channel.clone().filter(|c| !c.trim().is_empty()) else {
         problems.push(format!("{what}.channel: name the channel to post in by its ID (like C0123456789)"));
         return None;
     };
     let api_url = notifier.api_url.clone().unwrap_or_else(|| "https://slack.com/api".into());
-    if !api_url.starts_with("http://") && !api_url.starts_with("https://") {
-        problems.push(format!("{what}.api_url must start with https:// (or http://)"));
+    // The token goes in a header: plain HTTP only to this machine (a local proxy or test).
+    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
+    if !api_url.starts_with("https://") && !loopback.iter().any(|l| api_url.starts_with(l)) {
+        problems.push(format!("{what}.api_url must start with https:// (plain http:// only to this machine)"));
     }
     Some(SlackTarget::Bot { token: token?, channel, api_url: api_url.trim_end_matches('/').to_owned() })
 }

@@ -123,7 +123,10 @@ pub(super) fn validate_schedules(
             problems.push(format!("{what}.handoff: {:?} is not a time of day like \"09:00\"", raw.handoff));
         });
         let shift = parse_shift(&raw.shift).ok_or_else(|| {
-            problems.push(format!("{what}.shift: {:?} is not a shift length like 12h, 1d or 1w", raw.shift));
+            problems.push(format!(
+                "{what}.shift: {:?} is not a shift length like 12h, 1d or 1w (hours must divide 24 or be whole days)",
+                raw.shift
+            ));
         });
         let mut overrides = Vec::new();
         for (idx, o) in raw.overrides.iter().enumerate() {

@@ -67,7 +67,6 @@ pub(super) struct RawPolicy {
 #[serde(deny_unknown_fields)]
 struct RawWindow {
     name: String,
-    #[serde(default = "utc")]
     time_zone: String,
     /// Every day when omitted.
     #[serde(default)]
@@ -77,10 +76,6 @@ struct RawWindow {
     hours: Vec<String>,
     steps: Vec<RawStep>,
     repeat: Option<Seconds>,
-}
-
-fn utc() -> String {
-    "UTC".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -189,20 +184,29 @@ fn default_route(policy: String) -> Route {
     }
 }
 
+/// How a notifier can reach a person: by Slack member ID, by email address.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Reach {
+    pub slack: bool,
+    pub email: bool,
+}
+
 pub(super) fn validate(
     routes: Vec<RawRoute>,
     policies: BTreeMap<String, RawPolicy>,
-    notifiers: &[String],
+    reach: &BTreeMap<String, Reach>,
     schedules: BTreeMap<String, Schedule>,
     problems: &mut Vec<String>,
 ) -> Routing {
+    let notifiers: Vec<String> = reach.keys().cloned().collect();
+    let notifiers = notifiers.as_slice();
     if routes.is_empty() && policies.is_empty() {
         return Routing { schedules, ..Routing::default_for(notifiers) };
     }
     let mut out = Routing { routes: Vec::new(), policies: BTreeMap::new(), schedules };
     for (name, raw) in policies {
         let what = format!("policies.{name}");
-        let steps = checked_steps(&what, raw.steps, notifiers, &out.schedules, problems);
+        let steps = checked_steps(&what, raw.steps, reach, &out.schedules, problems);
         let repeat_s = repeat(&what, raw.repeat, problems);
         let mut windows = Vec::new();
         for (idx, w) in raw.windows.into_iter().enumerate() {
@@ -211,8 +215,9 @@ pub(super) fn validate(
             if windows.iter().any(|other: &PolicyWindow| other.name == w.name) {
                 problems.push(format!("{what}.name: {:?} is used twice", w.name));
             }
-            let steps = checked_steps(&what, w.steps, notifiers, &out.schedules, problems);
-            let repeat_s = repeat(&what, w.repeat, problems);
+            let steps = checked_steps(&what, w.steps, reach, &out.schedules, problems);
+            // Without its own `repeat`, a window repeats as the policy does.
+            let repeat_s = repeat(&what, w.repeat, problems).or(repeat_s);
             if let Some(window) = window {
                 windows.push(PolicyWindow { name: w.name, window, steps, repeat_s });
             }
@@ -263,10 +268,11 @@ pub(super) fn validate(
 fn checked_steps(
     what: &str,
     raw: Vec<RawStep>,
-    notifiers: &[String],
+    reach: &BTreeMap<String, Reach>,
     schedules: &BTreeMap<String, Schedule>,
     problems: &mut Vec<String>,
 ) -> Vec<Step> {
+    let notifiers: Vec<String> = reach.keys().cloned().collect();
     if raw.is_empty() {
         problems.push(format!("{what}.steps: give at least one step, e.g. {{after: 0s, notify: [slack]}}"));
     }
@@ -298,18 +304,68 @@ fn checked_steps(
                 }
                 None => (target.as_str(), false),
             };
-            if !schedules.contains_key(schedule) {
-                let known: Vec<&str> = schedules.keys().map(String::as_str).collect();
-                problems.push(format!(
-                    "{what}.steps[{idx}].oncall: unknown schedule {schedule:?}; schedules: {}",
-                    if known.is_empty() { "none configured".to_owned() } else { known.join(", ") }
-                ));
+            match schedules.get(schedule) {
+                Some(found) => {
+                    unreachable_people(&format!("{what}.steps[{idx}]"), &step.notify, reach, found, next, problems)
+                }
+                None => {
+                    let known: Vec<&str> = schedules.keys().map(String::as_str).collect();
+                    problems.push(format!(
+                        "{what}.steps[{idx}].oncall: unknown schedule {schedule:?}; schedules: {}",
+                        if known.is_empty() { "none configured".to_owned() } else { known.join(", ") }
+                    ));
+                }
             }
             oncall.push(OnCallTarget { schedule: schedule.to_owned(), next });
         }
         out.push(Step { after_s: step.after.0, notify: step.notify, oncall });
     }
     out
+}
+
+/// Reports people of `schedule` whom none of the step's notifiers can reach (a Slack notifier
+/// needs their member ID, an email notifier their address), and `/next` with nobody next.
+fn unreachable_people(
+    what: &str,
+    notify: &[String],
+    reach: &BTreeMap<String, Reach>,
+    schedule: &Schedule,
+    next: bool,
+    problems: &mut Vec<String>,
+) {
+    let can = notify
+        .iter()
+        .filter_map(|n| reach.get(n))
+        .fold(Reach::default(), |a, r| Reach { slack: a.slack || r.slack, email: a.email || r.email });
+    if !can.slack && !can.email {
+        problems.push(format!(
+            "{what}.oncall: none of the step's notifiers ({}) can reach a person; add a slack or email notifier",
+            notify.join(", ")
+        ));
+        return;
+    }
+    let mut people: Vec<&crate::alert::oncall::Person> = schedule.rotation.iter().collect();
+    people.extend(schedule.overrides.iter().map(|o| &o.person));
+    let mut reported = std::collections::BTreeSet::new();
+    for person in people {
+        let reachable = (can.slack && person.slack.is_some()) || (can.email && person.email.is_some());
+        if !reachable && reported.insert(person.id.clone()) {
+            let needs = match (can.slack, can.email) {
+                (true, true) => "slack member ID or email address",
+                (true, false) => "slack member ID",
+                _ => "email address",
+            };
+            problems.push(format!(
+                "{what}.oncall: people.{} in schedule {} has no {needs}, so this step's notifiers cannot reach them",
+                person.id, schedule.name
+            ));
+        }
+    }
+    let distinct: std::collections::BTreeSet<&str> = schedule.rotation.iter().map(|p| p.id.as_str()).collect();
+    if next && distinct.len() < 2 {
+        problems
+            .push(format!("{what}.oncall: {}/next: the rotation has nobody besides the on-call person", schedule.name));
+    }
 }
 
 fn repeat(what: &str, repeat: Option<Seconds>, problems: &mut Vec<String>) -> Option<i64> {

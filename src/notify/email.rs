@@ -59,7 +59,29 @@ impl Mailer {
     }
 
     pub async fn send(&self, id: &str, message: &Message) -> Outcome {
-        let mail = match self.compose(id, message) {
+        let outcome = self.send_to(id, message, true).await;
+        // A refused on-call address must not cost the page to everyone else: the configured
+        // recipients get it, and the refusal is logged with where to fix it.
+        if let Outcome::Failed(error) = &outcome
+            && message.oncall.iter().any(|m| m.person.email.is_some())
+        {
+            let people: Vec<String> = message
+                .oncall
+                .iter()
+                .filter_map(|m| Some(format!("people.{}.email ({})", m.person.id, m.person.email.as_ref()?)))
+                .collect();
+            let retried = self.send_to(id, message, false).await;
+            if retried == Outcome::Delivered {
+                tracing::error!(%error, people = %people.join(", "),
+                    "the relay refused a mail that included on-call people; sent it to the configured recipients only; check those addresses");
+            }
+            return retried;
+        }
+        outcome
+    }
+
+    async fn send_to(&self, id: &str, message: &Message, with_oncall: bool) -> Outcome {
+        let mail = match self.compose(id, message, with_oncall) {
             Ok(mail) => mail,
             Err(err) => return Outcome::Failed(format!("cannot compose the mail: {err}")),
         };
@@ -69,8 +91,8 @@ impl Mailer {
         }
     }
 
-    /// The mail for notification `id`.
-    fn compose(&self, id: &str, message: &Message) -> Result<lettre::Message, lettre::error::Error> {
+    /// The mail for notification `id`, to the on-call people it names too if `with_oncall`.
+    fn compose(&self, id: &str, message: &Message, with_oncall: bool) -> Result<lettre::Message, lettre::error::Error> {
         let domain = self.from.email.domain();
         let mut builder = lettre::Message::builder()
             .from(self.from.clone())
@@ -80,7 +102,7 @@ impl Mailer {
             .user_agent(concat!("perfwatch/", env!("CARGO_PKG_VERSION")).to_owned())
             .raw_header(header("Auto-Submitted", "auto-generated"))
             .raw_header(header("X-Perfwatch-Notification", id));
-        if message.severity.as_deref() == Some("critical") && message.kind != super::message::Kind::Resolved {
+        if message.severity.as_deref() == Some("critical") && message.pages() {
             builder = builder.raw_header(header("Importance", "high")).raw_header(header("X-Priority", "1"));
         }
         for to in &self.to {
@@ -92,7 +114,7 @@ impl Mailer {
         // The on-call people the message names get it too.
         let configured: Vec<&lettre::Address> = self.to.iter().chain(&self.cc).map(|m| &m.email).collect();
         let mut added: Vec<lettre::Address> = Vec::new();
-        for mention in &message.oncall {
+        for mention in message.oncall.iter().filter(|_| with_oncall) {
             let Some(address) = mention.person.email.as_deref().and_then(|e| e.parse::<lettre::Address>().ok()) else {
                 continue;
             };
@@ -118,7 +140,8 @@ fn classify(err: &lettre::transport::smtp::Error) -> Outcome {
     let code = err.status().map(|c| c.to_string());
     if err.is_permanent() {
         let hint = match code.as_deref() {
-            Some("535" | "534" | "530") => "the relay refused the login; check smtp.username and the password",
+            Some("535" | "534") => "the relay refused the login; check smtp.username and the password",
+            Some("530") => "the relay wants a login or TLS first; check smtp.username and smtp.tls",
             Some("550" | "551" | "552" | "553" | "554") => {
                 "a recipient or the sender was refused; check from, to and cc"
             }
@@ -132,7 +155,9 @@ fn classify(err: &lettre::transport::smtp::Error) -> Outcome {
             "TLS with the SMTP relay failed ({err}); if it uses its own CA, set smtp.ca_file"
         ));
     }
-    Outcome::Retry(format!("SMTP delivery failed ({err})"))
+    Outcome::Retry(format!(
+        "SMTP delivery failed ({err}); check smtp.host, smtp.port and smtp.tls (starttls is usually port 587, tls 465)"
+    ))
 }
 
 /// The plain-text part.

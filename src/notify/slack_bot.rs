@@ -20,6 +20,8 @@ use crate::config::Secret;
 
 /// How long to wait on a 429 without a usable `Retry-After`.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// The bot's credentials and where it posts.
 pub struct Bot<'a> {
     pub token: &'a Secret,
     pub channel: &'a str,
@@ -94,10 +96,16 @@ fn classify(method: &str, status: u16, retry_after: Option<Duration>, text: &str
     if status >= 500 {
         return Outcome::Retry(format!("Slack answered {method} with {status}"));
     }
-    let answer: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    let Ok(answer) = serde_json::from_str::<Value>(text) else {
+        // Not Slack's JSON: a proxy or load balancer answered; worth another try.
+        let start: String = text.chars().take(80).collect();
+        return Outcome::Retry(format!("{method} answered {status} with something other than Slack's JSON: {start:?}"));
+    };
     if answer["ok"] == true {
-        let (channel, ts) = (answer["channel"].as_str().unwrap_or_default(), answer["ts"].as_str().unwrap_or_default());
-        return Outcome::DeliveredAs(format!("{channel}/{ts}"));
+        return match (answer["channel"].as_str(), answer["ts"].as_str()) {
+            (Some(channel), Some(ts)) => Outcome::DeliveredAs(format!("{channel}/{ts}")),
+            _ => Outcome::Delivered,
+        };
     }
     let error = answer["error"].as_str().unwrap_or("no answer Slack documents");
     match error {
@@ -139,6 +147,8 @@ mod tests {
         assert!(matches!(classify("chat.update", 429, Some(Duration::from_secs(3)), ""),
             Outcome::RetryAfter { wait, .. } if wait == Duration::from_secs(3)));
         assert!(matches!(classify("chat.update", 503, None, ""), Outcome::Retry(_)));
+        assert!(matches!(classify("chat.update", 200, None, "<html>proxy</html>"), Outcome::Retry(_)));
+        assert_eq!(classify("chat.update", 200, None, r#"{"ok":true}"#), Outcome::Delivered, "no ts: no receipt");
         assert!(matches!(
             classify("chat.postMessage", 200, None, r#"{"ok":false,"error":"internal_error"}"#),
             Outcome::Retry(_)

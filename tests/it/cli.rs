@@ -240,11 +240,13 @@ fn oncall_shows_who_is_on_call_across_a_dst_change_with_overrides() {
     let config = dir.path().join("perfwatch.yaml");
     std::fs::write(
         &config,
-        "people:\n  ana: {name: Ana Silva, slack: U012ABCDEF, email: ana@wedding.example}\n  ben: {name: Ben Okoro, email: ben@wedding.example}\n  cara: {name: Cara Diaz, slack: U03CDEFGHI}\n\
+        "notifiers:\n  slack: {type: slack, webhook_url_file: /nonexistent/slack-webhook}\n\
+people:\n  ana: {name: Ana Silva, slack: U012ABCDEF, email: ana@wedding.example}\n  ben: {name: Ben Okoro, email: ben@wedding.example}\n  cara: {name: Cara Diaz, slack: U03CDEFGHI}\n\
 schedules:\n  platform:\n    time_zone: Europe/London\n    rotation: [ana, ben, cara]\n    start: 2026-10-22\n    handoff: '09:00'\n    shift: 1d\n    overrides:\n      - {person: ana, from: '2026-10-26 18:00', until: '2026-10-27 09:00'}\n",
     )
     .unwrap();
     let config = config.to_str().unwrap();
+    // The secret file does not exist here: `oncall` reads only people and schedules.
     // 25 October 2026: the clocks go back at 02:00 BST. Cara's shift began 09:00 BST on the 24th
     // (08:00 UTC) and ends 09:00 GMT on the 25th (09:00 UTC): 25 hours.
     let (ok, out, err) = perfwatch(&["oncall", "--config", config, "--at", "2026-10-25T08:30:00Z"]);

@@ -139,6 +139,8 @@ async fn a_mail_in_doubt_after_a_crash_goes_once_more_under_the_same_message_id(
     let d = TestDaemon::start_in(dir, &extra).await;
     let done = settled(&d, &id).await;
     assert_eq!(done["notification"]["in_doubt"], true, "{done}");
+    assert_eq!(done["notification"]["attempts"], 2, "one more attempt after the restart: {done}");
+    // Settled as sent, so nothing will send it again: exactly the one duplicate.
     let mails = smtp.wait_for_mails(2).await;
     assert_eq!(mails.len(), 2, "sent once more, not again and again");
     assert_eq!(header(&mails[1], "Message-ID"), header(&mails[0], "Message-ID"), "the duplicate is recognisable");
@@ -291,4 +293,32 @@ routes:\n  - policy: page\n    group_wait: 0s\npolicies:\n  page:\n    steps:\n 
     assert_eq!(header(&mails[1], "Subject"), "[ACKED] ApiSlow");
     assert!(mails[1]["rcpt_tos"].as_array().unwrap().iter().any(|r| r == "ben@wedding.example"), "{}", mails[1]);
     assert_eq!(titles(&slack), ["<@U0BEN00001> [FIRING:1] ApiSlow", "[ACKED] ApiSlow"], "the mail step is mail only");
+}
+
+#[tokio::test]
+async fn an_on_call_address_the_relay_refuses_does_not_cost_the_page_to_the_others() {
+    use perfwatch::alert::oncall::Person;
+    use perfwatch::notify::Notifier;
+    use perfwatch::notify::message::{Kind, Message, OnCallMention};
+    let Some(smtp) = SmtpServer::start(&["--refuse", "gone@wedding.example"]) else { return };
+    let yaml = format!("notifiers:\n  mail:\n{}", mail_notifier(smtp.port, "none", "", "[oncall@wedding.example]"));
+    let config = perfwatch::config::Config::parse(&yaml, "mail.yaml").unwrap();
+    let notifier = Notifier::new("mail", &config.notifiers["mail"], reqwest::Client::new()).unwrap();
+    let mut message = Message::test("mail", "ana");
+    message.kind = Kind::Firing;
+    message.oncall = vec![OnCallMention {
+        schedule: "platform".into(),
+        next: false,
+        person: Person {
+            id: "gus".into(),
+            name: "Gus".into(),
+            slack: None,
+            email: Some("gone@wedding.example".into()),
+        },
+    }];
+    assert_eq!(notifier.send("page-1", "test", &message, None).await, perfwatch::notify::Outcome::Delivered);
+    let mails = smtp.wait_for_mails(1).await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0]["rcpt_tos"], json!(["oncall@wedding.example"]), "the configured recipient still got the page");
+    assert_eq!(header(&mails[0], "Message-ID"), message_id("page-1"));
 }

@@ -274,6 +274,7 @@ fn steps_name_whoever_is_on_call_when_they_page_and_follow_ups_reach_everyone_na
     assert!(third[0].message.oncall[0].person.slack.as_deref() == Some("UBEN") && !third[0].message.oncall[0].next);
     assert!(d.ack("/a", "ben", T0 + 1900));
     let acked = d.tick(T0 + 1900);
+    assert_eq!(acked.len(), 3, "slack, email and phone were paged: {acked:?}");
     assert!(acked.iter().all(|o| o.message.kind == Kind::Acked));
     assert!(named(&acked).iter().all(|n| n == &vec!["ana", "ben"]), "everyone named hears of the ack: {acked:?}");
 }
@@ -303,4 +304,20 @@ fn a_policy_window_holding_when_a_group_starts_sets_its_steps_for_the_episode() 
     d.alert(change("/b", "api", "critical", true), T0 + 3700);
     let out: Vec<Outgoing> = d.tick(T0 + 3730).into_iter().filter(|o| o.subject.contains("api")).collect();
     assert_eq!(sent(&out), vec![s("slack", Kind::Firing, 1)]);
+}
+
+#[test]
+fn re_sends_to_everyone_paged_mention_whoever_is_on_call_now() {
+    let mut routing = with_schedule(routing());
+    routing.policies.get_mut("quiet").unwrap().steps[0].oncall = vec![target("platform", false)];
+    let mut d = Dispatcher::new(routing, Vec::new());
+    // A warning goes to the quiet policy: one step, no policy repeat; repeat_interval 4 h.
+    d.alert(change("/a", "web", "warning", true), T0);
+    let first = d.tick(T0 + 30);
+    assert_eq!(first[0].message.oncall[0].person.id, "ana");
+    // Four hours later, after the 08:16:40 handoff, the re-send names ben, not ana.
+    let repeat = d.tick(T0 + 30 + 4 * 3600);
+    assert_eq!(sent(&repeat), vec![s("log", Kind::Repeat, 1)]);
+    let named: Vec<&str> = repeat[0].message.oncall.iter().map(|m| m.person.id.as_str()).collect();
+    assert_eq!(named, ["ben"]);
 }
