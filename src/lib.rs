@@ -22,6 +22,7 @@ pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod export;
 pub mod html;
 pub mod ingest;
 pub mod loadgen;
@@ -147,6 +148,7 @@ impl Daemon {
             delivery: delivery_handle,
             ack_key,
             prometheus,
+            export: config.export.clone(),
         });
         let mut statsd = Vec::new();
         if let Some(socket) = statsd_socket {
@@ -164,6 +166,7 @@ impl Daemon {
             warp::serve(routes).incoming(listener).graceful(async move { http_cancel.cancelled().await }).run().await;
         });
         let watchdog = tokio::spawn(systemd::watchdog(flush.clone(), config.aggregator.interval_s, cancel.clone()));
+        telemetry::describe();
         telemetry::build_info();
         tracing::info!(http = %http_addr, statsd = ?statsd_addr, db = %config.db_path.display(), "perfwatch started");
         systemd::ready(&format!(

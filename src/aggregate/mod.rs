@@ -89,6 +89,19 @@ pub struct SeriesSnapshot {
     pub deltas: Vec<(i64, Rollup)>,
 }
 
+/// A series' running totals, as [`Aggregator::totals`] reports them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesTotals {
+    pub key: Box<str>,
+    pub kind: MetricKind,
+    /// Samples (timings) or increments (counters) since the process started.
+    pub count: f64,
+    /// Their sum: a counter's total, a timing's summed values.
+    pub sum: f64,
+    /// A gauge's latest level.
+    pub level: f64,
+}
+
 /// Memory's part of a query: unflushed deltas plus batches on their way to the store.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -273,6 +286,23 @@ impl Aggregator {
         for shard in self.shards.iter() {
             let shard = lock(shard);
             out.extend(shard.series.iter().map(|(id, s)| (*id, s.key.clone(), s.kind)));
+        }
+        out
+    }
+
+    /// Every series in memory with its running totals since the process started (drained
+    /// intervals plus the ones still open) and, for gauges, the latest level.
+    pub fn totals(&self) -> Vec<SeriesTotals> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = lock(shard);
+            out.extend(shard.series.values().map(|s| SeriesTotals {
+                key: s.key.clone(),
+                kind: s.kind,
+                count: s.drained_count + s.pending.iter().map(|(_, r)| r.count).sum::<f64>(),
+                sum: s.drained_sum + s.pending.iter().map(|(_, r)| r.sum).sum::<f64>(),
+                level: s.gauge_level,
+            }));
         }
         out
     }

@@ -40,6 +40,10 @@ pub struct SeriesState {
     pub cumulative: Option<Cumulative>,
     /// StatsD set members seen per interval, kept while the interval still takes samples.
     pub set_members: Vec<(i64, IdSet)>,
+    /// Count and sum of every interval drained since the process started (the running totals
+    /// /metrics re-exports as counters and summary `_count`/`_sum`).
+    pub drained_count: f64,
+    pub drained_sum: f64,
 }
 
 pub type IdSet = HashSet<u64, BuildHasherDefault<IdHasher>>;
@@ -61,6 +65,8 @@ impl SeriesState {
             gauge_level: 0.0,
             cumulative: None,
             set_members: Vec::new(),
+            drained_count: 0.0,
+            drained_sum: 0.0,
         }
     }
 
@@ -129,8 +135,11 @@ impl Shard {
                 state.persisted = true;
             }
             // A cumulative push that added nothing leaves an empty rollup: nothing to store.
-            let closed = state.pending.drain(..n_closed).filter(|(_, rollup)| !rollup.is_empty());
-            batch.rollups.extend(closed.map(|(start_s, rollup)| RollupDelta { series: *id, start_s, rollup }));
+            for (start_s, rollup) in state.pending.drain(..n_closed).filter(|(_, rollup)| !rollup.is_empty()) {
+                state.drained_count += rollup.count;
+                state.drained_sum += rollup.sum;
+                batch.rollups.push(RollupDelta { series: *id, start_s, rollup });
+            }
             if state.pending.is_empty() {
                 state.pending = Vec::new(); // give the memory back between bursts
             }

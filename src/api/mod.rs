@@ -45,6 +45,8 @@ pub struct ApiState {
     /// Verifies acknowledge links.
     pub ack_key: Arc<crate::notify::ack_link::AckKey>,
     pub prometheus: Option<PrometheusHandle>,
+    /// What /metrics re-exports of the pushed metrics.
+    pub export: crate::export::ExportSettings,
 }
 
 /// An answer that is not a success: a status and a message that says what to do.
@@ -259,15 +261,23 @@ pub fn routes(
     let metrics = warp::path!("metrics").and(warp::get()).and(base()).and_then(|state, headers| {
         guarded(state, headers, Guard::Api, "metrics", |state: Arc<ApiState>| async move {
             // Gauges that live in the database are read at scrape time.
-            let (outbox, alerts) = state
+            let (outbox, alerts, db_bytes) = state
                 .reader
-                .read(|tx| Ok((tx.outbox_counts()?, tx.alert_counts()?)))
+                .read(|tx| Ok((tx.outbox_counts()?, tx.alert_counts()?, tx.database_bytes()?)))
                 .await
                 .map_err(ApiError::internal)?;
             let notifiers: Vec<String> = state.delivery.notifier_names().map(str::to_owned).collect();
             telemetry::outbox_depth(&notifiers, &outbox);
             telemetry::alerts_active(&alerts);
-            let text = state.prometheus.as_ref().map(|p| p.render()).unwrap_or_default();
+            telemetry::database_bytes(db_bytes);
+            let mut text = state.prometheus.as_ref().map(|p| p.render()).unwrap_or_default();
+            if state.export.enabled {
+                // A failing re-export must not cost Prometheus perfwatch's own health.
+                match crate::export::render(&state.aggregator, &state.reader, &state.export, clock::now_s()).await {
+                    Ok(pushed) => text.push_str(&pushed),
+                    Err(err) => tracing::error!(error = %err, "cannot re-export the pushed metrics"),
+                }
+            }
             Ok(warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4; charset=utf-8")
                 .into_response())
         })

@@ -11,6 +11,7 @@ use thiserror::Error;
 
 use crate::aggregate::AggregatorSettings;
 use crate::alert::oncall::Schedule;
+use crate::export::ExportSettings;
 use crate::ingest::limits::Limits;
 use crate::store::tiers::Tier;
 
@@ -129,6 +130,27 @@ struct RawConfig {
     policies: std::collections::BTreeMap<String, routing::RawPolicy>,
     people: std::collections::BTreeMap<String, oncall::RawPerson>,
     schedules: std::collections::BTreeMap<String, oncall::RawSchedule>,
+    export: RawExport,
+}
+
+/// `export:` what /metrics re-exports of the pushed metrics.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawExport {
+    pushed_metrics: bool,
+    summary_window: Seconds,
+    quantiles: Vec<f64>,
+}
+
+impl Default for RawExport {
+    fn default() -> RawExport {
+        let defaults = ExportSettings::default();
+        RawExport {
+            pushed_metrics: defaults.enabled,
+            summary_window: Seconds(defaults.window_s),
+            quantiles: defaults.quantiles,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -263,6 +285,8 @@ pub struct Config {
     pub tiers: Vec<Tier>,
     pub limits: Limits,
     pub rule_paths: Vec<String>,
+    /// What /metrics re-exports of the pushed metrics.
+    pub export: ExportSettings,
     /// Named notifiers; without any, notifications go to the log.
     pub notifiers: std::collections::BTreeMap<String, NotifierConfig>,
     /// Where alerts go; with nothing configured, every alert to every notifier.
@@ -386,6 +410,9 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
     if notifiers.is_empty() {
         notifiers = notify::default_log();
     }
+    if raw.export.quantiles.iter().any(|q| !(*q > 0.0 && *q <= 1.0)) {
+        problems.push("export.quantiles: each must be above 0 and at most 1, e.g. [0.5, 0.9, 0.99]".into());
+    }
     let people = oncall::validate_people(raw.people, &mut problems);
     let schedules = oncall::validate_schedules(raw.schedules, &people, &mut problems);
     let reach = notifiers
@@ -427,6 +454,11 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
             max_label_value_len: limits.max_label_value_len,
         },
         rule_paths: raw.rules.paths,
+        export: ExportSettings {
+            enabled: raw.export.pushed_metrics,
+            window_s: raw.export.summary_window.0,
+            quantiles: raw.export.quantiles,
+        },
         notifiers,
         routing,
     })

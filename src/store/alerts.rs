@@ -162,7 +162,6 @@ impl ReadTx<'_> {
         Ok(out)
     }
 
-    /// Silences that have not ended by `now_s` (or every one, with `all`).
     /// Pending and firing alerts per state and severity.
     pub fn alert_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
         let mut stmt = self.sql().prepare_cached(
@@ -172,6 +171,7 @@ impl ReadTx<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Silences that have not ended by `now_s` (or every one, with `all`).
     pub fn silences(&self, now_s: i64, all: bool) -> Result<Vec<SilenceRow>, StoreError> {
         let mut stmt = self.sql().prepare_cached(
             "SELECT id, matchers, starts_s, ends_s, author, comment, created_s FROM silences

@@ -169,6 +169,13 @@ impl ReadTx<'_> {
         &self.tx
     }
 
+    /// The database file's size in bytes (pages in use and free), without the WAL.
+    pub fn database_bytes(&self) -> Result<u64, StoreError> {
+        let pages: i64 = self.sql().query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let page_size: i64 = self.sql().query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        Ok((pages * page_size) as u64)
+    }
+
     pub fn last_flush_seq(&self) -> Result<u64, StoreError> {
         Ok(self.meta("last_flush_seq")?.unwrap_or(0) as u64)
     }

@@ -39,6 +39,12 @@ impl Writer {
 
     pub fn run(mut self, mut rx: mpsc::Receiver<WriterMsg>) {
         while let Some(msg) = rx.blocking_recv() {
+            let started = Instant::now();
+            let job = match &msg {
+                WriterMsg::Flush { .. } => "flush",
+                WriterMsg::Expire { .. } => "expire",
+                WriterMsg::Write(_) => "write",
+            };
             match msg {
                 WriterMsg::Flush { batch, reply } => {
                     let result = self.flush(&batch);
@@ -53,6 +59,7 @@ impl Writer {
                 }
                 WriterMsg::Write(job) => job(&mut self.conn),
             }
+            crate::telemetry::store_write(job, started.elapsed());
         }
         tracing::debug!("store writer finished");
     }

@@ -4,6 +4,7 @@ mod alerts;
 mod cli;
 mod crash;
 mod email;
+mod exposition;
 mod gate;
 mod json_push;
 mod limits;
