@@ -3,7 +3,7 @@
 //! daemon's CPU and peak memory when `--watch-pid` names it, and StatsD loss counted from the
 //! daemon's own counters and the kernel's drop counter).
 
-mod encode;
+pub mod encode;
 mod procfs;
 pub mod rules;
 pub mod workload;

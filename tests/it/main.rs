@@ -3,6 +3,7 @@
 mod alerts;
 mod cli;
 mod crash;
+mod dashboards;
 mod email;
 mod exposition;
 mod gate;
