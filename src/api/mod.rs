@@ -12,6 +12,7 @@ mod pushgateway;
 mod query;
 mod reply;
 mod silences;
+mod status;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -287,6 +288,10 @@ pub fn routes(
         .map(|| reply::json(StatusCode::OK, &serde_json::json!({ "status": "alive" })));
     let readyz = warp::path!("readyz").and(warp::get()).and(base()).map(|state: Arc<ApiState>, _| readiness(&state));
 
+    let status_page = warp::path::end()
+        .and(warp::get())
+        .and(base())
+        .and_then(|state, headers| guarded(state, headers, Guard::Api, "status", status::page));
     // Each route boxed and folded: a flat type keeps compile times sane as routes grow.
     let all: Vec<BoxedFilter<(Response,)>> = vec![
         push.boxed(),
@@ -313,6 +318,7 @@ pub fn routes(
         metrics.boxed(),
         healthz.boxed(),
         readyz.boxed(),
+        status_page.boxed(),
     ];
     all.into_iter()
         .reduce(|routes, route| routes.or(route).unify().boxed())

@@ -16,6 +16,7 @@ mod rule_kinds;
 mod slack_standin;
 mod smtp_server;
 mod statsd;
+mod status_page;
 mod support;
 mod systemd;
 mod tiers;

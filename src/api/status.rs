@@ -1,0 +1,266 @@
+//! `GET /`: the built-in status page. Server-rendered HTML with no scripts and no external
+//! assets, refreshing itself: the headline targets over the last 5 minutes (API p99, cache hit
+//! ratio per tier, DB p99, pool utilisation) against their thresholds, active alerts with their
+//! state, severity, escalation step and who was paged, and silences — so a newcomer sees
+//! something at once and on-call has a page when Grafana is down.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Arc;
+
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use super::{ApiError, ApiState};
+use crate::aggregate::rollup::Rollup;
+use crate::alert::dispatch::Group;
+use crate::clock;
+use crate::html::escape;
+use crate::query::selector::Selector;
+use crate::query::view::with_view;
+use crate::store::alerts::{AlertRow, SilenceRow};
+
+/// Headlines cover this much recent time.
+const WINDOW_S: i64 = 300;
+const REFRESH_S: u32 = 15;
+
+/// One headline: what, the measured value, its target, and whether lower is better.
+struct Headline {
+    what: String,
+    value: Option<f64>,
+    target: f64,
+    /// `true`: over the target is bad (latency); `false`: under it is bad (hit ratio).
+    upper: bool,
+    unit: Unit,
+}
+
+#[derive(Clone, Copy)]
+enum Unit {
+    Seconds,
+    Ratio,
+}
+
+pub async fn page(state: Arc<ApiState>) -> Result<Response, ApiError> {
+    let now_s = clock::now_s();
+    let headlines = headlines(&state, now_s).await?;
+    let (alerts, silences, groups) = state
+        .reader
+        .read(move |tx| Ok((tx.alerts(&["pending", "firing"])?, tx.silences(now_s, false)?, tx.notify_groups()?)))
+        .await
+        .map_err(ApiError::internal)?;
+    let groups: Vec<Group> = groups.into_iter().filter_map(|(_, json)| serde_json::from_str(&json).ok()).collect();
+    let html = render(&headlines, &alerts, &groups, &silences, now_s);
+    let mut response = Response::new(html.into());
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert("content-type", "text/html; charset=utf-8".parse().expect("a valid header"));
+    headers.insert("cache-control", "no-store".parse().expect("a valid header"));
+    Ok(response)
+}
+
+/// The targets over the last [`WINDOW_S`], from memory and SQLite through one view.
+async fn headlines(state: &ApiState, now_s: i64) -> Result<Vec<Headline>, ApiError> {
+    let names: Vec<String> = [
+        "api_request_duration_seconds",
+        "cache_requests_total",
+        "db_query_duration_seconds",
+        "db_pool_connections_in_use",
+        "db_pool_connections_max",
+    ]
+    .map(String::from)
+    .to_vec();
+    let (from_s, to_s) = (now_s - WINDOW_S, now_s + 1);
+    let fetched = with_view(&state.reader, Some(&state.aggregator), None, &names, move |view| {
+        let mut fetch =
+            |selector: &str, group_by: &[&str]| -> Result<Vec<(String, Rollup)>, crate::query::QueryError> {
+                let selector = Selector::parse(selector).expect("a valid built-in selector");
+                let group_by: Vec<String> = group_by.iter().map(|s| s.to_string()).collect();
+                Ok(view
+                    .fetch(&selector, from_s, to_s, &group_by)?
+                    .into_iter()
+                    .map(|g| (group_by.iter().filter_map(|k| g.labels.get(k)).collect::<Vec<_>>().join(" "), g.rollup))
+                    .collect())
+            };
+        Ok((
+            fetch("api_request_duration_seconds", &[])?,
+            fetch("cache_requests_total{result=\"hit\"}", &["tier"])?,
+            fetch("cache_requests_total", &["tier"])?,
+            fetch("db_query_duration_seconds", &[])?,
+            fetch("db_pool_connections_in_use", &["pool"])?,
+            fetch("db_pool_connections_max", &["pool"])?,
+        ))
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the headlines failed: {e}")))?;
+    let (api, hits, lookups, db, in_use, max) = fetched;
+    let p99 = |groups: &[(String, Rollup)]| groups.first().and_then(|(_, r)| r.sketch.as_ref()?.quantile(0.99));
+    let mut out =
+        vec![Headline { what: "API p99".into(), value: p99(&api), target: 0.2, upper: true, unit: Unit::Seconds }];
+    let hits: BTreeMap<&str, f64> = hits.iter().map(|(tier, r)| (tier.as_str(), r.sum)).collect();
+    for (tier, rollup) in &lookups {
+        let ratio = (rollup.sum > 0.0).then(|| hits.get(tier.as_str()).copied().unwrap_or(0.0) / rollup.sum);
+        out.push(Headline {
+            what: format!("cache hit ratio {}", tier.to_uppercase()),
+            value: ratio,
+            target: 0.85,
+            upper: false,
+            unit: Unit::Ratio,
+        });
+    }
+    if lookups.is_empty() {
+        out.push(Headline {
+            what: "cache hit ratio".into(),
+            value: None,
+            target: 0.85,
+            upper: false,
+            unit: Unit::Ratio,
+        });
+    }
+    out.push(Headline { what: "DB p99".into(), value: p99(&db), target: 0.05, upper: true, unit: Unit::Seconds });
+    let max: BTreeMap<&str, f64> = max.iter().map(|(pool, r)| (pool.as_str(), r.sum / r.count)).collect();
+    for (pool, rollup) in &in_use {
+        let size = max.get(pool.as_str()).copied().filter(|s| *s > 0.0);
+        out.push(Headline {
+            what: format!("pool {pool} utilisation"),
+            value: size.map(|size| rollup.sum / rollup.count / size),
+            target: 0.95,
+            upper: true,
+            unit: Unit::Ratio,
+        });
+    }
+    if in_use.is_empty() {
+        out.push(Headline {
+            what: "pool utilisation".into(),
+            value: None,
+            target: 0.95,
+            upper: true,
+            unit: Unit::Ratio,
+        });
+    }
+    Ok(out)
+}
+
+fn show(value: f64, unit: Unit) -> String {
+    match unit {
+        Unit::Seconds if value < 1.0 => format!("{:.0} ms", value * 1000.0),
+        Unit::Seconds => format!("{value:.2} s"),
+        Unit::Ratio => format!("{:.1} %", value * 100.0),
+    }
+}
+
+fn ago(now_s: i64, then_s: i64) -> String {
+    let s = (now_s - then_s).max(0);
+    match s {
+        0..60 => format!("{s} s ago"),
+        60..3600 => format!("{} min ago", s / 60),
+        3600..86_400 => format!("{} h {} min ago", s / 3600, s % 3600 / 60),
+        _ => format!("{} d ago", s / 86_400),
+    }
+}
+
+/// The page.
+fn render(
+    headlines: &[Headline],
+    alerts: &[AlertRow],
+    groups: &[Group],
+    silences: &[SilenceRow],
+    now_s: i64,
+) -> String {
+    let mut body = String::new();
+    body.push_str("<h2>Targets, last 5 minutes</h2><div class=\"tiles\">");
+    for h in headlines {
+        let (class, value) = match h.value {
+            None => ("nodata", "no data".to_owned()),
+            Some(v) if (h.upper && v > h.target) || (!h.upper && v < h.target) => ("bad", show(v, h.unit)),
+            Some(v) => ("ok", show(v, h.unit)),
+        };
+        let relation = if h.upper { "≤" } else { "≥" };
+        let _ = write!(
+            body,
+            "<div class=\"tile {class}\"><div class=\"what\">{}</div><div class=\"value\">{}</div>\
+             <div class=\"target\">target {relation} {}</div></div>",
+            escape(&h.what),
+            escape(&value),
+            escape(&show(h.target, h.unit))
+        );
+    }
+    body.push_str("</div>");
+
+    let _ = write!(body, "<h2>Active alerts ({})</h2>", alerts.len());
+    if alerts.is_empty() {
+        body.push_str("<p class=\"quiet\">None. All clear.</p>");
+    } else {
+        body.push_str(
+            "<table><tr><th>state</th><th>severity</th><th>alert</th><th>labels</th><th>value</th><th>since</th>\
+             <th>escalation</th><th>paged</th></tr>",
+        );
+        for alert in alerts {
+            let group = groups.iter().find(|g| g.alerts.contains_key(&alert.id));
+            let escalation = match (group, &alert.ack) {
+                (_, Some(ack)) => format!("acknowledged by {}", ack.by),
+                (Some(g), None) if g.steps_done > 0 => format!("step {}", g.steps_done),
+                (Some(_), None) => "waiting (group_wait)".into(),
+                (None, None) if alert.state == "pending" => "not yet (pending)".into(),
+                (None, None) => "—".into(),
+            };
+            let paged = group.map_or_else(String::new, |g| {
+                let mut who: Vec<String> = g.paged.iter().cloned().collect();
+                who.extend(g.people.iter().map(|m| m.person.name.clone()));
+                who.join(", ")
+            });
+            let since = alert.firing_since_s.or(alert.pending_since_s).map_or_else(String::new, |s| ago(now_s, s));
+            let value = alert.value.map_or_else(|| "no data".to_owned(), |v| format!("{v:.4}"));
+            let severity = alert.severity.as_deref().unwrap_or("");
+            let _ = write!(
+                body,
+                "<tr class=\"{}\"><td>{}</td><td class=\"sev-{}\">{}</td><td>{}</td><td><code>{}</code></td><td>{}</td>\
+                 <td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&alert.state),
+                escape(&alert.state),
+                escape(severity),
+                escape(severity),
+                escape(&alert.rule),
+                escape(&alert.labels),
+                escape(&value),
+                escape(&since),
+                escape(&escalation),
+                escape(&paged)
+            );
+        }
+        body.push_str("</table>");
+    }
+
+    let _ = write!(body, "<h2>Silences ({})</h2>", silences.len());
+    if silences.is_empty() {
+        body.push_str("<p class=\"quiet\">None.</p>");
+    } else {
+        body.push_str("<table><tr><th>matchers</th><th>until</th><th>by</th><th>why</th></tr>");
+        for s in silences {
+            let _ = write!(
+                body,
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&s.matchers),
+                escape(&clock::rfc3339(s.ends_s)),
+                escape(&s.author),
+                escape(&s.comment)
+            );
+        }
+        body.push_str("</table>");
+    }
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width\"><meta http-equiv=\"refresh\" content=\"{REFRESH_S}\">\
+         <title>perfwatch status</title><style>{CSS}</style></head><body><h1>perfwatch</h1>\
+         <p class=\"quiet\">As of {} · refreshes every {REFRESH_S} s · <a href=\"/metrics\">/metrics</a></p>{body}</body></html>",
+        escape(&clock::rfc3339(now_s))
+    )
+}
+
+const CSS: &str = "body{font:15px system-ui,sans-serif;margin:1.5em auto;max-width:70em;padding:0 1em;color:#222}\
+h1{margin:0}h2{margin:1.5em 0 .5em;font-size:1.15em}.quiet{color:#666}\
+.tiles{display:flex;flex-wrap:wrap;gap:.75em}.tile{border-radius:6px;padding:.75em 1em;min-width:11em;border:1px solid #ccc}\
+.tile .what{font-size:.85em;color:#444}.tile .value{font-size:1.6em;font-weight:600}.tile .target{font-size:.8em;color:#555}\
+.ok{background:#e8f5e9;border-color:#2e7d32}.bad{background:#ffebee;border-color:#d93025}.nodata{background:#f5f5f5}\
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.35em .6em;border-bottom:1px solid #ddd;vertical-align:top}\
+tr.firing td:first-child{color:#d93025;font-weight:600}tr.pending td:first-child{color:#b26a00}\
+.sev-critical{color:#d93025;font-weight:600}.sev-warning{color:#b26a00}code{font-size:.9em}";
