@@ -1,4 +1,5 @@
-//! Bearer tokens, compared in constant time. A route guarded by an unset token is open (the
+//! Bearer tokens (`Authorization: Bearer …`, or `Token …` as InfluxDB clients send them),
+//! compared in constant time. A route guarded by an unset token is open (the
 //! config refuses to serve a non-loopback address that way unless told to).
 
 use subtle::ConstantTimeEq;
@@ -12,7 +13,10 @@ pub fn check(expected: Option<&Secret>, authorization: Option<&HeaderValue>, wha
     let Some(expected) = expected else { return Ok(()) };
     let presented = authorization
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        // `Token` is how InfluxDB clients (and Telegraf) send theirs.
+        .and_then(|value| {
+            ["Bearer ", "bearer ", "Token ", "token "].iter().find_map(|scheme| value.strip_prefix(scheme))
+        })
         .map(str::trim);
     match presented {
         Some(token) if bool::from(token.as_bytes().ct_eq(expected.expose().as_bytes())) => Ok(()),

@@ -6,6 +6,7 @@ mod alerts;
 mod auth;
 mod body;
 mod gate;
+mod influx;
 mod notifications;
 mod push;
 mod pushgateway;
@@ -137,6 +138,20 @@ pub fn routes(
             })
         },
     );
+    let influx_write = warp::path!("write")
+        .or(warp::path!("api" / "v2" / "write"))
+        .unify()
+        .and(warp::post())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(base())
+        .and(warp::body::stream())
+        .and_then(|query: HashMap<String, String>, state, headers: HeaderMap, stream| {
+            let encoding = headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            guarded(state, headers, Guard::Push, "influx_write", move |state| async move {
+                let body = body::read(Box::pin(stream), encoding.as_deref(), state.limits.max_body_bytes).await?;
+                influx::write(&state, query.get("precision").map(String::as_str), &body)
+            })
+        });
     let pushgateway = warp::path("metrics")
         .and(warp::path::tail())
         .and(warp::put().or(warp::post()).unify())
@@ -295,6 +310,7 @@ pub fn routes(
     // Each route boxed and folded: a flat type keeps compile times sane as routes grow.
     let all: Vec<BoxedFilter<(Response,)>> = vec![
         push.boxed(),
+        influx_write.boxed(),
         pushgateway.boxed(),
         pushgateway_delete.boxed(),
         query.boxed(),

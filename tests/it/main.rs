@@ -7,6 +7,7 @@ mod dashboards;
 mod email;
 mod exposition;
 mod gate;
+mod influx;
 mod json_push;
 mod limits;
 mod notify;

@@ -1,6 +1,7 @@
 //! Pure parsers, one per wire format. Each turns bytes into calls on an
 //! [`IngestBatch`](crate::ingest::sink::IngestBatch) and reports bad input by position.
 
+pub mod influx;
 pub mod json;
 pub mod prom_proto;
 pub mod prom_text;
