@@ -70,15 +70,7 @@ async fn fields_become_gauges_and_bad_lines_are_refused_by_number_keeping_the_re
 #[tokio::test]
 async fn influx_clients_token_and_gzip_are_understood() {
     let dir = tempfile::tempdir().unwrap();
-    let token = dir.path().join("push.token");
-    std::fs::write(&token, "push-secret\n").unwrap();
-    let extra = format!("  push_token_file: {}\n", token.display());
-    let db = dir.path().join("perfwatch.db");
-    let yaml =
-        format!("http:\n  listen: 127.0.0.1:0\n{extra}statsd:\n  listen: null\nstorage:\n  path: {}\n", db.display());
-    let config = perfwatch::config::Config::parse(&yaml, "t.yaml").unwrap();
-    let daemon = perfwatch::Daemon::start(config, None).await.unwrap();
-    let base = format!("http://{}", daemon.http_addr);
+    let (daemon, base) = crate::support::daemon_with_tokens(dir.path(), "push-secret", None).await;
     let client = reqwest::Client::new();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(b"temp,room=hall celsius=21.5\n").unwrap();

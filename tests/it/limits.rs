@@ -60,19 +60,7 @@ async fn series_limit_is_429_for_new_series_and_existing_ones_keep_working() {
 #[tokio::test]
 async fn tokens_guard_push_and_read() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("push.token"), "push-secret\n").unwrap();
-    std::fs::write(dir.path().join("api.token"), "api-secret").unwrap();
-    let extra = format!(
-        "  push_token_file: {}\n  api_token_file: {}\n",
-        dir.path().join("push.token").display(),
-        dir.path().join("api.token").display()
-    );
-    let db = dir.path().join("perfwatch.db");
-    let yaml =
-        format!("http:\n  listen: 127.0.0.1:0\n{extra}statsd:\n  listen: null\nstorage:\n  path: {}\n", db.display());
-    let config = perfwatch::config::Config::parse(&yaml, "t.yaml").unwrap();
-    let daemon = perfwatch::Daemon::start(config, None).await.unwrap();
-    let base = format!("http://{}", daemon.http_addr);
+    let (daemon, base) = crate::support::daemon_with_tokens(dir.path(), "push-secret", Some("api-secret")).await;
     let client = reqwest::Client::new();
     let body = json!({"metrics": [{"name": "t_total", "type": "counter", "value": 1}]});
     let anonymous = client.post(format!("{base}/api/v1/push")).json(&body).send().await.unwrap();

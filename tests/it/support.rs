@@ -101,6 +101,24 @@ impl TestDaemon {
     }
 }
 
+/// A daemon whose push (and, if given, API) token are `push` and `api`, in `dir`; returns it
+/// with its base URL.
+pub async fn daemon_with_tokens(dir: &std::path::Path, push: &str, api: Option<&str>) -> (Daemon, String) {
+    std::fs::write(dir.join("push.token"), format!("{push}\n")).unwrap();
+    let mut http = format!("  push_token_file: {}\n", dir.join("push.token").display());
+    if let Some(api) = api {
+        std::fs::write(dir.join("api.token"), api).unwrap();
+        http.push_str(&format!("  api_token_file: {}\n", dir.join("api.token").display()));
+    }
+    let db = dir.join("perfwatch.db");
+    let yaml =
+        format!("http:\n  listen: 127.0.0.1:0\n{http}statsd:\n  listen: null\nstorage:\n  path: {}\n", db.display());
+    let config = Config::parse(&yaml, "tokens.yaml").expect("test config is valid");
+    let daemon = Daemon::start(config, None).await.expect("daemon starts");
+    let base = format!("http://{}", daemon.http_addr);
+    (daemon, base)
+}
+
 /// The process-wide metrics recorder (there can be only one), shared by every test daemon:
 /// counters add up across tests, so tests assert on increases they caused.
 pub fn recorder() -> metrics_exporter_prometheus::PrometheusHandle {
