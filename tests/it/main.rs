@@ -10,6 +10,7 @@ mod gate;
 mod influx;
 mod json_push;
 mod limits;
+mod node_clients;
 mod notify;
 mod persistence;
 mod pushgateway;
