@@ -149,6 +149,7 @@ impl Daemon {
             ack_key,
             prometheus,
             export: config.export.clone(),
+            otlp_labels: config.otlp_labels.clone(),
         });
         let mut statsd = Vec::new();
         if let Some(socket) = statsd_socket {

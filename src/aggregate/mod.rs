@@ -67,6 +67,13 @@ pub enum Observation<'a> {
     Gauge(f64),
     /// StatsD `+n` / `-n`: moves the gauge from its last level.
     GaugeDelta(f64),
+    /// A histogram's new observations (OTLP delta histograms): count and sum exactly, each
+    /// bucket's count at its representative value.
+    Buckets {
+        count: f64,
+        sum: f64,
+        buckets: &'a [(f64, u64)],
+    },
     /// A StatsD set member (its hash): counts 1 the first time it is seen in an interval, so a
     /// set series is a counter of unique members per interval.
     SetMember(u64),
@@ -370,6 +377,9 @@ fn apply(state: &mut SeriesState, start_s: i64, ts_ms: i64, obs: Observation<'_>
             for value in values {
                 rollup.observe(*value, weight, ts_ms);
             }
+        }
+        Observation::Buckets { count, sum, buckets } => {
+            state.rollup_at(start_s).observe_buckets(count, sum, buckets.iter().copied(), ts_ms)
         }
         Observation::Increment(delta) | Observation::CounterDelta(delta) => {
             state.rollup_at(start_s).increment(delta, ts_ms)

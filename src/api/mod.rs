@@ -8,6 +8,7 @@ mod body;
 mod gate;
 mod influx;
 mod notifications;
+mod otlp;
 mod push;
 mod pushgateway;
 mod query;
@@ -49,6 +50,8 @@ pub struct ApiState {
     pub prometheus: Option<PrometheusHandle>,
     /// What /metrics re-exports of the pushed metrics.
     pub export: crate::export::ExportSettings,
+    /// Which OTLP resource attributes become labels.
+    pub otlp_labels: crate::ingest::otlp::ResourceLabels,
 }
 
 /// An answer that is not a success: a status and a message that says what to do.
@@ -135,6 +138,16 @@ pub fn routes(
             guarded(state, headers, Guard::Push, "push", move |state| async move {
                 let body = body::read(Box::pin(stream), encoding.as_deref(), state.limits.max_body_bytes).await?;
                 push::native(&state, &body)
+            })
+        },
+    );
+    let otlp_metrics = warp::path!("v1" / "metrics").and(warp::post()).and(base()).and(warp::body::stream()).and_then(
+        |state, headers: HeaderMap, stream| {
+            let encoding = headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            guarded(state, headers, Guard::Push, "otlp", move |state| async move {
+                let body = body::read(Box::pin(stream), encoding.as_deref(), state.limits.max_body_bytes).await?;
+                otlp::export(&state, content_type.as_deref(), &body)
             })
         },
     );
@@ -311,6 +324,7 @@ pub fn routes(
     let all: Vec<BoxedFilter<(Response,)>> = vec![
         push.boxed(),
         influx_write.boxed(),
+        otlp_metrics.boxed(),
         pushgateway.boxed(),
         pushgateway_delete.boxed(),
         query.boxed(),

@@ -131,6 +131,20 @@ struct RawConfig {
     people: std::collections::BTreeMap<String, oncall::RawPerson>,
     schedules: std::collections::BTreeMap<String, oncall::RawSchedule>,
     export: RawExport,
+    otlp: RawOtlp,
+}
+
+/// `otlp:` how OTLP resource attributes become labels.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawOtlp {
+    resource_labels: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for RawOtlp {
+    fn default() -> RawOtlp {
+        RawOtlp { resource_labels: crate::ingest::otlp::ResourceLabels::default().0 }
+    }
 }
 
 /// `export:` what /metrics re-exports of the pushed metrics.
@@ -287,6 +301,8 @@ pub struct Config {
     pub rule_paths: Vec<String>,
     /// What /metrics re-exports of the pushed metrics.
     pub export: ExportSettings,
+    /// Which OTLP resource attributes become which labels.
+    pub otlp_labels: crate::ingest::otlp::ResourceLabels,
     /// Named notifiers; without any, notifications go to the log.
     pub notifiers: std::collections::BTreeMap<String, NotifierConfig>,
     /// Where alerts go; with nothing configured, every alert to every notifier.
@@ -459,6 +475,7 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
             window_s: raw.export.summary_window.0,
             quantiles: raw.export.quantiles,
         },
+        otlp_labels: crate::ingest::otlp::ResourceLabels(raw.otlp.resource_labels),
         notifiers,
         routing,
     })

@@ -4,6 +4,7 @@
 pub mod cumulative;
 pub mod limits;
 pub mod names;
+pub mod otlp;
 pub mod parse;
 pub mod pushgateway;
 pub mod sink;

@@ -28,6 +28,9 @@ pub enum Reject {
     ReservedLabel(String),
     #[error("{kind} value {value} is not allowed: {why}")]
     BadValue { kind: MetricKind, value: f64, why: &'static str },
+    /// Well-formed, but not something perfwatch takes (and why).
+    #[error("{0}")]
+    Unsupported(&'static str),
     #[error(transparent)]
     Record(#[from] RecordError),
 }
@@ -41,6 +44,7 @@ impl Reject {
             Reject::TooManyLabels { .. } => "too_many_labels",
             Reject::ReservedLabel(_) => "reserved_label",
             Reject::BadValue { .. } => "bad_value",
+            Reject::Unsupported(_) => "unsupported",
             Reject::Record(RecordError::TooLate { .. }) => "too_late",
             Reject::Record(RecordError::TooEarly { .. }) => "too_early",
             Reject::Record(RecordError::KindMismatch { .. }) => "kind_mismatch",
@@ -225,6 +229,14 @@ fn check_values(kind: MetricKind, obs: &Observation<'_>) -> Result<(), Reject> {
                 if !value.is_finite() || *value < 0.0 {
                     return bad(*value, "timings are non-negative seconds");
                 }
+            }
+        }
+        Observation::Buckets { count, sum, buckets } => {
+            if !(count.is_finite() && count >= 0.0 && sum.is_finite()) {
+                return bad(count, "a histogram's count and sum must be finite, the count non-negative");
+            }
+            if let Some((value, _)) = buckets.iter().find(|(v, _)| !v.is_finite() || *v < 0.0) {
+                return bad(*value, "timings are non-negative seconds");
             }
         }
         Observation::Increment(delta) if !delta.is_finite() || delta < 0.0 => {

@@ -12,6 +12,7 @@ mod json_push;
 mod limits;
 mod node_clients;
 mod notify;
+mod otlp;
 mod persistence;
 mod pushgateway;
 mod rule_kinds;

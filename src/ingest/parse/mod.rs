@@ -3,6 +3,7 @@
 
 pub mod influx;
 pub mod json;
+pub mod otlp;
 pub mod prom_proto;
 pub mod prom_text;
 pub mod statsd;

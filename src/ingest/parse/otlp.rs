@@ -1,0 +1,313 @@
+//! The OTLP metrics messages perfwatch reads (opentelemetry-proto, `metrics/v1`), written out
+//! for prost and serde: protobuf decodes by field number, OTLP/JSON by the lowerCamelCase
+//! names with 64-bit integers as strings (or numbers) and enums as integers. Exemplars,
+//! metadata and schema URLs are skipped (unknown fields are ignored in both encodings, as the
+//! specification asks of receivers).
+
+use serde::{Deserialize, Deserializer};
+
+#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ExportMetricsServiceRequest {
+    #[prost(message, repeated, tag = "1")]
+    pub resource_metrics: Vec<ResourceMetrics>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExportMetricsServiceResponse {
+    #[prost(message, optional, tag = "1")]
+    pub partial_success: Option<ExportMetricsPartialSuccess>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExportMetricsPartialSuccess {
+    #[prost(int64, tag = "1")]
+    pub rejected_data_points: i64,
+    #[prost(string, tag = "2")]
+    pub error_message: String,
+}
+
+/// `google.rpc.Status`, the body of an OTLP error answer.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Status {
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ResourceMetrics {
+    #[prost(message, optional, tag = "1")]
+    pub resource: Option<Resource>,
+    #[prost(message, repeated, tag = "2")]
+    pub scope_metrics: Vec<ScopeMetrics>,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Resource {
+    #[prost(message, repeated, tag = "1")]
+    pub attributes: Vec<KeyValue>,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ScopeMetrics {
+    #[prost(message, optional, tag = "1")]
+    pub scope: Option<InstrumentationScope>,
+    #[prost(message, repeated, tag = "2")]
+    pub metrics: Vec<Metric>,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct InstrumentationScope {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub version: String,
+    #[prost(message, repeated, tag = "3")]
+    pub attributes: Vec<KeyValue>,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Metric {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub description: String,
+    #[prost(string, tag = "3")]
+    pub unit: String,
+    #[prost(message, optional, tag = "5")]
+    pub gauge: Option<Gauge>,
+    #[prost(message, optional, tag = "7")]
+    pub sum: Option<Sum>,
+    #[prost(message, optional, tag = "9")]
+    pub histogram: Option<Histogram>,
+    #[prost(message, optional, tag = "10")]
+    pub exponential_histogram: Option<ExponentialHistogram>,
+    #[prost(message, optional, tag = "11")]
+    pub summary: Option<Summary>,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Gauge {
+    #[prost(message, repeated, tag = "1")]
+    pub data_points: Vec<NumberDataPoint>,
+}
+
+/// `AggregationTemporality`: 1 delta, 2 cumulative.
+pub const DELTA: i32 = 1;
+pub const CUMULATIVE: i32 = 2;
+
+#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Sum {
+    #[prost(message, repeated, tag = "1")]
+    pub data_points: Vec<NumberDataPoint>,
+    #[prost(int32, tag = "2")]
+    #[serde(deserialize_with = "temporality")]
+    pub aggregation_temporality: i32,
+    #[prost(bool, tag = "3")]
+    pub is_monotonic: bool,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Histogram {
+    #[prost(message, repeated, tag = "1")]
+    pub data_points: Vec<HistogramDataPoint>,
+    #[prost(int32, tag = "2")]
+    #[serde(deserialize_with = "temporality")]
+    pub aggregation_temporality: i32,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ExponentialHistogram {
+    #[prost(message, repeated, tag = "1")]
+    pub data_points: Vec<ExponentialHistogramDataPoint>,
+    #[prost(int32, tag = "2")]
+    #[serde(deserialize_with = "temporality")]
+    pub aggregation_temporality: i32,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Summary {
+    #[prost(message, repeated, tag = "1")]
+    pub data_points: Vec<SummaryDataPoint>,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct NumberDataPoint {
+    #[prost(message, repeated, tag = "7")]
+    pub attributes: Vec<KeyValue>,
+    #[prost(fixed64, tag = "2")]
+    #[serde(deserialize_with = "uint64")]
+    pub start_time_unix_nano: u64,
+    #[prost(fixed64, tag = "3")]
+    #[serde(deserialize_with = "uint64")]
+    pub time_unix_nano: u64,
+    #[prost(double, optional, tag = "4")]
+    pub as_double: Option<f64>,
+    #[prost(sfixed64, optional, tag = "6")]
+    #[serde(deserialize_with = "optional_int64")]
+    pub as_int: Option<i64>,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct HistogramDataPoint {
+    #[prost(message, repeated, tag = "9")]
+    pub attributes: Vec<KeyValue>,
+    #[prost(fixed64, tag = "2")]
+    #[serde(deserialize_with = "uint64")]
+    pub start_time_unix_nano: u64,
+    #[prost(fixed64, tag = "3")]
+    #[serde(deserialize_with = "uint64")]
+    pub time_unix_nano: u64,
+    #[prost(fixed64, tag = "4")]
+    #[serde(deserialize_with = "uint64")]
+    pub count: u64,
+    #[prost(double, optional, tag = "5")]
+    pub sum: Option<f64>,
+    #[prost(fixed64, repeated, tag = "6")]
+    #[serde(deserialize_with = "uint64s")]
+    pub bucket_counts: Vec<u64>,
+    #[prost(double, repeated, tag = "7")]
+    pub explicit_bounds: Vec<f64>,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ExponentialHistogramDataPoint {
+    #[prost(message, repeated, tag = "1")]
+    pub attributes: Vec<KeyValue>,
+    #[prost(fixed64, tag = "2")]
+    #[serde(deserialize_with = "uint64")]
+    pub start_time_unix_nano: u64,
+    #[prost(fixed64, tag = "3")]
+    #[serde(deserialize_with = "uint64")]
+    pub time_unix_nano: u64,
+    #[prost(fixed64, tag = "4")]
+    #[serde(deserialize_with = "uint64")]
+    pub count: u64,
+    #[prost(double, optional, tag = "5")]
+    pub sum: Option<f64>,
+    #[prost(sint32, tag = "6")]
+    pub scale: i32,
+    #[prost(fixed64, tag = "7")]
+    #[serde(deserialize_with = "uint64")]
+    pub zero_count: u64,
+    #[prost(message, optional, tag = "8")]
+    pub positive: Option<Buckets>,
+    #[prost(message, optional, tag = "9")]
+    pub negative: Option<Buckets>,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Buckets {
+    #[prost(sint32, tag = "1")]
+    pub offset: i32,
+    #[prost(uint64, repeated, tag = "2")]
+    #[serde(deserialize_with = "uint64s")]
+    pub bucket_counts: Vec<u64>,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SummaryDataPoint {
+    #[prost(message, repeated, tag = "7")]
+    pub attributes: Vec<KeyValue>,
+    #[prost(fixed64, tag = "4")]
+    #[serde(deserialize_with = "uint64")]
+    pub count: u64,
+    #[prost(double, tag = "5")]
+    pub sum: f64,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct KeyValue {
+    #[prost(string, tag = "1")]
+    pub key: String,
+    #[prost(message, optional, tag = "2")]
+    pub value: Option<AnyValue>,
+}
+
+/// An attribute value; arrays, maps and bytes are written as text for a label.
+#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AnyValue {
+    #[prost(string, optional, tag = "1")]
+    pub string_value: Option<String>,
+    #[prost(bool, optional, tag = "2")]
+    pub bool_value: Option<bool>,
+    #[prost(int64, optional, tag = "3")]
+    #[serde(deserialize_with = "optional_int64")]
+    pub int_value: Option<i64>,
+    #[prost(double, optional, tag = "4")]
+    pub double_value: Option<f64>,
+}
+
+/// A JSON integer written as a string (as OTLP/JSON does for 64-bit ones) or a number.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum JsonInt {
+    Text(String),
+    Unsigned(u64),
+    Signed(i64),
+}
+
+impl JsonInt {
+    fn signed<E: serde::de::Error>(self) -> Result<i64, E> {
+        match self {
+            JsonInt::Text(text) => text.parse().map_err(|_| E::custom(format!("{text:?} is not an integer"))),
+            JsonInt::Unsigned(v) => i64::try_from(v).map_err(|_| E::custom("integer out of range")),
+            JsonInt::Signed(v) => Ok(v),
+        }
+    }
+
+    fn unsigned<E: serde::de::Error>(self) -> Result<u64, E> {
+        match self {
+            JsonInt::Text(text) => text.parse().map_err(|_| E::custom(format!("{text:?} is not an unsigned integer"))),
+            JsonInt::Unsigned(v) => Ok(v),
+            JsonInt::Signed(v) => u64::try_from(v).map_err(|_| E::custom("negative where an unsigned integer belongs")),
+        }
+    }
+}
+
+fn uint64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    JsonInt::deserialize(d)?.unsigned()
+}
+
+fn uint64s<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+    Vec::<JsonInt>::deserialize(d)?.into_iter().map(JsonInt::unsigned).collect()
+}
+
+fn optional_int64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Option::<JsonInt>::deserialize(d)?.map(JsonInt::signed).transpose()
+}
+
+/// An enum as its number (or, leniently, its name).
+fn temporality<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Value {
+        Number(i32),
+        Name(String),
+    }
+    Ok(match Value::deserialize(d)? {
+        Value::Number(n) => n,
+        Value::Name(name) if name.ends_with("DELTA") => DELTA,
+        Value::Name(name) if name.ends_with("CUMULATIVE") => CUMULATIVE,
+        Value::Name(_) => 0,
+    })
+}
