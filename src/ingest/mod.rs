@@ -2,6 +2,7 @@
 //! path into the aggregator.
 
 pub mod cumulative;
+pub mod exponential;
 pub mod limits;
 pub mod names;
 pub mod otlp;

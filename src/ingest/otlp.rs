@@ -5,7 +5,8 @@
 //! resource and scope attributes are left out so SDK details do not multiply series.
 //!
 //! Kinds: gauges and non-monotonic cumulative sums (up-down counters) are gauges; monotonic
-//! sums are counters; histograms are timings in seconds (`ms`, `us`, `ns` units converted).
+//! sums are counters; histograms (explicit or exponential, see `exponential`) are timings in
+//! seconds (`ms`, `us`, `ns` units converted).
 //! Cumulative points become per-interval deltas per stream: the first point of a stream
 //! counts from zero, a re-sent identical point adds nothing, and a new start time or a total
 //! that went down is a reset after which the point counts whole. Stream state is kept with the
@@ -15,9 +16,11 @@ use std::collections::BTreeMap;
 
 use crate::aggregate::Observation;
 use crate::ingest::cumulative::{apply_histogram, counter_delta, histogram_state};
+use crate::ingest::exponential;
 use crate::ingest::parse::PushOutcome;
 use crate::ingest::parse::otlp::{
-    AnyValue, CUMULATIVE, DELTA, ExportMetricsServiceRequest, HistogramDataPoint, KeyValue, Metric, NumberDataPoint,
+    AnyValue, CUMULATIVE, DELTA, ExponentialHistogramDataPoint, ExportMetricsServiceRequest, HistogramDataPoint,
+    KeyValue, Metric, NumberDataPoint, Sum,
 };
 use crate::ingest::sink::{IngestBatch, Reject};
 use crate::model::MetricKind;
@@ -66,78 +69,67 @@ pub fn ingest<'a>(
             }
         }
         for metric in resource.scope_metrics.iter().flat_map(|s| &s.metrics) {
-            let mut point_no = 0;
-            let mut each = |outcome: &mut PushOutcome, result: Result<(), Reject>, batch: &mut IngestBatch<'a>| {
-                point_no += 1;
+            let (common, own, state) = (&common, &mut own, &mut state);
+            let results: Vec<Result<(), Reject>> = if let Some(gauge) = &metric.gauge {
+                let gauge_of = Observation::Gauge;
+                gauge
+                    .data_points
+                    .iter()
+                    .map(|p| number(batch, metric, p, common, own, MetricKind::Gauge, gauge_of))
+                    .collect()
+            } else if let Some(sum) = &metric.sum {
+                sum.data_points.iter().map(|p| sum_point(batch, metric, sum, p, common, own)).collect()
+            } else if let Some(h) = &metric.histogram {
+                let t = h.aggregation_temporality;
+                h.data_points.iter().map(|p| explicit_histogram(batch, metric, p, t, common, own, state)).collect()
+            } else if let Some(h) = &metric.exponential_histogram {
+                let t = h.aggregation_temporality;
+                h.data_points.iter().map(|p| exponential_histogram(batch, metric, p, t, common, own, state)).collect()
+            } else if let Some((n, why)) = unsupported(metric) {
+                (0..n).map(|_| Err(Reject::Unsupported(why))).collect()
+            } else {
+                outcome.rejected += 1;
+                outcome.note_error(0, format!("metric {:?} has no data", metric.name));
+                continue;
+            };
+            for (idx, result) in results.into_iter().enumerate() {
                 batch.count(&result);
                 match result {
                     Ok(()) => outcome.accepted += 1,
                     Err(reject) => {
                         outcome.rejected += 1;
                         outcome.hit_series_limit |= reject.is_series_limit();
-                        outcome.note_error(point_no, format!("metric {:?}: {reject}", metric.name));
+                        outcome.note_error(idx + 1, format!("metric {:?}: {reject}", metric.name));
                     }
                 }
-            };
-            if let Some(gauge) = &metric.gauge {
-                for point in &gauge.data_points {
-                    let result = number(batch, metric, point, &common, &mut own, MetricKind::Gauge, Observation::Gauge);
-                    each(&mut outcome, result, batch);
-                }
-            } else if let Some(sum) = &metric.sum {
-                for point in &sum.data_points {
-                    let result = match (sum.is_monotonic, sum.aggregation_temporality) {
-                        (true, CUMULATIVE) => cumulative_counter(batch, metric, point, &common, &mut own),
-                        (true, DELTA) => {
-                            number(batch, metric, point, &common, &mut own, MetricKind::Counter, Observation::Increment)
-                        }
-                        (false, CUMULATIVE) => {
-                            number(batch, metric, point, &common, &mut own, MetricKind::Gauge, Observation::Gauge)
-                        }
-                        (false, DELTA) => number(
-                            batch,
-                            metric,
-                            point,
-                            &common,
-                            &mut own,
-                            MetricKind::Counter,
-                            Observation::CounterDelta,
-                        ),
-                        _ => Err(Reject::Unsupported("a sum needs aggregation_temporality DELTA or CUMULATIVE")),
-                    };
-                    each(&mut outcome, result, batch);
-                }
-            } else if let Some(histogram) = &metric.histogram {
-                for point in &histogram.data_points {
-                    let result = explicit_histogram(
-                        batch,
-                        metric,
-                        point,
-                        histogram.aggregation_temporality,
-                        &common,
-                        &mut own,
-                        &mut state,
-                    );
-                    each(&mut outcome, result, batch);
-                }
-            } else if let Some((n, why)) = unsupported(metric) {
-                for _ in 0..n {
-                    each(&mut outcome, Err(Reject::Unsupported(why)), batch);
-                }
-            } else {
-                outcome.rejected += 1;
-                outcome.note_error(0, format!("metric {:?} has no data", metric.name));
             }
         }
     }
     outcome
 }
 
+/// One sum data point, by monotonicity and temporality.
+fn sum_point<'a>(
+    batch: &mut IngestBatch<'a>,
+    metric: &'a Metric,
+    sum: &Sum,
+    point: &'a NumberDataPoint,
+    common: &[(&'a str, &'a str)],
+    own: &mut Vec<(&'a str, &'a str)>,
+) -> Result<(), Reject> {
+    let (kind, observation): (MetricKind, fn(f64) -> Observation<'static>) =
+        match (sum.is_monotonic, sum.aggregation_temporality) {
+            (true, CUMULATIVE) => return cumulative_counter(batch, metric, point, common, own),
+            (true, DELTA) => (MetricKind::Counter, Observation::Increment),
+            (false, CUMULATIVE) => (MetricKind::Gauge, Observation::Gauge),
+            (false, DELTA) => (MetricKind::Counter, Observation::CounterDelta),
+            _ => return Err(Reject::Unsupported("a sum needs aggregation_temporality DELTA or CUMULATIVE")),
+        };
+    number(batch, metric, point, common, own, kind, observation)
+}
+
 /// Data points of a type perfwatch does not take, and why.
 fn unsupported(metric: &Metric) -> Option<(usize, &'static str)> {
-    if let Some(histogram) = &metric.exponential_histogram {
-        return Some((histogram.data_points.len(), "exponential histograms are not taken yet; use explicit buckets"));
-    }
     let summary = metric.summary.as_ref()?;
     Some((summary.data_points.len(), "summaries' quantiles cannot be merged; export a histogram"))
 }
@@ -265,6 +257,54 @@ fn explicit_histogram<'a>(
         }
         DELTA => {
             let buckets = bucket_pairs(&cumulative);
+            batch.record(series, Some(ts_ms), Observation::Buckets { count, sum, buckets: &buckets })
+        }
+        _ => Err(Reject::Unsupported("a histogram needs aggregation_temporality DELTA or CUMULATIVE")),
+    }
+}
+
+fn exponential_histogram<'a>(
+    batch: &mut IngestBatch<'a>,
+    metric: &'a Metric,
+    point: &'a ExponentialHistogramDataPoint,
+    temporality: i32,
+    common: &[(&'a str, &'a str)],
+    own: &mut Vec<(&'a str, &'a str)>,
+    state: &mut Vec<f64>,
+) -> Result<(), Reject> {
+    if point.negative.as_ref().is_some_and(|n| n.bucket_counts.iter().any(|c| *c > 0)) {
+        return Err(Reject::Unsupported("negative values in a histogram; timings are non-negative"));
+    }
+    let unit = unit_scale(&metric.unit);
+    let positive = point.positive.clone().unwrap_or_default();
+    let sum = point.sum.unwrap_or(0.0) * unit;
+    point_labels(&point.attributes, batch.bump(), own);
+    let series = batch.resolve(&metric.name, common, own, MetricKind::Timing)?;
+    let ts_ms = timestamp_ms(point.time_unix_nano).unwrap_or(batch.now_ms());
+    let mut layout = Vec::new();
+    exponential::state(
+        point.count as f64,
+        sum,
+        point.zero_count as f64,
+        point.scale,
+        positive.offset,
+        &positive.bucket_counts,
+        &mut layout,
+    );
+    match temporality {
+        CUMULATIVE => {
+            // State: [start time, count, sum, zero, scale, offset, counts…].
+            state.clear();
+            state.push(point.start_time_unix_nano as f64);
+            state.extend(layout);
+            batch.record_cumulative(series, STREAM_GROUP, Some(ts_ms), state, |previous, current, rollup| {
+                let same_stream = previous.filter(|p| p.len() >= 6 && p[0] == current[0]).map(|p| &p[1..]);
+                let (count, sum, buckets) = exponential::gained(same_stream, &current[1..], unit);
+                rollup.observe_buckets(count, sum, buckets.into_iter(), ts_ms)
+            })
+        }
+        DELTA => {
+            let (count, sum, buckets) = exponential::gained(None, &layout, unit);
             batch.record(series, Some(ts_ms), Observation::Buckets { count, sum, buckets: &buckets })
         }
         _ => Err(Reject::Unsupported("a histogram needs aggregation_temporality DELTA or CUMULATIVE")),

@@ -96,3 +96,46 @@ async fn the_influxdb_client_writes_line_protocol() {
     assert_eq!(d.query_one(&[("metric", "db_pool_utilisation{pool=\"replica\"}"), ("stat", "last")]).await, 0.4);
     assert_eq!(d.query_one(&[("metric", "cache_hit_ratio{tier=\"l1\"}"), ("stat", "last")]).await, 0.9);
 }
+
+#[tokio::test]
+async fn the_opentelemetry_sdk_exports_over_http_json_and_protobuf_in_both_temporalities() {
+    if !node_ready() {
+        return;
+    }
+    let d = TestDaemon::start("").await;
+    let runs = [
+        ("json-cumulative", "http", "cumulative", "explicit"),
+        ("proto-delta", "proto", "delta", "explicit"),
+        ("json-delta-exp", "http", "delta", "exponential"),
+        ("proto-cumulative-exp", "proto", "cumulative", "exponential"),
+    ];
+    for (service, protocol, temporality, histograms) in runs {
+        run_node("otel.js", &[&d.base, protocol, temporality, histograms, service]).await;
+    }
+    // Each run recorded 10, 20, … 100 ms twice, added 3 then 2 orders, moved sessions to 3
+    // then 4, and observed a pool at 42.
+    let latencies: Vec<f64> = (1..=10).flat_map(|i| [i as f64 / 100.0; 2]).collect();
+    for (service, _, _, histograms) in runs {
+        let at = |metric: &str| format!("{metric}{{service=\"{service}\"}}");
+        assert_eq!(d.query_one(&[("metric", &at("orders")), ("stat", "sum")]).await, 5.0, "{service}");
+        assert_eq!(d.query_one(&[("metric", &at("active_sessions")), ("stat", "last")]).await, 4.0, "{service}");
+        assert_eq!(d.query_one(&[("metric", &at("pool_in_use")), ("stat", "last")]).await, 42.0, "{service}");
+        let duration = at("checkout_duration");
+        assert_eq!(d.query_one(&[("metric", &duration), ("stat", "count")]).await, 20.0, "{service}");
+        let sum = d.query_one(&[("metric", &duration), ("stat", "sum")]).await;
+        assert!((sum - 1.1).abs() < 1e-9, "{service}: milliseconds as seconds, {sum}");
+        for q in [0.5, 0.99] {
+            let got = d.query_one(&[("metric", &duration), ("stat", if q == 0.5 { "p50" } else { "p99" })]).await;
+            let exact = crate::support::exact_quantile(&latencies, q);
+            if histograms == "exponential" {
+                // The bucket's representative (≤ 1.1 % at the SDK's scale) and the sketch (≤ 1 %).
+                crate::support::assert_within(got, exact, 0.022, &format!("{service} p{q}"));
+            } else {
+                // Explicit buckets (the SDK's default bounds) bound the error by the bucket.
+                let bounds = [0.0, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25];
+                let bucket = bounds.windows(2).find(|w| exact > w[0] && exact <= w[1]).unwrap();
+                assert!(got >= bucket[0] && got <= bucket[1] * 1.01, "{service} p{q}: {got} outside {bucket:?}");
+            }
+        }
+    }
+}
