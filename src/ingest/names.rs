@@ -1,5 +1,5 @@
 //! The one naming rule every protocol goes through, so a metric sent over StatsD, Pushgateway
-//! text or JSON lands in the same series: metric names keep `[a-zA-Z0-9_:]` and label names
+//! text, JSON, Influx or OTLP lands in the same series: metric names keep `[a-zA-Z0-9_:]` and label names
 //! `[a-zA-Z0-9_]`; every other character becomes `_`, and a leading digit gets a `_` prefix.
 //! (`api.latency-ms` → `api_latency_ms`.) Label values are kept as sent.
 

@@ -228,3 +228,52 @@ async fn a_cumulative_stream_survives_a_restart_without_counting_twice() {
     export(&d, &request(vec![sum("http.server.requests", CUMULATIVE, true, start, 12.0)])).await;
     assert_eq!(d.query_one(&[("metric", "http_server_requests"), ("stat", "sum")]).await, 12.0);
 }
+
+#[tokio::test]
+async fn one_metric_over_statsd_pushgateway_influx_otlp_and_json_lands_in_one_series() {
+    let d = TestDaemon::start("").await;
+    // `db.pool.in_use` with pool=primary and job=checkout, one sample per protocol.
+    let statsd = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let statsd_addr = d.daemon.as_ref().unwrap().statsd_addr.unwrap();
+    statsd.send_to(b"db.pool.in_use:41|g|#pool:primary,job:checkout", statsd_addr).unwrap();
+    let text = "# TYPE db_pool_in_use gauge\ndb_pool_in_use{pool=\"primary\"} 42\n";
+    let pushed = d.client.put(format!("{}/metrics/job/checkout", d.base)).body(text).send().await.unwrap();
+    assert!(pushed.status().is_success());
+    let influx = d
+        .client
+        .post(format!("{}/api/v2/write", d.base))
+        .body("db.pool,pool=primary,job=checkout in_use=43")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(influx.status(), 204);
+    let gauge = Metric {
+        name: "db.pool.in_use".into(),
+        gauge: Some(Gauge {
+            data_points: vec![NumberDataPoint {
+                attributes: vec![kv("pool", "primary"), kv("job", "checkout")],
+                as_double: Some(44.0),
+                ..Default::default()
+            }],
+        }),
+        ..Default::default()
+    };
+    let otlp = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: None,
+            scope_metrics: vec![ScopeMetrics { scope: None, metrics: vec![gauge] }],
+        }],
+    };
+    export(&d, &otlp).await;
+    let json = json!({"metrics": [{"name": "db.pool.in_use", "type": "gauge", "value": 45, "labels": {"pool": "primary", "job": "checkout"}}]});
+    assert_eq!(d.push_json(&json).await.0, 200);
+
+    let series = crate::support::wait_for("all five samples", std::time::Duration::from_secs(10), || async {
+        let series = d.query(&[("metric", "db_pool_in_use"), ("stat", "count"), ("group_by", "pool,job")]).await;
+        (series.len() == 1 && series[0]["points"][0][1].as_f64() == Some(5.0)).then_some(series)
+    })
+    .await;
+    assert_eq!(series[0]["labels"], json!({"job": "checkout", "pool": "primary"}));
+    let all = d.get("/api/v1/series?metric=db_pool_in_use").await.1;
+    assert_eq!(all["series"].as_array().unwrap().len(), 1, "one series: {all}");
+}
