@@ -46,6 +46,121 @@ pub fn json_body(
     (out, n_obs)
 }
 
+/// An Influx line-protocol body of `n_entries` points starting at series `first`: each
+/// timing point carries `values_per_entry` fields (`v0`, `v1`, …), other points one `value`.
+pub fn influx_body(
+    specs: &[SeriesSpec],
+    first: usize,
+    n_entries: usize,
+    values_per_entry: usize,
+    rng: &mut SmallRng,
+) -> (String, u64) {
+    let mut out = String::with_capacity(n_entries * (80 + values_per_entry * 14));
+    let mut n_obs = 0;
+    for idx in 0..n_entries {
+        let spec = &specs[(first + idx) % specs.len()];
+        out.push_str(spec.name);
+        for (k, v) in &spec.labels {
+            let _ = write!(out, ",{k}={}", v.replace(' ', "\\ ").replace(',', "\\,"));
+        }
+        out.push(' ');
+        if spec.is_timing() {
+            for v in 0..values_per_entry {
+                let _ = write!(out, "{}v{v}={:.6}", if v > 0 { "," } else { "" }, spec.sample(rng));
+            }
+            n_obs += values_per_entry as u64;
+        } else {
+            let _ = write!(out, "value={}", spec.sample(rng));
+            n_obs += 1;
+        }
+        out.push('\n');
+    }
+    (out, n_obs)
+}
+
+/// An OTLP protobuf export of `n_entries` metrics starting at series `first`, delta
+/// temporality: timings as histograms of `values_per_entry` new observations over
+/// [`BUCKETS`], counters as sums, levels as gauges.
+pub fn otlp_body(
+    specs: &[SeriesSpec],
+    first: usize,
+    n_entries: usize,
+    values_per_entry: usize,
+    rng: &mut SmallRng,
+) -> (Vec<u8>, u64) {
+    use crate::ingest::parse::otlp::*;
+    use prost::Message;
+    let attributes = |spec: &SeriesSpec| -> Vec<KeyValue> {
+        spec.labels
+            .iter()
+            .map(|(k, v)| KeyValue {
+                key: (*k).to_owned(),
+                value: Some(AnyValue { string_value: Some(v.clone()), ..Default::default() }),
+            })
+            .collect()
+    };
+    let mut metrics = Vec::with_capacity(n_entries);
+    let mut n_obs = 0;
+    for idx in 0..n_entries {
+        let spec = &specs[(first + idx) % specs.len()];
+        let mut metric = Metric { name: spec.name.to_owned(), ..Default::default() };
+        match spec.shape {
+            Shape::Latency { .. } => {
+                let mut counts = vec![0u64; BUCKETS.len() + 1];
+                let mut sum = 0.0;
+                for _ in 0..values_per_entry {
+                    let v = spec.sample(rng);
+                    sum += v;
+                    counts[BUCKETS.iter().position(|b| v <= *b).unwrap_or(BUCKETS.len())] += 1;
+                }
+                metric.unit = "s".into();
+                metric.histogram = Some(Histogram {
+                    data_points: vec![HistogramDataPoint {
+                        attributes: attributes(spec),
+                        count: values_per_entry as u64,
+                        sum: Some(sum),
+                        bucket_counts: counts,
+                        explicit_bounds: BUCKETS.to_vec(),
+                        ..Default::default()
+                    }],
+                    aggregation_temporality: DELTA,
+                });
+                n_obs += values_per_entry as u64;
+            }
+            Shape::Count { .. } => {
+                let point = NumberDataPoint {
+                    attributes: attributes(spec),
+                    as_double: Some(spec.sample(rng)),
+                    ..Default::default()
+                };
+                metric.sum = Some(Sum { data_points: vec![point], aggregation_temporality: DELTA, is_monotonic: true });
+                n_obs += 1;
+            }
+            Shape::Level { .. } => {
+                let point = NumberDataPoint {
+                    attributes: attributes(spec),
+                    as_double: Some(spec.sample(rng)),
+                    ..Default::default()
+                };
+                metric.gauge = Some(Gauge { data_points: vec![point] });
+                n_obs += 1;
+            }
+        }
+        metrics.push(metric);
+    }
+    let service = KeyValue {
+        key: "service.name".into(),
+        value: Some(AnyValue { string_value: Some("loadgen".into()), ..Default::default() }),
+    };
+    let request = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource { attributes: vec![service] }),
+            scope_metrics: vec![ScopeMetrics { scope: None, metrics }],
+        }],
+    };
+    (request.encode_to_vec(), n_obs)
+}
+
 /// Cumulative state of one Prometheus pusher (one grouping key).
 pub struct PromPusher {
     totals: Vec<f64>,

@@ -18,7 +18,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::time::Instant as TokioInstant;
 
-use self::encode::{PromPusher, json_body, statsd_datagrams};
+use self::encode::{PromPusher, influx_body, json_body, otlp_body, statsd_datagrams};
 use self::workload::catalog;
 use crate::cli::{CliError, ServerArgs};
 
@@ -27,6 +27,10 @@ pub enum Format {
     Json,
     Prometheus,
     Statsd,
+    /// Influx line protocol to /api/v2/write.
+    Influx,
+    /// OTLP protobuf to /v1/metrics (delta temporality).
+    Otlp,
 }
 
 #[derive(Debug, clap::Args)]
@@ -104,9 +108,15 @@ pub async fn run(args: LoadgenArgs) -> Result<String, CliError> {
         let (specs, counters) = (specs.clone(), counters.clone());
         let rate = args.rate / args.connections as f64;
         match args.format {
-            Format::Json => {
-                let bodies = json_pool(&args, &specs, conn);
-                let request = args.server.request(&reqwest::Client::new(), reqwest::Method::POST, "/api/v1/push")?;
+            Format::Json | Format::Influx | Format::Otlp => {
+                let (path, content_type) = match args.format {
+                    Format::Json => ("/api/v1/push", "application/json"),
+                    Format::Influx => ("/api/v2/write?precision=ms", "text/plain; charset=utf-8"),
+                    _ => ("/v1/metrics", "application/x-protobuf"),
+                };
+                let bodies = body_pool(&args, &specs, conn);
+                let request = args.server.request(&reqwest::Client::new(), reqwest::Method::POST, path)?;
+                let request = request.header("content-type", content_type);
                 tasks.spawn(send_http(request, bodies, rate, deadline, counters));
             }
             Format::Prometheus => {
@@ -167,8 +177,8 @@ pub async fn run(args: LoadgenArgs) -> Result<String, CliError> {
     Ok(summary)
 }
 
-/// Pre-built bodies for one connection, covering its share of the series.
-fn json_pool(args: &LoadgenArgs, specs: &[workload::SeriesSpec], conn: usize) -> Vec<(Bytes, u64)> {
+/// Pre-built bodies (in `args.format`) for one connection, covering its share of the series.
+fn body_pool(args: &LoadgenArgs, specs: &[workload::SeriesSpec], conn: usize) -> Vec<(Bytes, u64)> {
     let mut rng = SmallRng::seed_from_u64(args.seed + conn as u64);
     let n_entries = (args.observations_per_request / args.values_per_entry).max(1);
     let per_conn = args.series.div_ceil(args.connections);
@@ -176,8 +186,21 @@ fn json_pool(args: &LoadgenArgs, specs: &[workload::SeriesSpec], conn: usize) ->
     (0..n_bodies)
         .map(|idx| {
             let first = conn * per_conn + idx * n_entries;
-            let (body, n_obs) = json_body(specs, first, n_entries, args.values_per_entry, &mut rng);
-            (Bytes::from(body), n_obs)
+            let values = args.values_per_entry;
+            match args.format {
+                Format::Influx => {
+                    let (body, n_obs) = influx_body(specs, first, n_entries, values, &mut rng);
+                    (Bytes::from(body), n_obs)
+                }
+                Format::Otlp => {
+                    let (body, n_obs) = otlp_body(specs, first, n_entries, values, &mut rng);
+                    (Bytes::from(body), n_obs)
+                }
+                _ => {
+                    let (body, n_obs) = json_body(specs, first, n_entries, values, &mut rng);
+                    (Bytes::from(body), n_obs)
+                }
+            }
         })
         .collect()
 }
@@ -195,7 +218,7 @@ async fn send_http(
             break;
         }
         let Some(attempt) = request.try_clone() else { break };
-        let response = attempt.header("content-type", "application/json").body(body.clone()).send().await;
+        let response = attempt.body(body.clone()).send().await;
         record(&counters, response, *n_obs).await;
         pace(&mut next, *n_obs, rate).await;
     }
