@@ -46,8 +46,9 @@ pub fn json_body(
     (out, n_obs)
 }
 
-/// An Influx line-protocol body of `n_entries` points starting at series `first`: each
-/// timing point carries `values_per_entry` fields (`v0`, `v1`, …), other points one `value`.
+/// An Influx line-protocol body for `n_entries` entries starting at series `first`: a timing
+/// entry is `values_per_entry` points of its series (one `value` field each), any other entry
+/// one point, so series and observations match the JSON workload.
 pub fn influx_body(
     specs: &[SeriesSpec],
     first: usize,
@@ -55,25 +56,21 @@ pub fn influx_body(
     values_per_entry: usize,
     rng: &mut SmallRng,
 ) -> (String, u64) {
-    let mut out = String::with_capacity(n_entries * (80 + values_per_entry * 14));
+    let mut out = String::with_capacity(n_entries * values_per_entry * 90);
     let mut n_obs = 0;
+    let mut series = String::new();
     for idx in 0..n_entries {
         let spec = &specs[(first + idx) % specs.len()];
-        out.push_str(spec.name);
+        series.clear();
+        series.push_str(spec.name);
         for (k, v) in &spec.labels {
-            let _ = write!(out, ",{k}={}", v.replace(' ', "\\ ").replace(',', "\\,"));
+            let _ = write!(series, ",{k}={}", v.replace(' ', "\\ ").replace(',', "\\,"));
         }
-        out.push(' ');
-        if spec.is_timing() {
-            for v in 0..values_per_entry {
-                let _ = write!(out, "{}v{v}={:.6}", if v > 0 { "," } else { "" }, spec.sample(rng));
-            }
-            n_obs += values_per_entry as u64;
-        } else {
-            let _ = write!(out, "value={}", spec.sample(rng));
-            n_obs += 1;
+        let points = if spec.is_timing() { values_per_entry } else { 1 };
+        for _ in 0..points {
+            let _ = writeln!(out, "{series} value={:.6}", spec.sample(rng));
         }
-        out.push('\n');
+        n_obs += points as u64;
     }
     (out, n_obs)
 }
