@@ -16,7 +16,7 @@ use crate::aggregate::Observation;
 use crate::clock;
 use crate::ingest::parse::PushOutcome;
 use crate::ingest::parse::influx::{FieldValue, parse_line};
-use crate::ingest::sink::{IngestBatch, Scratch};
+use crate::ingest::sink::{IngestBatch, Resolved, Scratch};
 use crate::model::MetricKind;
 
 /// Milliseconds per timestamp unit, or how many units make a millisecond (negative).
@@ -46,6 +46,7 @@ pub fn write(state: &Arc<ApiState>, precision: Option<&str>, body: &[u8]) -> Res
         IngestBatch::new(&state.aggregator, &state.limits, &bump, "influx", clock::now_ms(), Scratch::default());
     let mut outcome = PushOutcome::default();
     let (mut tags, mut fields) = (Vec::new(), Vec::new());
+    let mut last: Option<(&str, &str, Resolved)> = None;
     for (idx, raw) in text.split('\n').enumerate() {
         let line = raw.trim_matches([' ', '\t', '\r']);
         if line.is_empty() || line.starts_with('#') {
@@ -72,10 +73,18 @@ pub fn write(state: &Arc<ApiState>, precision: Option<&str>, body: &[u8]) -> Res
                 }
                 continue;
             };
-            let name = bumpalo::format!(in &bump, "{}_{}", point.measurement, field).into_bump_str();
-            let recorded = batch
-                .resolve(name, &[], &tags, MetricKind::Gauge)
-                .and_then(|series| batch.record(series, ts_ms, Observation::Gauge(number)));
+            // Agents write runs of points of one series: the series resolved last is reused
+            // (the batch's key buffer still holds it).
+            let resolved = match last {
+                Some((series, last_field, resolved)) if series == point.series && last_field == *field => Ok(resolved),
+                _ => {
+                    let name = bumpalo::format!(in &bump, "{}_{}", point.measurement, field).into_bump_str();
+                    let resolved = batch.resolve(name, &[], &tags, MetricKind::Gauge);
+                    last = resolved.as_ref().ok().map(|r| (point.series, *field, *r));
+                    resolved
+                }
+            };
+            let recorded = resolved.and_then(|series| batch.record(series, ts_ms, Observation::Gauge(number)));
             batch.count(&recorded);
             match recorded {
                 Ok(()) => outcome.accepted += 1,

@@ -53,6 +53,8 @@ pub enum InfluxError {
 
 /// One point: `tags` and `fields` are filled into the caller's (reused) vectors.
 pub struct Point<'a> {
+    /// The measurement and tags as written (escapes and all): equal text, equal series.
+    pub series: &'a str,
     pub measurement: &'a str,
     /// The timestamp as written, in the request's precision.
     pub timestamp: Option<i64>,
@@ -96,7 +98,7 @@ pub fn parse_line<'a>(
         Some((_, after)) => return Err(InfluxError::Trailing(after.trim().to_owned())),
         None => Some(rest.parse::<i64>().map_err(|_| InfluxError::BadTimestamp(rest.to_owned()))?),
     };
-    Ok(Point { measurement, timestamp })
+    Ok(Point { series, measurement, timestamp })
 }
 
 fn field_value<'a>(key: &str, raw: &'a str, bump: &'a Bump) -> Result<FieldValue<'a>, InfluxError> {
