@@ -91,15 +91,18 @@ async fn window_quantiles(
     let qs = settings.quantiles.clone();
     let (from_s, to_s) = (now_s - settings.window_s, now_s + 1);
     with_view(reader, Some(aggregator), None, &names, move |view| {
-        let selectors: Vec<Selector> = wanted.iter().filter_map(|(name, _)| Selector::parse(name).ok()).collect();
-        let requests: Vec<Request> = selectors.iter().map(|s| Request { selector: s.clone(), from_s, to_s }).collect();
+        // Stored names always parse; one that would not is left out with its own selector.
+        let reads: Vec<(&String, &Vec<String>, Selector)> =
+            wanted.iter().filter_map(|(name, group_by)| Some((name, group_by, Selector::parse(name).ok()?))).collect();
+        let requests: Vec<Request> =
+            reads.iter().map(|(_, _, s)| Request { selector: s.clone(), from_s, to_s }).collect();
         view.prefetch(&requests)?;
         let mut out = HashMap::new();
-        for ((name, group_by), selector) in wanted.iter().zip(&selectors) {
+        for (name, group_by, selector) in &reads {
             for group in view.fetch(selector, from_s, to_s, group_by)? {
                 let sketch = group.rollup.sketch.as_ref();
                 let values = qs.iter().map(|q| sketch.and_then(|s| s.quantile(*q)).unwrap_or(f64::NAN)).collect();
-                out.insert((name.clone(), group.labels), values);
+                out.insert(((*name).clone(), group.labels), values);
             }
         }
         Ok(out)

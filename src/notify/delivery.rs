@@ -77,7 +77,6 @@ impl Delivery {
             .into_iter()
             .map(|notifier| {
                 let drain = Drainer {
-                    name: notifier.name.clone(),
                     notifier,
                     store: self.store.clone(),
                     reader: self.reader.clone(),
@@ -95,7 +94,6 @@ impl Delivery {
 
 /// One notifier's queue.
 struct Drainer {
-    name: String,
     notifier: Notifier,
     store: StoreHandle,
     reader: Reader,
@@ -111,13 +109,13 @@ impl Drainer {
             tokio::pin!(woken);
             woken.as_mut().enable();
             let now_s = clock::now_s();
-            let name = self.name.clone();
+            let name = self.notifier.name.clone();
             let wait = match self.reader.read(move |tx| tx.next_due(&name)).await {
                 Ok(Some(due)) if due <= now_s => None,
                 Ok(Some(due)) => Some(Duration::from_millis(((due * 1000) - clock::now_ms()).max(1) as u64)),
                 Ok(None) => Some(IDLE_RECHECK),
                 Err(err) => {
-                    tracing::error!(notifier = %self.name, error = %err, "cannot read the outbox");
+                    tracing::error!(notifier = %self.notifier.name, error = %err, "cannot read the outbox");
                     Some(Duration::from_secs(1))
                 }
             };
@@ -129,15 +127,18 @@ impl Drainer {
                 }
                 continue;
             }
-            let rows =
-                match self.store.claim(self.name.clone(), now_s, self.notifier.config().delivery.concurrency).await {
-                    Ok(rows) => rows,
-                    Err(err) => {
-                        tracing::error!(notifier = %self.name, error = %err, "cannot claim notifications");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
-                    }
-                };
+            let rows = match self
+                .store
+                .claim(self.notifier.name.clone(), now_s, self.notifier.config().delivery.concurrency)
+                .await
+            {
+                Ok(rows) => rows,
+                Err(err) => {
+                    tracing::error!(notifier = %self.notifier.name, error = %err, "cannot claim notifications");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
             let mut sends = FuturesUnordered::new();
             for row in rows {
                 // Sends already started keep going while this one waits for its slot.
@@ -180,16 +181,16 @@ impl Drainer {
             AttemptResult::Retry { .. } | AttemptResult::Deferred { .. } => "retried",
             AttemptResult::Failed { .. } => "failed",
         };
-        telemetry::notification_attempt(&self.name, label, latency);
+        telemetry::notification_attempt(&self.notifier.name, label, latency);
         match &result {
             AttemptResult::Sent { .. } => {
-                tracing::info!(notifier = %self.name, id = %row.id, kind = %row.kind, "notification sent")
+                tracing::info!(notifier = %self.notifier.name, id = %row.id, kind = %row.kind, "notification sent")
             }
             AttemptResult::Retry { error, retry_at_s } | AttemptResult::Deferred { reason: error, retry_at_s } => {
-                tracing::warn!(notifier = %self.name, id = %row.id, %error, retry_at_s, "notification not delivered; will retry")
+                tracing::warn!(notifier = %self.notifier.name, id = %row.id, %error, retry_at_s, "notification not delivered; will retry")
             }
             AttemptResult::Failed { error } => {
-                tracing::error!(notifier = %self.name, id = %row.id, %error, "notification failed for good")
+                tracing::error!(notifier = %self.notifier.name, id = %row.id, %error, "notification failed for good")
             }
         }
         self.finish(&row, result, latency).await;
@@ -198,7 +199,7 @@ impl Drainer {
     /// Puts a follow-up back until its page is delivered; waiting is not an attempt.
     async fn defer(&self, row: &OutboxRow, page_due_s: i64) {
         let retry_at_s = page_due_s.max(clock::now_s() + 1);
-        tracing::debug!(notifier = %self.name, id = %row.id, retry_at_s, "waiting for the page this follows up");
+        tracing::debug!(notifier = %self.notifier.name, id = %row.id, retry_at_s, "waiting for the page this follows up");
         let reason = "waiting for the page it follows up to be delivered".to_owned();
         self.finish(row, AttemptResult::Deferred { reason, retry_at_s }, Duration::ZERO).await;
     }
@@ -207,7 +208,7 @@ impl Drainer {
         if let Err(err) =
             self.store.finish_attempt(row.id.clone(), result, clock::now_s(), latency.as_millis() as i64).await
         {
-            tracing::error!(notifier = %self.name, id = %row.id, error = %err, "cannot record a delivery attempt");
+            tracing::error!(notifier = %self.notifier.name, id = %row.id, error = %err, "cannot record a delivery attempt");
         }
     }
 
@@ -225,7 +226,7 @@ impl Drainer {
             Ok((Some(due_s), _)) => Err(due_s),
             Ok((None, page)) => Ok(page.and_then(|p| p.receipt)),
             Err(err) => {
-                tracing::error!(notifier = %self.name, error = %err, "cannot read the outbox");
+                tracing::error!(notifier = %self.notifier.name, error = %err, "cannot read the outbox");
                 Err(clock::now_s() + 1)
             }
         }

@@ -97,8 +97,41 @@ impl Notifier {
     }
 }
 
+/// How long to wait on a 429 without a usable `Retry-After`.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// An HTTP receiver's answer: status, `Retry-After` (or the default wait) and body.
+struct Answer {
+    status: u16,
+    retry_after: Duration,
+    body: String,
+}
+
+/// Sends `request` (to `receiver`, named in errors; never the URL, which may be a secret) and
+/// reads the answer; a timeout, a refused connection or a broken body is an [`Outcome::Retry`].
+async fn exchange(request: reqwest::RequestBuilder, timeout: Duration, receiver: &str) -> Result<Answer, Outcome> {
+    let response = match request.timeout(timeout).send().await {
+        Ok(response) => response,
+        Err(err) if err.is_timeout() => {
+            return Err(Outcome::Retry(format!("{receiver} did not answer within {timeout:?}")));
+        }
+        Err(err) => return Err(Outcome::Retry(format!("cannot reach {receiver}: {}", err.without_url()))),
+    };
+    let status = response.status().as_u16();
+    let retry_after = retry_after(response.headers()).unwrap_or(DEFAULT_RETRY_AFTER);
+    match response.text().await {
+        Ok(body) => Ok(Answer { status, retry_after, body }),
+        Err(err) => Err(Outcome::Retry(format!("reading {receiver}'s answer failed: {}", err.without_url()))),
+    }
+}
+
 /// A `Retry-After` given in seconds (the form Slack and most APIs use).
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// At most 200 characters of an answer's body, for error messages.
+fn excerpt(body: &str) -> String {
+    body.trim().chars().take(200).collect()
 }

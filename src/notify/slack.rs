@@ -14,32 +14,19 @@ use crate::config::Secret;
 
 /// Alerts listed in one message; Slack allows 50 blocks.
 const MAX_ALERTS_SHOWN: usize = 10;
-/// How long to wait on a 429 without a usable `Retry-After`.
-const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
-
 pub async fn send(client: &reqwest::Client, url: &Secret, timeout: Duration, message: &Message) -> Outcome {
-    let response = match client.post(url.expose()).timeout(timeout).json(&payload(message)).send().await {
-        Ok(response) => response,
-        Err(err) if err.is_timeout() => return Outcome::Retry(format!("Slack did not answer within {timeout:?}")),
-        Err(err) => return Outcome::Retry(format!("cannot reach Slack: {}", err.without_url())),
-    };
-    let status = response.status();
-    let retry_after = super::retry_after(response.headers());
-    let body = match response.text().await {
-        Ok(body) => body.chars().take(200).collect::<String>(),
-        Err(err) => return Outcome::Retry(format!("reading Slack's answer failed: {}", err.without_url())),
-    };
-    classify(status.as_u16(), retry_after, body.trim())
+    let request = client.post(url.expose()).json(&payload(message));
+    match super::exchange(request, timeout, "Slack").await {
+        Ok(answer) => classify(answer.status, answer.retry_after, &super::excerpt(&answer.body)),
+        Err(outcome) => outcome,
+    }
 }
 
 /// What Slack's answer means for this notification.
-fn classify(status: u16, retry_after: Option<Duration>, body: &str) -> Outcome {
+fn classify(status: u16, retry_after: Duration, body: &str) -> Outcome {
     match status {
         200..=299 => Outcome::Delivered,
-        429 => Outcome::RetryAfter {
-            wait: retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
-            error: format!("Slack rate-limited the webhook (429 {body})"),
-        },
+        429 => Outcome::RetryAfter { wait: retry_after, error: format!("Slack rate-limited the webhook (429 {body})") },
         400..=499 => Outcome::Failed(format!("Slack refused the message ({status} {body}): {}", hint(body))),
         _ => Outcome::Retry(format!("Slack answered {status} {body}")),
     }
@@ -134,20 +121,24 @@ fn truncate(text: &str, max_chars: usize) -> String {
 mod tests {
     use super::*;
 
+    use crate::notify::DEFAULT_RETRY_AFTER;
+
     #[test]
     fn answers_are_classified_as_slack_documents_them() {
-        assert_eq!(classify(200, None, "ok"), Outcome::Delivered);
-        assert!(matches!(classify(429, Some(Duration::from_secs(7)), "rate_limited"),
+        assert_eq!(classify(200, DEFAULT_RETRY_AFTER, "ok"), Outcome::Delivered);
+        assert!(matches!(classify(429, Duration::from_secs(7), "rate_limited"),
             Outcome::RetryAfter { wait, .. } if wait == Duration::from_secs(7)));
-        assert!(matches!(classify(429, None, ""), Outcome::RetryAfter { wait, .. } if wait == DEFAULT_RETRY_AFTER));
-        assert!(matches!(classify(500, None, "oops"), Outcome::Retry(_)));
-        assert!(matches!(classify(503, None, ""), Outcome::Retry(_)));
-        match classify(404, None, "no_service") {
+        assert!(
+            matches!(classify(429, DEFAULT_RETRY_AFTER, ""), Outcome::RetryAfter { wait, .. } if wait == DEFAULT_RETRY_AFTER)
+        );
+        assert!(matches!(classify(500, DEFAULT_RETRY_AFTER, "oops"), Outcome::Retry(_)));
+        assert!(matches!(classify(503, DEFAULT_RETRY_AFTER, ""), Outcome::Retry(_)));
+        match classify(404, DEFAULT_RETRY_AFTER, "no_service") {
             Outcome::Failed(message) => assert!(message.contains("revoked"), "{message}"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(classify(403, None, "action_prohibited"), Outcome::Failed(_)));
-        assert!(matches!(classify(400, None, "invalid_payload"), Outcome::Failed(_)));
+        assert!(matches!(classify(403, DEFAULT_RETRY_AFTER, "action_prohibited"), Outcome::Failed(_)));
+        assert!(matches!(classify(400, DEFAULT_RETRY_AFTER, "invalid_payload"), Outcome::Failed(_)));
     }
 
     #[test]

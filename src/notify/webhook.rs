@@ -32,29 +32,23 @@ pub async fn send(
     message: &Message,
 ) -> Outcome {
     let body = payload(target.receiver, subject, message).to_string();
-    let mut request = client
-        .post(target.url)
-        .timeout(timeout)
-        .header("content-type", "application/json")
-        .header("x-perfwatch-idempotency-key", id);
+    let mut request =
+        client.post(target.url).header("content-type", "application/json").header("x-perfwatch-idempotency-key", id);
     for (name, value) in target.headers {
         request = request.header(name.as_str(), value.as_str());
     }
     if let Some(secret) = target.hmac_secret {
         request = request.header("x-perfwatch-signature", signature(secret, body.as_bytes()));
     }
-    let response = match request.body(body).send().await {
-        Ok(response) => response,
-        Err(err) if err.is_timeout() => return Outcome::Retry(format!("no answer within {timeout:?}")),
-        Err(err) => return Outcome::Retry(format!("cannot reach the webhook: {}", err.without_url())),
+    let answer = match super::exchange(request.body(body), timeout, "the webhook").await {
+        Ok(answer) => answer,
+        Err(outcome) => return outcome,
     };
-    let status = response.status().as_u16();
-    let retry_after = super::retry_after(response.headers());
-    let text: String = response.text().await.unwrap_or_default().chars().take(200).collect();
+    let (status, text) = (answer.status, super::excerpt(&answer.body));
     match status {
         200..=299 => Outcome::Delivered,
         408 | 429 => Outcome::RetryAfter {
-            wait: retry_after.unwrap_or(Duration::from_secs(30)),
+            wait: answer.retry_after,
             error: format!("the webhook asked to wait ({status} {text})"),
         },
         400..=499 => Outcome::Failed(format!("the webhook refused the notification ({status} {text})")),
