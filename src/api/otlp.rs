@@ -17,6 +17,7 @@ use crate::ingest::otlp;
 use crate::ingest::parse::otlp::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse, Status,
 };
+use crate::ingest::parse::otlp_view;
 use crate::ingest::sink::{IngestBatch, Scratch};
 
 #[derive(Clone, Copy, PartialEq)]
@@ -36,21 +37,23 @@ pub fn export(state: &Arc<ApiState>, content_type: Option<&str>, body: &[u8]) ->
             ));
         }
     };
-    let request = match encoding {
-        Encoding::Protobuf => ExportMetricsServiceRequest::decode(body).map_err(|e| e.to_string()),
-        Encoding::Json => serde_json::from_slice::<ExportMetricsServiceRequest>(body).map_err(|e| e.to_string()),
-    };
-    let request = match request {
-        Ok(request) => request,
-        Err(why) => {
-            return Ok(status(
-                encoding,
-                StatusCode::BAD_REQUEST,
-                &format!("the body is not an OTLP metrics export: {why}"),
-            ));
-        }
+    // OTLP/JSON is carried over into protobuf, so both encodings go through one reader.
+    let transcoded;
+    let protobuf_body = match encoding {
+        Encoding::Protobuf => body,
+        Encoding::Json => match serde_json::from_slice::<ExportMetricsServiceRequest>(body) {
+            Ok(request) => {
+                transcoded = request.encode_to_vec();
+                &transcoded
+            }
+            Err(why) => return Ok(not_otlp(encoding, &why)),
+        },
     };
     let bump = Bump::new();
+    let request = match otlp_view::decode(protobuf_body, &bump) {
+        Ok(request) => request,
+        Err(why) => return Ok(not_otlp(encoding, &why)),
+    };
     let mut batch =
         IngestBatch::new(&state.aggregator, &state.limits, &bump, "otlp", clock::now_ms(), Scratch::default());
     let outcome = otlp::ingest(&request, &mut batch, &state.otlp_labels);
@@ -84,6 +87,10 @@ pub fn export(state: &Arc<ApiState>, content_type: Option<&str>, body: &[u8]) ->
             super::reply::json(StatusCode::OK, &body)
         }
     })
+}
+
+fn not_otlp(encoding: Encoding, why: &dyn std::fmt::Display) -> Response {
+    status(encoding, StatusCode::BAD_REQUEST, &format!("the body is not an OTLP metrics export: {why}"))
 }
 
 fn status(encoding: Encoding, code: StatusCode, message: &str) -> Response {

@@ -16,41 +16,45 @@ pub fn state(count: f64, sum: f64, zero_count: f64, scale: i32, offset: i32, cou
     out.extend(counts.iter().map(|c| *c as f64));
 }
 
-/// What `current` adds over `previous`: `(count, sum, [(value, n)])`, values scaled by
-/// `unit` (seconds per unit). `previous` is `None` for the first point of a stream.
-pub fn gained(previous: Option<&[f64]>, current: &[f64], unit: f64) -> (f64, f64, Vec<(f64, u64)>) {
+/// What `current` adds over `previous`: `(count, sum)`, and each bucket's gain as
+/// `(value, n)` into `buckets` (emptied first), values scaled by `unit` (seconds per unit).
+/// `previous` is `None` for the first point of a stream. Allocates nothing beyond `buckets`.
+pub fn gained(previous: Option<&[f64]>, current: &[f64], unit: f64, buckets: &mut Vec<(f64, u64)>) -> (f64, f64) {
     let (scale, offset) = (current[3] as i32, current[4] as i64);
-    let base = previous.and_then(|p| rescaled(p, scale)).filter(|(p, _)| !went_down(p, current));
-    let mut buckets = Vec::with_capacity(current.len() - 5 + 1);
-    let zero = current[2] - base.as_ref().map_or(0.0, |(p, _)| p[2]);
+    // The previous point counts only when it can be brought to this scale and nothing went down.
+    let base = previous
+        .and_then(|p| Some((p, (p[3] as i32).checked_sub(scale).filter(|d| (0..64).contains(d))?)))
+        .filter(|(p, _)| !went_down(p, current));
+    buckets.clear();
+    let zero = current[2] - base.map_or(0.0, |(p, _)| p[2]);
     if zero > 0.0 {
         buckets.push((0.0, zero.round() as u64));
     }
-    for (k, n) in current[5..].iter().enumerate() {
-        let index = offset + k as i64;
-        let before = base.as_ref().and_then(|(_, counts)| counts.get(&index)).copied().unwrap_or(0.0);
+    // Previous buckets in order, at this scale (index >> shift), walked alongside the current ones.
+    let mut k = 0;
+    for (j, n) in current[5..].iter().enumerate() {
+        let index = offset + j as i64;
+        let mut before = 0.0;
+        if let Some((p, shift)) = base {
+            let (prev_offset, counts) = (p[4] as i64, &p[5..]);
+            let at = |k: usize| (prev_offset + k as i64) >> shift;
+            while k < counts.len() && at(k) < index {
+                k += 1;
+            }
+            while k < counts.len() && at(k) == index {
+                before += counts[k];
+                k += 1;
+            }
+        }
         let n = (n - before).max(0.0).round() as u64;
         if n > 0 {
             buckets.push((representative(index, scale) * unit, n));
         }
     }
-    let (count, sum) = match &base {
+    match base {
         Some((p, _)) => (current[0] - p[0], current[1] - p[1]),
         None => (current[0], current[1]),
-    };
-    (count, sum, buckets)
-}
-
-/// The previous state's buckets at `scale`, by absolute index; `None` when it was coarser
-/// than `scale` (not something an SDK does within a stream: treated as a reset).
-fn rescaled(previous: &[f64], scale: i32) -> Option<(&[f64], std::collections::HashMap<i64, f64>)> {
-    let (prev_scale, prev_offset) = (previous[3] as i32, previous[4] as i64);
-    let shift = prev_scale.checked_sub(scale).filter(|d| (0..64).contains(d))?;
-    let mut counts = std::collections::HashMap::new();
-    for (k, n) in previous[5..].iter().enumerate() {
-        *counts.entry((prev_offset + k as i64) >> shift).or_insert(0.0) += n;
     }
-    Some((previous, counts))
 }
 
 fn went_down(previous: &[f64], current: &[f64]) -> bool {
@@ -97,12 +101,18 @@ mod tests {
         // added one observation to bucket 2 and one to bucket 3, and one zero.
         state(3.0, 9.0, 0.0, 1, 4, &[2, 1], &mut first);
         state(6.0, 20.0, 1.0, 0, 2, &[4, 1], &mut second);
-        let (count, sum, buckets) = gained(Some(&first), &second, 1.0);
-        assert_eq!((count, sum), (3.0, 11.0));
+        let mut buckets = Vec::new();
+        assert_eq!(gained(Some(&first), &second, 1.0, &mut buckets), (3.0, 11.0));
         assert_eq!(buckets, vec![(0.0, 1), (representative(2, 0), 1), (representative(3, 0), 1)]);
         // A re-sent point adds nothing; a total that went down counts whole.
-        assert_eq!(gained(Some(&second), &second, 1.0), (0.0, 0.0, vec![]));
-        let (count, _, _) = gained(Some(&second), &first, 1.0);
-        assert_eq!(count, 3.0);
+        assert_eq!(gained(Some(&second), &second, 1.0, &mut buckets), (0.0, 0.0));
+        assert_eq!(buckets, vec![]);
+        let mut lower = Vec::new();
+        state(2.0, 5.0, 0.0, 0, 2, &[1, 1], &mut lower);
+        assert_eq!(gained(Some(&second), &lower, 1.0, &mut buckets), (2.0, 5.0));
+        assert_eq!(buckets, vec![(representative(2, 0), 1), (representative(3, 0), 1)]);
+        // A finer scale than before (not something an SDK does within a stream) counts whole.
+        assert_eq!(gained(Some(&second), &first, 1.0, &mut buckets), (3.0, 9.0));
+        assert_eq!(buckets, vec![(representative(4, 1), 2), (representative(5, 1), 1)]);
     }
 }

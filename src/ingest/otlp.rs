@@ -18,9 +18,8 @@ use crate::aggregate::Observation;
 use crate::ingest::cumulative::{apply_histogram, counter_delta, histogram_state};
 use crate::ingest::exponential;
 use crate::ingest::parse::PushOutcome;
-use crate::ingest::parse::otlp::{
-    AnyValue, CUMULATIVE, DELTA, ExponentialHistogramDataPoint, ExportMetricsServiceRequest, HistogramDataPoint,
-    KeyValue, Metric, NumberDataPoint, Sum,
+use crate::ingest::parse::otlp_view::{
+    AttributeValue, CUMULATIVE, DELTA, Data, ExponentialPoint, HistogramPoint, KeyValue, Metric, NumberPoint, Request,
 };
 use crate::ingest::sink::{IngestBatch, Reject};
 use crate::model::MetricKind;
@@ -48,59 +47,71 @@ impl Default for ResourceLabels {
     }
 }
 
+/// Buffers one request works in, reused from point to point.
+#[derive(Default)]
+struct Buffers<'a> {
+    /// Labels from the resource.
+    common: Vec<(&'a str, &'a str)>,
+    /// Labels from the point.
+    own: Vec<(&'a str, &'a str)>,
+    /// A cumulative point's state.
+    state: Vec<f64>,
+    layout: Vec<f64>,
+    /// A histogram's `(le, cumulative count)` pairs.
+    cumulative: Vec<(f64, f64)>,
+    /// A histogram's `(value, count)` per bucket.
+    buckets: Vec<(f64, u64)>,
+}
+
 /// Takes every data point of `request` into `batch`; refused points are counted with why.
-pub fn ingest<'a>(
-    request: &'a ExportMetricsServiceRequest,
-    batch: &mut IngestBatch<'a>,
-    mapping: &'a ResourceLabels,
-) -> PushOutcome {
+pub fn ingest<'a>(request: &Request<'a>, batch: &mut IngestBatch<'a>, mapping: &'a ResourceLabels) -> PushOutcome {
     let mut outcome = PushOutcome::default();
     let bump = batch.bump();
-    let mut common: Vec<(&'a str, &'a str)> = Vec::new();
-    let mut own: Vec<(&'a str, &'a str)> = Vec::new();
-    let mut state: Vec<f64> = Vec::new();
-    for resource in &request.resource_metrics {
-        common.clear();
-        for kv in resource.resource.iter().flat_map(|r| &r.attributes) {
-            if let Some(label) = mapping.0.get(&kv.key)
-                && let Some(value) = attribute_text(kv.value.as_ref(), bump)
+    let mut buffers = Buffers::default();
+    for resource in request.resources {
+        buffers.common.clear();
+        for kv in resource.attributes {
+            if let Some(label) = mapping.0.get(kv.key)
+                && let Some(value) = attribute_text(kv.value, bump)
             {
-                common.push((label.as_str(), value));
+                buffers.common.push((label.as_str(), value));
             }
         }
-        for metric in resource.scope_metrics.iter().flat_map(|s| &s.metrics) {
-            let (common, own, state) = (&common, &mut own, &mut state);
-            let results: Vec<Result<(), Reject>> = if let Some(gauge) = &metric.gauge {
-                let gauge_of = Observation::Gauge;
-                gauge
-                    .data_points
-                    .iter()
-                    .map(|p| number(batch, metric, p, common, own, MetricKind::Gauge, gauge_of))
-                    .collect()
-            } else if let Some(sum) = &metric.sum {
-                sum.data_points.iter().map(|p| sum_point(batch, metric, sum, p, common, own)).collect()
-            } else if let Some(h) = &metric.histogram {
-                let t = h.aggregation_temporality;
-                h.data_points.iter().map(|p| explicit_histogram(batch, metric, p, t, common, own, state)).collect()
-            } else if let Some(h) = &metric.exponential_histogram {
-                let t = h.aggregation_temporality;
-                h.data_points.iter().map(|p| exponential_histogram(batch, metric, p, t, common, own, state)).collect()
-            } else if let Some((n, why)) = unsupported(metric) {
-                (0..n).map(|_| Err(Reject::Unsupported(why))).collect()
-            } else {
-                outcome.rejected += 1;
-                outcome.note_error(0, format!("metric {:?} has no data", metric.name));
-                continue;
-            };
-            for (idx, result) in results.into_iter().enumerate() {
-                batch.count(&result);
-                match result {
-                    Ok(()) => outcome.accepted += 1,
-                    Err(reject) => {
-                        outcome.rejected += 1;
-                        outcome.hit_series_limit |= reject.is_series_limit();
-                        outcome.note_error(idx + 1, format!("metric {:?}: {reject}", metric.name));
+        for metric in resource.metrics {
+            let (b, out) = (&mut buffers, &mut outcome);
+            let describe = |reject: &Reject| format!("metric {:?}: {reject}", metric.name);
+            match metric.data {
+                Data::Gauge(points) => {
+                    for (idx, p) in points.iter().enumerate() {
+                        let result = number(batch, metric, p, b, MetricKind::Gauge, Observation::Gauge);
+                        out.tally(batch, idx + 1, result, describe);
                     }
+                }
+                Data::Sum { points, temporality, monotonic } => {
+                    for (idx, p) in points.iter().enumerate() {
+                        let result = sum_point(batch, metric, p, temporality, monotonic, b);
+                        out.tally(batch, idx + 1, result, describe);
+                    }
+                }
+                Data::Histogram { points, temporality } => {
+                    for (idx, p) in points.iter().enumerate() {
+                        let result = explicit_histogram(batch, metric, p, temporality, b);
+                        out.tally(batch, idx + 1, result, describe);
+                    }
+                }
+                Data::Exponential { points, temporality } => {
+                    for (idx, p) in points.iter().enumerate() {
+                        let result = exponential_histogram(batch, metric, p, temporality, b);
+                        out.tally(batch, idx + 1, result, describe);
+                    }
+                }
+                Data::Summary { points } => {
+                    let why = "summaries' quantiles cannot be merged; export a histogram";
+                    (0..points).for_each(|idx| out.tally(batch, idx + 1, Err(Reject::Unsupported(why)), describe));
+                }
+                Data::Missing => {
+                    outcome.rejected += 1;
+                    outcome.note_error(0, format!("metric {:?} has no data", metric.name));
                 }
             }
         }
@@ -111,50 +122,41 @@ pub fn ingest<'a>(
 /// One sum data point, by monotonicity and temporality.
 fn sum_point<'a>(
     batch: &mut IngestBatch<'a>,
-    metric: &'a Metric,
-    sum: &Sum,
-    point: &'a NumberDataPoint,
-    common: &[(&'a str, &'a str)],
-    own: &mut Vec<(&'a str, &'a str)>,
+    metric: &Metric<'a>,
+    point: &NumberPoint<'a>,
+    temporality: i32,
+    monotonic: bool,
+    b: &mut Buffers<'a>,
 ) -> Result<(), Reject> {
-    let (kind, observation): (MetricKind, fn(f64) -> Observation<'static>) =
-        match (sum.is_monotonic, sum.aggregation_temporality) {
-            (true, CUMULATIVE) => return cumulative_counter(batch, metric, point, common, own),
-            (true, DELTA) => (MetricKind::Counter, Observation::Increment),
-            (false, CUMULATIVE) => (MetricKind::Gauge, Observation::Gauge),
-            (false, DELTA) => (MetricKind::Counter, Observation::CounterDelta),
-            _ => return Err(Reject::Unsupported("a sum needs aggregation_temporality DELTA or CUMULATIVE")),
-        };
-    number(batch, metric, point, common, own, kind, observation)
+    let (kind, observation): (MetricKind, fn(f64) -> Observation<'static>) = match (monotonic, temporality) {
+        (true, CUMULATIVE) => return cumulative_counter(batch, metric, point, b),
+        (true, DELTA) => (MetricKind::Counter, Observation::Increment),
+        (false, CUMULATIVE) => (MetricKind::Gauge, Observation::Gauge),
+        (false, DELTA) => (MetricKind::Counter, Observation::CounterDelta),
+        _ => return Err(Reject::Unsupported("a sum needs aggregation_temporality DELTA or CUMULATIVE")),
+    };
+    number(batch, metric, point, b, kind, observation)
 }
 
-/// Data points of a type perfwatch does not take, and why.
-fn unsupported(metric: &Metric) -> Option<(usize, &'static str)> {
-    let summary = metric.summary.as_ref()?;
-    Some((summary.data_points.len(), "summaries' quantiles cannot be merged; export a histogram"))
-}
-
-/// An attribute value as label text (None for an empty or compound value).
-fn attribute_text<'a>(value: Option<&'a AnyValue>, bump: &'a bumpalo::Bump) -> Option<&'a str> {
-    let value = value?;
-    if let Some(text) = &value.string_value {
-        return Some(text.as_str());
-    }
-    let text = match (value.bool_value, value.int_value, value.double_value) {
-        (Some(b), _, _) => bumpalo::format!(in bump, "{}", b),
-        (_, Some(i), _) => bumpalo::format!(in bump, "{}", i),
-        (_, _, Some(d)) => bumpalo::format!(in bump, "{}", d),
-        _ => return None,
+/// An attribute value as label text (None for an empty or compound value); numbers and
+/// booleans are written into the request's arena.
+fn attribute_text<'a>(value: AttributeValue<'a>, bump: &'a bumpalo::Bump) -> Option<&'a str> {
+    let text = match value {
+        AttributeValue::Text(text) => return Some(text),
+        AttributeValue::Bool(b) => bumpalo::format!(in bump, "{}", b),
+        AttributeValue::Int(i) => bumpalo::format!(in bump, "{}", i),
+        AttributeValue::Double(d) => bumpalo::format!(in bump, "{}", d),
+        AttributeValue::Missing | AttributeValue::Other => return None,
     };
     Some(text.into_bump_str())
 }
 
 /// The point's own attributes as labels, into `own`.
-fn point_labels<'a>(attributes: &'a [KeyValue], bump: &'a bumpalo::Bump, own: &mut Vec<(&'a str, &'a str)>) {
+fn point_labels<'a>(attributes: &[KeyValue<'a>], bump: &'a bumpalo::Bump, own: &mut Vec<(&'a str, &'a str)>) {
     own.clear();
     for kv in attributes {
-        if let Some(value) = attribute_text(kv.value.as_ref(), bump) {
-            own.push((kv.key.as_str(), value));
+        if let Some(value) = attribute_text(kv.value, bump) {
+            own.push((kv.key, value));
         }
     }
 }
@@ -163,38 +165,43 @@ fn timestamp_ms(time_unix_nano: u64) -> Option<i64> {
     (time_unix_nano > 0).then_some((time_unix_nano / 1_000_000) as i64)
 }
 
-fn value(point: &NumberDataPoint) -> Result<f64, Reject> {
-    point
-        .as_double
-        .or(point.as_int.map(|i| i as f64))
-        .ok_or(Reject::Unsupported("a number data point needs as_double or as_int"))
+fn value(point: &NumberPoint<'_>) -> Result<f64, Reject> {
+    point.value.ok_or(Reject::Unsupported("a number data point needs as_double or as_int"))
+}
+
+/// Labels the point and resolves its series.
+fn resolve<'a>(
+    batch: &mut IngestBatch<'a>,
+    metric: &Metric<'a>,
+    attributes: &[KeyValue<'a>],
+    b: &mut Buffers<'a>,
+    kind: MetricKind,
+) -> Result<crate::ingest::sink::Resolved, Reject> {
+    point_labels(attributes, batch.bump(), &mut b.own);
+    batch.resolve(metric.name, &b.common, &b.own, kind)
 }
 
 fn number<'a>(
     batch: &mut IngestBatch<'a>,
-    metric: &'a Metric,
-    point: &'a NumberDataPoint,
-    common: &[(&'a str, &'a str)],
-    own: &mut Vec<(&'a str, &'a str)>,
+    metric: &Metric<'a>,
+    point: &NumberPoint<'a>,
+    b: &mut Buffers<'a>,
     kind: MetricKind,
     observation: impl FnOnce(f64) -> Observation<'static>,
 ) -> Result<(), Reject> {
     let value = value(point)?;
-    point_labels(&point.attributes, batch.bump(), own);
-    let series = batch.resolve(&metric.name, common, own, kind)?;
+    let series = resolve(batch, metric, point.attributes, b, kind)?;
     batch.record(series, timestamp_ms(point.time_unix_nano), observation(value))
 }
 
 fn cumulative_counter<'a>(
     batch: &mut IngestBatch<'a>,
-    metric: &'a Metric,
-    point: &'a NumberDataPoint,
-    common: &[(&'a str, &'a str)],
-    own: &mut Vec<(&'a str, &'a str)>,
+    metric: &Metric<'a>,
+    point: &NumberPoint<'a>,
+    b: &mut Buffers<'a>,
 ) -> Result<(), Reject> {
     let value = value(point)?;
-    point_labels(&point.attributes, batch.bump(), own);
-    let series = batch.resolve(&metric.name, common, own, MetricKind::Counter)?;
+    let series = resolve(batch, metric, point.attributes, b, MetricKind::Counter)?;
     let ts_ms = timestamp_ms(point.time_unix_nano).unwrap_or(batch.now_ms());
     // State: [start time, total]; a new start time is a reset.
     let current = [point.start_time_unix_nano as f64, value];
@@ -218,46 +225,42 @@ fn unit_scale(unit: &str) -> f64 {
 
 fn explicit_histogram<'a>(
     batch: &mut IngestBatch<'a>,
-    metric: &'a Metric,
-    point: &'a HistogramDataPoint,
+    metric: &Metric<'a>,
+    point: &HistogramPoint<'a>,
     temporality: i32,
-    common: &[(&'a str, &'a str)],
-    own: &mut Vec<(&'a str, &'a str)>,
-    state: &mut Vec<f64>,
+    b: &mut Buffers<'a>,
 ) -> Result<(), Reject> {
     if point.bucket_counts.len() != point.explicit_bounds.len() + 1 && !point.bucket_counts.is_empty() {
         return Err(Reject::Unsupported("a histogram needs one more bucket count than explicit bounds"));
     }
-    let scale = unit_scale(&metric.unit);
+    let scale = unit_scale(metric.unit);
     let sum = point.sum.unwrap_or(0.0) * scale;
     let count = point.count as f64;
-    point_labels(&point.attributes, batch.bump(), own);
-    let series = batch.resolve(&metric.name, common, own, MetricKind::Timing)?;
+    let series = resolve(batch, metric, point.attributes, b, MetricKind::Timing)?;
     let ts_ms = timestamp_ms(point.time_unix_nano).unwrap_or(batch.now_ms());
     // (upper bound in seconds, cumulative count), the last bound +Inf.
-    let mut cumulative = Vec::with_capacity(point.bucket_counts.len());
+    b.cumulative.clear();
     let mut running = 0.0;
     for (idx, n) in point.bucket_counts.iter().enumerate() {
         running += *n as f64;
         let le = point.explicit_bounds.get(idx).map_or(f64::INFINITY, |b| b * scale);
-        cumulative.push((le, running));
+        b.cumulative.push((le, running));
     }
     match temporality {
         CUMULATIVE => {
             // State: [start time, count, sum, le₁, cum₁, …]; a new start time is a reset.
-            let mut layout = Vec::new();
-            histogram_state(count, sum, &cumulative, &mut layout);
-            state.clear();
-            state.push(point.start_time_unix_nano as f64);
-            state.extend(layout);
-            batch.record_cumulative(series, STREAM_GROUP, Some(ts_ms), state, |previous, current, rollup| {
+            histogram_state(count, sum, &b.cumulative, &mut b.layout);
+            b.state.clear();
+            b.state.push(point.start_time_unix_nano as f64);
+            b.state.extend_from_slice(&b.layout);
+            batch.record_cumulative(series, STREAM_GROUP, Some(ts_ms), &b.state, |previous, current, rollup| {
                 let same_stream = previous.filter(|p| !p.is_empty() && p[0] == current[0]).map(|p| &p[1..]);
                 apply_histogram(same_stream, &current[1..], rollup, ts_ms)
             })
         }
         DELTA => {
-            let buckets = bucket_pairs(&cumulative);
-            batch.record(series, Some(ts_ms), Observation::Buckets { count, sum, buckets: &buckets })
+            bucket_pairs(&b.cumulative, &mut b.buckets);
+            batch.record(series, Some(ts_ms), Observation::Buckets { count, sum, buckets: &b.buckets })
         }
         _ => Err(Reject::Unsupported("a histogram needs aggregation_temporality DELTA or CUMULATIVE")),
     }
@@ -265,56 +268,45 @@ fn explicit_histogram<'a>(
 
 fn exponential_histogram<'a>(
     batch: &mut IngestBatch<'a>,
-    metric: &'a Metric,
-    point: &'a ExponentialHistogramDataPoint,
+    metric: &Metric<'a>,
+    point: &ExponentialPoint<'a>,
     temporality: i32,
-    common: &[(&'a str, &'a str)],
-    own: &mut Vec<(&'a str, &'a str)>,
-    state: &mut Vec<f64>,
+    b: &mut Buffers<'a>,
 ) -> Result<(), Reject> {
-    if point.negative.as_ref().is_some_and(|n| n.bucket_counts.iter().any(|c| *c > 0)) {
+    if point.negative_count > 0 {
         return Err(Reject::Unsupported("negative values in a histogram; timings are non-negative"));
     }
-    let unit = unit_scale(&metric.unit);
-    let positive = point.positive.clone().unwrap_or_default();
+    let unit = unit_scale(metric.unit);
     let sum = point.sum.unwrap_or(0.0) * unit;
-    point_labels(&point.attributes, batch.bump(), own);
-    let series = batch.resolve(&metric.name, common, own, MetricKind::Timing)?;
+    let series = resolve(batch, metric, point.attributes, b, MetricKind::Timing)?;
     let ts_ms = timestamp_ms(point.time_unix_nano).unwrap_or(batch.now_ms());
-    let mut layout = Vec::new();
-    exponential::state(
-        point.count as f64,
-        sum,
-        point.zero_count as f64,
-        point.scale,
-        positive.offset,
-        &positive.bucket_counts,
-        &mut layout,
-    );
+    let (count, zero) = (point.count as f64, point.zero_count as f64);
+    exponential::state(count, sum, zero, point.scale, point.positive_offset, point.positive, &mut b.layout);
     match temporality {
         CUMULATIVE => {
             // State: [start time, count, sum, zero, scale, offset, counts…].
-            state.clear();
-            state.push(point.start_time_unix_nano as f64);
-            state.extend(layout);
-            batch.record_cumulative(series, STREAM_GROUP, Some(ts_ms), state, |previous, current, rollup| {
+            b.state.clear();
+            b.state.push(point.start_time_unix_nano as f64);
+            b.state.extend_from_slice(&b.layout);
+            let buckets = &mut b.buckets;
+            batch.record_cumulative(series, STREAM_GROUP, Some(ts_ms), &b.state, |previous, current, rollup| {
                 let same_stream = previous.filter(|p| p.len() >= 6 && p[0] == current[0]).map(|p| &p[1..]);
-                let (count, sum, buckets) = exponential::gained(same_stream, &current[1..], unit);
-                rollup.observe_buckets(count, sum, buckets.into_iter(), ts_ms)
+                let (count, sum) = exponential::gained(same_stream, &current[1..], unit, buckets);
+                rollup.observe_buckets(count, sum, buckets.iter().copied(), ts_ms)
             })
         }
         DELTA => {
-            let (count, sum, buckets) = exponential::gained(None, &layout, unit);
-            batch.record(series, Some(ts_ms), Observation::Buckets { count, sum, buckets: &buckets })
+            let (count, sum) = exponential::gained(None, &b.layout, unit, &mut b.buckets);
+            batch.record(series, Some(ts_ms), Observation::Buckets { count, sum, buckets: &b.buckets })
         }
         _ => Err(Reject::Unsupported("a histogram needs aggregation_temporality DELTA or CUMULATIVE")),
     }
 }
 
-/// Per-bucket (representative value, count) from cumulative `(le, count)` pairs: the middle of
-/// each bucket, or its lower bound for the last, open one.
-fn bucket_pairs(cumulative: &[(f64, f64)]) -> Vec<(f64, u64)> {
-    let mut out = Vec::with_capacity(cumulative.len());
+/// Per-bucket (representative value, count) from cumulative `(le, count)` pairs, into `out`:
+/// the middle of each bucket, or its lower bound for the last, open one.
+fn bucket_pairs(cumulative: &[(f64, f64)], out: &mut Vec<(f64, u64)>) {
+    out.clear();
     let (mut lower, mut before) = (0.0_f64, 0.0);
     for (le, cum) in cumulative {
         let value = if le.is_infinite() { lower } else { (lower.min(*le) + le) / 2.0 };
@@ -322,5 +314,4 @@ fn bucket_pairs(cumulative: &[(f64, f64)]) -> Vec<(f64, u64)> {
         lower = *le;
         before = *cum;
     }
-    out
 }

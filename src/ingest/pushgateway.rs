@@ -105,11 +105,7 @@ pub fn apply<'a>(
 ) -> PushOutcome {
     let mut outcome = PushOutcome::default();
     let mut note = |batch: &mut IngestBatch<'a>, line: usize, result: Result<(), Reject>| {
-        batch.count(&result);
-        if let Err(reject) = result {
-            outcome.hit_series_limit |= reject.is_series_limit();
-            outcome.note_error(line, reject.to_string());
-        }
+        outcome.tally(batch, line, result, Reject::to_string)
     };
     let mut state = Vec::new();
     for family in families {
@@ -149,8 +145,6 @@ pub fn apply<'a>(
             }
         }
     }
-    outcome.accepted = batch.n_accepted;
-    outcome.rejected = batch.n_rejected;
     outcome
 }
 

@@ -84,8 +84,8 @@ pub struct IngestBatch<'a> {
     labels: Vec<(&'a str, &'a str)>,
     order: Vec<u32>,
     key: String,
-    pub n_accepted: u64,
-    pub n_rejected: u64,
+    /// Samples accepted, for /metrics when the batch finishes.
+    n_accepted: u64,
 }
 
 /// A resolved series: its key lives in the batch's buffer until the next `resolve`.
@@ -114,7 +114,6 @@ impl<'a> IngestBatch<'a> {
             order: scratch.order,
             key: scratch.key,
             n_accepted: 0,
-            n_rejected: 0,
         }
     }
 
@@ -200,14 +199,11 @@ impl<'a> IngestBatch<'a> {
         Ok(())
     }
 
-    /// Counts the outcome of one sample (or entry) for the response and /metrics.
+    /// Counts the outcome of one sample (or entry) for /metrics.
     pub fn count(&mut self, outcome: &Result<(), Reject>) {
         match outcome {
             Ok(()) => self.n_accepted += 1,
-            Err(reject) => {
-                self.n_rejected += 1;
-                telemetry::sample_rejected(self.protocol, reject.reason());
-            }
+            Err(reject) => telemetry::sample_rejected(self.protocol, reject.reason()),
         }
     }
 

@@ -65,14 +65,8 @@ pub fn parse<'a>(body: &'a str, batch: &mut IngestBatch<'a>) -> Result<PushOutco
         let result = parse_entry(raw.get(), bump, &mut entry)
             .map_err(|e| Reject::Parse(e.to_string()))
             .and_then(|()| record_entry(&entry, &common, batch));
-        batch.count(&result);
-        if let Err(reject) = result {
-            outcome.hit_series_limit |= reject.is_series_limit();
-            outcome.note_error(index, reject.to_string());
-        }
+        outcome.tally(batch, index, result, Reject::to_string);
     }
-    outcome.accepted = batch.n_accepted;
-    outcome.rejected = batch.n_rejected;
     Ok(outcome)
 }
 

@@ -4,10 +4,14 @@
 pub mod influx;
 pub mod json;
 pub mod otlp;
+pub mod otlp_view;
 pub mod prom_proto;
 pub mod prom_text;
+mod protowire;
 pub mod statsd;
 mod strings;
+
+use crate::ingest::sink::{IngestBatch, Reject};
 
 /// One refused entry or line, as the push answer lists it.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +35,26 @@ pub struct PushOutcome {
 pub const MAX_LISTED_ERRORS: usize = 100;
 
 impl PushOutcome {
+    /// Counts one sample's outcome, here and in `batch` (for /metrics); a refusal is listed at
+    /// `index` with the reason `describe` gives.
+    pub fn tally(
+        &mut self,
+        batch: &mut IngestBatch<'_>,
+        index: usize,
+        result: Result<(), Reject>,
+        describe: impl FnOnce(&Reject) -> String,
+    ) {
+        batch.count(&result);
+        match result {
+            Ok(()) => self.accepted += 1,
+            Err(reject) => {
+                self.rejected += 1;
+                self.hit_series_limit |= reject.is_series_limit();
+                self.note_error(index, describe(&reject));
+            }
+        }
+    }
+
     pub fn note_error(&mut self, index: usize, reason: String) {
         if self.errors.len() < MAX_LISTED_ERRORS {
             self.errors.push(EntryError { index, reason });

@@ -1,8 +1,9 @@
-//! The OTLP metrics messages perfwatch reads (opentelemetry-proto, `metrics/v1`), written out
-//! for prost and serde: protobuf decodes by field number, OTLP/JSON by the lowerCamelCase
-//! names with 64-bit integers as strings (or numbers) and enums as integers. Exemplars,
-//! metadata and schema URLs are skipped (unknown fields are ignored in both encodings, as the
-//! specification asks of receivers).
+//! The OTLP metrics messages (opentelemetry-proto, `metrics/v1`) as owned values, written out
+//! for prost and serde: OTLP/JSON decodes into them by the lowerCamelCase names (64-bit
+//! integers as strings or numbers, enums as integers), and they encode protobuf for the load
+//! generator, tests and perfwatch's answers. Protobuf requests are read in place by
+//! `otlp_view` instead. Exemplars, metadata and schema URLs are left out (unknown fields are
+//! ignored, as the specification asks of receivers).
 
 use serde::{Deserialize, Deserializer};
 
@@ -100,9 +101,7 @@ pub struct Gauge {
     pub data_points: Vec<NumberDataPoint>,
 }
 
-/// `AggregationTemporality`: 1 delta, 2 cumulative.
-pub const DELTA: i32 = 1;
-pub const CUMULATIVE: i32 = 2;
+pub use super::otlp_view::{CUMULATIVE, DELTA};
 
 #[derive(Clone, PartialEq, prost::Message, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -242,7 +241,7 @@ pub struct KeyValue {
     pub value: Option<AnyValue>,
 }
 
-/// An attribute value; arrays, maps and bytes are written as text for a label.
+/// An attribute value; arrays, maps and bytes are not read (they make no label).
 #[derive(Clone, PartialEq, prost::Message, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct AnyValue {
