@@ -65,6 +65,9 @@ pub enum Observation<'a> {
     /// A signed counter change: StatsD counters may be decremented (`decr`).
     CounterDelta(f64),
     Gauge(f64),
+    /// Gauge readings in the order they were written (a run of Influx points of one series):
+    /// each is observed, the last is the level.
+    Gauges(&'a [f64]),
     /// StatsD `+n` / `-n`: moves the gauge from its last level.
     GaugeDelta(f64),
     /// A histogram's new observations (OTLP delta histograms): count and sum exactly, each
@@ -387,6 +390,13 @@ fn apply(state: &mut SeriesState, start_s: i64, ts_ms: i64, obs: Observation<'_>
         Observation::Gauge(level) => {
             state.gauge_level = level;
             state.rollup_at(start_s).observe(level, 1.0, ts_ms);
+        }
+        Observation::Gauges(levels) => {
+            let rollup = state.rollup_at(start_s);
+            for level in levels {
+                rollup.observe(*level, 1.0, ts_ms);
+            }
+            state.gauge_level = levels.last().copied().unwrap_or(state.gauge_level);
         }
         Observation::GaugeDelta(delta) => {
             let level = state.gauge_level + delta;

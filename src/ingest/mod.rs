@@ -3,6 +3,7 @@
 
 pub mod cumulative;
 pub mod exponential;
+pub mod influx;
 pub mod limits;
 pub mod names;
 pub mod otlp;

@@ -235,6 +235,11 @@ fn check_values(kind: MetricKind, obs: &Observation<'_>) -> Result<(), Reject> {
                 return bad(*value, "timings are non-negative seconds");
             }
         }
+        Observation::Gauges(levels) => {
+            if let Some(level) = levels.iter().find(|v| !v.is_finite()) {
+                return bad(*level, "it must be finite");
+            }
+        }
         Observation::Increment(delta) if !delta.is_finite() || delta < 0.0 => {
             return bad(delta, "counter increments are non-negative; send a gauge for values that go down");
         }

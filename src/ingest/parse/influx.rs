@@ -52,6 +52,7 @@ pub enum InfluxError {
 }
 
 /// One point: `tags` and `fields` are filled into the caller's (reused) vectors.
+#[derive(Debug, Clone, Copy)]
 pub struct Point<'a> {
     /// The measurement and tags as written (escapes and all): equal text, equal series.
     pub series: &'a str,
@@ -60,45 +61,115 @@ pub struct Point<'a> {
     pub timestamp: Option<i64>,
 }
 
-/// Parses one non-empty, non-comment line.
+/// Parses one non-empty, non-comment line, in one pass over its bytes.
 pub fn parse_line<'a>(
     line: &'a str,
     bump: &'a Bump,
     tags: &mut Vec<(&'a str, &'a str)>,
     fields: &mut Vec<(&'a str, FieldValue<'a>)>,
 ) -> Result<Point<'a>, InfluxError> {
-    tags.clear();
-    fields.clear();
-    let series_end = next_space(line, 0, false).ok_or(InfluxError::NoFields)?;
-    let fields_start = skip_spaces(line, series_end);
-    let fields_end = next_space(line, fields_start, true).unwrap_or(line.len());
-    let rest = line[fields_end..].trim();
+    let (measurement, series_end) = parse_series(line, bump, tags)?;
+    let timestamp = parse_fields(line, series_end, bump, fields)?;
+    Ok(Point { series: &line[..series_end], measurement, timestamp })
+}
 
-    let series = &line[..series_end];
-    let mut parts = split_unescaped(series, b',', false);
-    let measurement = unescape(parts.next().unwrap_or_default(), bump);
-    if measurement.is_empty() {
-        return Err(InfluxError::EmptyMeasurement);
-    }
-    for tag in parts {
-        let (key, value) = split_pair(tag).ok_or_else(|| InfluxError::BadTag(tag.to_owned()))?;
-        tags.push((unescape(key, bump), unescape(value, bump)));
-    }
-    let field_text = &line[fields_start..fields_end];
-    if field_text.is_empty() {
+/// The measurement and tags (into `tags`) of a line, and where they end.
+fn parse_series<'a>(
+    line: &'a str,
+    bump: &'a Bump,
+    tags: &mut Vec<(&'a str, &'a str)>,
+) -> Result<(&'a str, usize), InfluxError> {
+    tags.clear();
+    let bytes = line.as_bytes();
+    // The measurement and tags, up to the first unescaped space: `start` is where the current
+    // part began, `eq` its first unescaped '=', `escaped` whether it has a backslash.
+    let (mut i, mut start, mut eq, mut escaped) = (0, 0, None, false);
+    let mut measurement = None;
+    let series_end = loop {
+        let Some(&b) = bytes.get(i) else { return Err(InfluxError::NoFields) };
+        match b {
+            b'\\' => {
+                escaped = true;
+                i += 2;
+                continue;
+            }
+            b'=' if measurement.is_some() && eq.is_none() => eq = Some(i),
+            b',' | b' ' => {
+                let part = &line[start..i];
+                match (measurement, eq) {
+                    (None, _) => {
+                        let name = if escaped { unescape(part, bump) } else { part };
+                        if name.is_empty() {
+                            return Err(InfluxError::EmptyMeasurement);
+                        }
+                        measurement = Some(name);
+                    }
+                    (Some(_), Some(eq)) if eq > start => {
+                        let (key, value) = (&line[start..eq], &line[eq + 1..i]);
+                        tags.push(if escaped { (unescape(key, bump), unescape(value, bump)) } else { (key, value) });
+                    }
+                    (Some(_), _) => return Err(InfluxError::BadTag(part.to_owned())),
+                }
+                (start, eq, escaped) = (i + 1, None, false);
+                if b == b' ' {
+                    break i;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    };
+    Ok((measurement.expect("set at the first separator"), series_end))
+}
+
+/// The fields (into `fields`) and timestamp of a line whose measurement and tags end at
+/// `series_end`: what is left to read of a line that repeats an earlier line's series.
+pub fn parse_fields<'a>(
+    line: &'a str,
+    series_end: usize,
+    bump: &'a Bump,
+    fields: &mut Vec<(&'a str, FieldValue<'a>)>,
+) -> Result<Option<i64>, InfluxError> {
+    fields.clear();
+    let bytes = line.as_bytes();
+    // The fields, up to the next space outside a quoted string.
+    let fields_start = skip_spaces(line, series_end);
+    if fields_start == bytes.len() {
         return Err(InfluxError::NoFields);
     }
-    for field in split_unescaped(field_text, b',', true) {
-        let (key, raw) = split_pair(field).ok_or_else(|| InfluxError::BadField(field.to_owned()))?;
-        let key = unescape(key, bump);
-        fields.push((key, field_value(key, raw, bump)?));
-    }
-    let timestamp = match rest.split_once(char::is_whitespace) {
+    let (mut i, mut start, mut eq, mut escaped, mut in_quotes) = (fields_start, fields_start, None, false, false);
+    let fields_end = loop {
+        let b = bytes.get(i).copied();
+        match b {
+            Some(b'\\') => {
+                escaped |= eq.is_none();
+                i += 2;
+                continue;
+            }
+            Some(b'"') => in_quotes = !in_quotes,
+            Some(b'=') if !in_quotes && eq.is_none() => eq = Some(i),
+            Some(b',' | b' ') | None if !in_quotes || b.is_none() => {
+                let end = i.min(bytes.len());
+                let field = &line[start..end];
+                let Some(at) = eq.filter(|at| *at > start) else { return Err(InfluxError::BadField(field.to_owned())) };
+                let key = &line[start..at];
+                let key = if escaped { unescape(key, bump) } else { key };
+                fields.push((key, field_value(key, &line[at + 1..end], bump)?));
+                (start, eq, escaped) = (i + 1, None, false);
+                if b != Some(b',') {
+                    break end;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    };
+    let rest = line[fields_end..].trim();
+    Ok(match rest.split_once(char::is_whitespace) {
         _ if rest.is_empty() => None,
         Some((_, after)) => return Err(InfluxError::Trailing(after.trim().to_owned())),
         None => Some(rest.parse::<i64>().map_err(|_| InfluxError::BadTimestamp(rest.to_owned()))?),
-    };
-    Ok(Point { series, measurement, timestamp })
+    })
 }
 
 fn field_value<'a>(key: &str, raw: &'a str, bump: &'a Bump) -> Result<FieldValue<'a>, InfluxError> {
@@ -129,68 +200,8 @@ fn field_value<'a>(key: &str, raw: &'a str, bump: &'a Bump) -> Result<FieldValue
     }
 }
 
-/// The byte index of the next space at or after `from` that is neither escaped nor (when
-/// `quotes` counts) inside a double-quoted string.
-fn next_space(text: &str, from: usize, quotes: bool) -> Option<usize> {
-    let bytes = text.as_bytes();
-    let (mut i, mut in_quotes) = (from, false);
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => i += 1,
-            b'"' if quotes => in_quotes = !in_quotes,
-            b' ' if !in_quotes => return Some(i),
-            _ => {}
-        }
-        i += 1;
-    }
-    None
-}
-
 fn skip_spaces(text: &str, from: usize) -> usize {
     from + text[from..].bytes().take_while(|b| *b == b' ').count()
-}
-
-/// Splits on `sep` bytes that are neither escaped nor (with `quotes`) inside quotes.
-fn split_unescaped(text: &str, sep: u8, quotes: bool) -> impl Iterator<Item = &str> {
-    let bytes = text.as_bytes();
-    let (mut start, mut i, mut in_quotes) = (0, 0, false);
-    std::iter::from_fn(move || {
-        if start > bytes.len() {
-            return None;
-        }
-        while i < bytes.len() {
-            match bytes[i] {
-                b'\\' => i += 1,
-                b'"' if quotes => in_quotes = !in_quotes,
-                b if b == sep && !in_quotes => {
-                    let part = &text[start..i];
-                    i += 1;
-                    start = i;
-                    return Some(part);
-                }
-                _ => {}
-            }
-            i += 1;
-        }
-        let part = &text[start.min(bytes.len())..];
-        start = bytes.len() + 1;
-        Some(part)
-    })
-}
-
-/// `key=value` split at the first unescaped `=`.
-fn split_pair(text: &str) -> Option<(&str, &str)> {
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => i += 1,
-            b'=' => return Some((&text[..i], &text[i + 1..])).filter(|(k, _)| !k.is_empty()),
-            _ => {}
-        }
-        i += 1;
-    }
-    None
 }
 
 /// `text` without its backslash escapes (into `bump` only if it had any).
@@ -278,5 +289,17 @@ mod tests {
         assert_eq!(parse("cpu s=\"open").unwrap_err(), InfluxError::UnclosedString("s".into()));
         assert_eq!(parse("cpu v=1 soon").unwrap_err(), InfluxError::BadTimestamp("soon".into()));
         assert_eq!(parse("cpu v=1 5 6").unwrap_err(), InfluxError::Trailing("6".into()));
+        assert_eq!(parse("cpu,=a v=1").unwrap_err(), InfluxError::BadTag("=a".into()));
+        assert_eq!(parse("cpu,host=a, v=1").unwrap_err(), InfluxError::BadTag("".into()));
+        assert_eq!(parse("cpu =1").unwrap_err(), InfluxError::BadField("=1".into()));
+        assert_eq!(parse("cpu v=1,").unwrap_err(), InfluxError::BadField("".into()));
+        assert_eq!(parse("cpu\\").unwrap_err(), InfluxError::NoFields);
+        assert_eq!(parse("cpu   ").unwrap_err(), InfluxError::NoFields);
+        // Runs of spaces between the sections are one separator; '=' in a tag value is text.
+        let (_, tags, fields, ts) = parse("cpu,q=a=b  v=1   5").unwrap();
+        assert_eq!(
+            (tags, fields, ts),
+            (vec![("q".into(), "a=b".into())], vec![("v".into(), FieldValue::Float(1.0))], Some(5))
+        );
     }
 }
