@@ -170,6 +170,12 @@ impl<'a> Fields<'a> {
 
 /// A varint at the start of `bytes`: its value and length. Offsets in errors are from `bytes`.
 fn varint(bytes: &[u8]) -> Result<(u64, usize), WireError> {
+    // Tags and most lengths are one byte.
+    if let Some(&byte) = bytes.first()
+        && byte < 0x80
+    {
+        return Ok((u64::from(byte), 1));
+    }
     let mut value = 0u64;
     for (idx, byte) in bytes.iter().take(10).enumerate() {
         value |= u64::from(byte & 0x7f) << (7 * idx);
