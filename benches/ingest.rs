@@ -131,5 +131,61 @@ fn prometheus(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, json, statsd, prometheus);
+/// A format's whole request path (decode, map, aggregate) for one body.
+type IngestFn = dyn for<'a> Fn(&'a [u8], &mut IngestBatch<'a>) -> perfwatch::ingest::parse::PushOutcome;
+
+/// The load generator's workload as JSON, OTLP protobuf and Influx bodies of 10k observations
+/// (timings of ten values), covering every series once per iteration: the same observations
+/// through each format's whole request path.
+fn formats(c: &mut Criterion) {
+    use perfwatch::ingest::influx::{self, Precision};
+    use perfwatch::ingest::otlp::{self, ResourceLabels};
+    use perfwatch::ingest::parse::otlp_view;
+    use perfwatch::loadgen::{encode, workload};
+    use rand::SeedableRng;
+    use rand::rngs::SmallRng;
+
+    let limits = Limits::default();
+    let labels: &'static ResourceLabels = Box::leak(Box::default());
+    let json: &IngestFn = &|body, batch| json::parse(std::str::from_utf8(body).unwrap(), batch).unwrap();
+    let otlp: &IngestFn = &|body, batch| otlp::ingest(&otlp_view::decode(body, batch.bump()).unwrap(), batch, labels);
+    let influx: &IngestFn =
+        &|body, batch| influx::ingest(std::str::from_utf8(body).unwrap(), Precision::parse(None).unwrap(), batch);
+    let mut group = c.benchmark_group("ingest_formats");
+    group.sample_size(20);
+    for n_series in [1_000, 10_000, 100_000] {
+        let specs = workload::catalog(n_series);
+        let firsts = (0..n_series).step_by(1_000);
+        let mut rng = SmallRng::seed_from_u64(1);
+        let json_bodies: Vec<_> =
+            firsts.clone().map(|first| encode::json_body(&specs, first, 1_000, 10, &mut rng)).collect();
+        let n_obs: u64 = json_bodies.iter().map(|(_, n)| n).sum();
+        let json_bodies: Vec<Vec<u8>> = json_bodies.into_iter().map(|(body, _)| body.into_bytes()).collect();
+        let otlp_bodies: Vec<Vec<u8>> =
+            firsts.clone().map(|first| encode::otlp_body(&specs, first, 1_000, 10, &mut rng).0).collect();
+        let influx_bodies: Vec<Vec<u8>> =
+            firsts.map(|first| encode::influx_body(&specs, first, 1_000, 10, &mut rng).0.into_bytes()).collect();
+        group.throughput(Throughput::Elements(n_obs));
+        for (name, ingest, bodies) in
+            [("json", json, &json_bodies), ("otlp", otlp, &otlp_bodies), ("influx", influx, &influx_bodies)]
+        {
+            let agg = aggregator();
+            group.bench_function(format!("{name}_{}k_series", n_series / 1_000), |b| {
+                let mut bump = Bump::new();
+                b.iter(|| {
+                    for body in bodies {
+                        bump.reset();
+                        let now = perfwatch::clock::now_ms();
+                        let mut batch = IngestBatch::new(&agg, &limits, &bump, name, now, Scratch::default());
+                        assert_eq!(ingest(body, &mut batch).rejected, 0);
+                        batch.finish();
+                    }
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, json, statsd, prometheus, formats);
 criterion_main!(benches);

@@ -4,13 +4,13 @@
 # scenario: observations/s the daemon acknowledged, its CPU and peak RSS.
 #
 #   benches/loadgen.sh            # every scenario, 10 s each
-#   DURATION=5s benches/loadgen.sh json-1   # only scenarios whose name starts with json-1
+#   DURATION=5s benches/loadgen.sh 'json-1*' otlp-10-1k-4c   # only scenarios matching a pattern
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
 bin=target/release/perfwatch
 duration=${DURATION:-10s}
-only=${1:-}
+patterns=("$@")
 
 # name | loadgen arguments [| rules generated with --print-rules | duration]
 scenarios=(
@@ -40,7 +40,14 @@ scenarios=(
 printf '| scenario | loadgen arguments | result |\n| --- | --- | --- |\n'
 for entry in "${scenarios[@]}"; do
   IFS='|' read -r name args n_rules run_for <<<"$entry"
-  [[ -n "$only" && "$name" != "$only"* ]] && continue
+  if ((${#patterns[@]})); then
+    matched=
+    for pattern in "${patterns[@]}"; do
+      # shellcheck disable=SC2053
+      [[ "$name" == $pattern ]] && matched=1
+    done
+    [[ -z "$matched" ]] && continue
+  fi
   dir=$(mktemp -d)
   printf 'storage:\n  path: %s/bench.db\nlimits:\n  max_series: 1000000\n' "$dir" > "$dir/perfwatch.yaml"
   if [[ -n "$n_rules" ]]; then
