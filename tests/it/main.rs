@@ -1,6 +1,7 @@
 //! perfwatch's integration tests: a real daemon on loopback, real HTTP, real SQLite files.
 
 mod alerts;
+mod allocations;
 mod cli;
 mod crash;
 mod dashboards;

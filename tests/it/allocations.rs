@@ -1,0 +1,143 @@
+//! No heap allocation per sample on the ingest hot path. Each format's request path as the
+//! daemon runs it (a fresh arena and batch per request; HTTP aside) takes the load
+//! generator's workload as a body of 1,000 and of 10,000 observations of series that already
+//! exist, and this thread's heap allocations are counted: ten times the samples must not
+//! mean more allocations beyond the arena's few extra chunks. (OTLP/JSON is left out on
+//! purpose: serde decodes it into owned messages first; the README says so.)
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use bumpalo::Bump;
+use perfwatch::aggregate::{Aggregator, AggregatorSettings};
+use perfwatch::ingest::influx::{self, Precision};
+use perfwatch::ingest::limits::Limits;
+use perfwatch::ingest::otlp::{self, ResourceLabels};
+use perfwatch::ingest::parse::{PushOutcome, json, otlp_view};
+use perfwatch::ingest::sink::{IngestBatch, Scratch, recycle};
+use perfwatch::ingest::statsd::ingest_line;
+use perfwatch::loadgen::{encode, workload};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+
+/// Counts the heap allocations (and reallocations) each thread makes.
+struct CountingAllocator;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count_one() {
+    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+}
+
+// SAFETY: every call is passed on to the system allocator unchanged.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count_one();
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count_one();
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count_one();
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+/// One request's worth of a format: decode, map and record `body` into `batch`.
+type Ingest = dyn for<'a> Fn(&'a [u8], &mut IngestBatch<'a>) -> PushOutcome;
+
+/// A format's small and big body.
+type Bodies = (Vec<u8>, Vec<u8>);
+
+/// A format's bodies: the first 100 entries and the first 1,000 of the same workload (ten
+/// values per timing), so the small one's samples are a prefix of the big one's.
+fn bodies(encode: impl Fn(usize, &mut SmallRng) -> Vec<u8>) -> Bodies {
+    (encode(100, &mut SmallRng::seed_from_u64(7)), encode(1_000, &mut SmallRng::seed_from_u64(7)))
+}
+
+/// Heap allocations of one request of `body`, after a first request of `warm_up` created
+/// the series (and the sketches' bins).
+fn allocations(aggregator: &Aggregator, ingest: &Ingest, warm_up: &[u8], body: &[u8]) -> u64 {
+    let limits = Limits::default();
+    let now_ms = 1_764_000_005_000;
+    let run = |body: &[u8]| {
+        let bump = Bump::new();
+        let mut batch = IngestBatch::new(aggregator, &limits, &bump, "test", now_ms, Scratch::default());
+        let outcome = ingest(body, &mut batch);
+        batch.finish();
+        assert_eq!(outcome.rejected, 0, "{:?}", outcome.errors.first());
+        assert!(outcome.accepted > 0);
+    };
+    run(warm_up);
+    let before = ALLOCATIONS.with(Cell::get);
+    run(body);
+    ALLOCATIONS.with(Cell::get) - before
+}
+
+fn aggregator() -> Aggregator {
+    let settings = AggregatorSettings {
+        interval_s: 10,
+        lateness_intervals: 2,
+        future_intervals: 1,
+        max_series: 100_000,
+        idle_after_s: 3600,
+    };
+    Aggregator::new(settings, 0)
+}
+
+#[test]
+fn ingest_allocates_nothing_per_sample() {
+    let specs = workload::catalog(1_000);
+    let labels: &'static ResourceLabels = Box::leak(Box::default());
+    let json_ingest: &Ingest = &|body, batch| json::parse(std::str::from_utf8(body).unwrap(), batch).unwrap();
+    let otlp_ingest: &Ingest =
+        &|body, batch| otlp::ingest(&otlp_view::decode(body, batch.bump()).unwrap(), batch, labels);
+    let influx_ingest: &Ingest =
+        &|body, batch| influx::ingest(std::str::from_utf8(body).unwrap(), Precision::parse(None).unwrap(), batch);
+    let statsd_ingest: &Ingest = &|body, batch| {
+        let mut outcome = PushOutcome::default();
+        let mut tags = recycle(Vec::new());
+        for (idx, line) in std::str::from_utf8(body).unwrap().lines().enumerate() {
+            let result = ingest_line(batch, line, &mut tags);
+            outcome.tally(batch, idx, result, ToString::to_string);
+        }
+        outcome
+    };
+    let formats: [(&str, &Ingest, Bodies); 4] = [
+        ("json", json_ingest, bodies(|n, rng| encode::json_body(&specs, 0, n, 10, rng).0.into_bytes())),
+        ("otlp", otlp_ingest, bodies(|n, rng| encode::otlp_body(&specs, 0, n, 10, rng).0)),
+        ("influx", influx_ingest, bodies(|n, rng| encode::influx_body(&specs, 0, n, 10, rng).0.into_bytes())),
+        (
+            "statsd",
+            statsd_ingest,
+            bodies(|n, rng| {
+                let datagrams = encode::statsd_datagrams(&specs, 0, n * 10, usize::MAX, rng);
+                datagrams.into_iter().next().unwrap().0
+            }),
+        ),
+    ];
+    for (name, ingest, (small, big)) in formats {
+        let aggregator = aggregator();
+        let for_small = allocations(&aggregator, ingest, &big, &small);
+        let for_big = allocations(&aggregator, ingest, &big, &big);
+        // Per-sample allocation would add thousands; the arena adds a chunk per doubling.
+        assert!(
+            for_big <= for_small + 16,
+            "{name}: {for_small} heap allocations for a body of 1,000 observations, {for_big} for 10,000"
+        );
+        eprintln!("{name}: {for_small} heap allocations for 1,000 observations, {for_big} for 10,000");
+    }
+}
