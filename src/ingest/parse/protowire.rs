@@ -1,19 +1,26 @@
 //! The protobuf wire format read in place: a message's fields one at a time, strings and
 //! sub-messages as slices of the body. Pure; what the fields mean is the caller's business.
 //! Unknown fields are the caller's to skip (the value is already read past), as receivers
-//! must. Groups (wire types 3 and 4, long deprecated) are refused.
+//! must; groups (wire types 3 and 4, long deprecated) are skipped whole.
 
 use thiserror::Error;
 
-/// Why bytes are not a protobuf message; `at` is the byte offset in the message being read.
+/// Groups nested deeper than this are refused (prost's recursion limit).
+const MAX_GROUP_DEPTH: usize = 100;
+
+/// Why bytes are not a protobuf message; `at` is the byte offset in the message named.
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum WireError {
-    #[error("truncated at byte {at}")]
-    Truncated { at: usize },
-    #[error("a varint longer than 10 bytes at byte {at}")]
-    LongVarint { at: usize },
-    #[error("wire type {wire_type} at byte {at} is not one protobuf 3 uses")]
-    BadWireType { wire_type: u64, at: usize },
+    #[error("{message} is cut short at byte {at}")]
+    Truncated { message: &'static str, at: usize },
+    #[error("{message}: the varint at byte {at} does not fit 64 bits")]
+    LongVarint { message: &'static str, at: usize },
+    #[error("{message}: wire type {wire_type} at byte {at} is not a protobuf wire type here")]
+    BadWireType { message: &'static str, wire_type: u64, at: usize },
+    #[error("{message}: field number {field} at byte {at} is outside 1..=536870911")]
+    BadFieldNumber { message: &'static str, field: u64, at: usize },
+    #[error("{message}: groups nested deeper than {MAX_GROUP_DEPTH} at byte {at}")]
+    TooDeep { message: &'static str, at: usize },
     #[error("field {field} of {message} has wire type {found}, where {expected} belongs")]
     WrongType { message: &'static str, field: u32, found: &'static str, expected: &'static str },
     #[error("field {field} of {message} is not valid UTF-8")]
@@ -42,6 +49,13 @@ impl Value<'_> {
     }
 }
 
+/// A wire type and what follows it: a value, or the start or end of a group.
+enum Item<'a> {
+    Value(Value<'a>),
+    GroupStart,
+    GroupEnd,
+}
+
 /// Reads the fields of one message, in wire order.
 pub struct Fields<'a> {
     bytes: &'a [u8],
@@ -57,36 +71,79 @@ impl<'a> Fields<'a> {
 
     /// The next `(field number, value)`, or `None` at the end of the message.
     pub fn next_field(&mut self) -> Result<Option<(u32, Value<'a>)>, WireError> {
-        if self.at == self.bytes.len() {
-            return Ok(None);
+        while self.at < self.bytes.len() {
+            let tag_at = self.at;
+            let (field, item) = self.item()?;
+            match item {
+                Item::Value(value) => return Ok(Some((field, value))),
+                Item::GroupStart => self.skip_group(field)?,
+                Item::GroupEnd => {
+                    return Err(WireError::BadWireType { message: self.message, wire_type: 4, at: tag_at });
+                }
+            }
         }
+        Ok(None)
+    }
+
+    /// One tag and what follows it.
+    fn item(&mut self) -> Result<(u32, Item<'a>), WireError> {
         let tag_at = self.at;
         let tag = self.varint()?;
-        let field = (tag >> 3) as u32;
-        let value = match tag & 7 {
-            0 => Value::Varint(self.varint()?),
-            1 => Value::Fixed64(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes"))),
+        let field = tag >> 3;
+        if field == 0 || field > 536_870_911 {
+            return Err(WireError::BadFieldNumber { message: self.message, field, at: tag_at });
+        }
+        let item = match tag & 7 {
+            0 => Item::Value(Value::Varint(self.varint()?)),
+            1 => Item::Value(Value::Fixed64(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))),
             2 => {
                 let len_at = self.at;
-                let len = usize::try_from(self.varint()?).map_err(|_| WireError::Truncated { at: len_at })?;
-                Value::Bytes(self.take(len)?)
+                let len = self.varint()?;
+                let len =
+                    usize::try_from(len).map_err(|_| WireError::Truncated { message: self.message, at: len_at })?;
+                Item::Value(Value::Bytes(self.take(len)?))
             }
-            5 => Value::Fixed32(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes"))),
-            wire_type => return Err(WireError::BadWireType { wire_type, at: tag_at }),
+            3 => Item::GroupStart,
+            4 => Item::GroupEnd,
+            5 => Item::Value(Value::Fixed32(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))),
+            wire_type => return Err(WireError::BadWireType { message: self.message, wire_type, at: tag_at }),
         };
-        Ok(Some((field, value)))
+        Ok((field as u32, item))
+    }
+
+    /// Reads past a group whose start tag (field `field`) was just read, to its end tag.
+    fn skip_group(&mut self, field: u32) -> Result<(), WireError> {
+        let mut open = vec![field];
+        while let Some(&innermost) = open.last() {
+            if self.at == self.bytes.len() {
+                return Err(WireError::Truncated { message: self.message, at: self.at });
+            }
+            let tag_at = self.at;
+            match self.item()? {
+                (inner, Item::GroupStart) if open.len() < MAX_GROUP_DEPTH => open.push(inner),
+                (_, Item::GroupStart) => return Err(WireError::TooDeep { message: self.message, at: tag_at }),
+                (end, Item::GroupEnd) if end == innermost => {
+                    open.pop();
+                }
+                (_, Item::GroupEnd) => {
+                    return Err(WireError::BadWireType { message: self.message, wire_type: 4, at: tag_at });
+                }
+                (_, Item::Value(_)) => {}
+            }
+        }
+        Ok(())
     }
 
     fn take(&mut self, len: usize) -> Result<&'a [u8], WireError> {
         let end = self.at.checked_add(len).filter(|end| *end <= self.bytes.len());
-        let end = end.ok_or(WireError::Truncated { at: self.bytes.len() })?;
+        let end = end.ok_or(WireError::Truncated { message: self.message, at: self.bytes.len() })?;
         let slice = &self.bytes[self.at..end];
         self.at = end;
         Ok(slice)
     }
 
     fn varint(&mut self) -> Result<u64, WireError> {
-        let (value, len) = varint(&self.bytes[self.at..]).map_err(|e| e.offset(self.at))?;
+        let (value, len) = varint(&self.bytes[self.at..]).map_err(|e| e.at(self.message, self.at))?;
         self.at += len;
         Ok(value)
     }
@@ -157,7 +214,7 @@ impl<'a> Fields<'a> {
             Value::Bytes(mut run) => {
                 let mut at = self.at - run.len();
                 while !run.is_empty() {
-                    let (v, len) = varint(run).map_err(|e| e.offset(at))?;
+                    let (v, len) = varint(run).map_err(|e| e.at(self.message, at))?;
                     push(v);
                     (at, run) = (at + len, &run[len..]);
                 }
@@ -168,8 +225,23 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// A varint at the start of `bytes`: its value and length. Offsets in errors are from `bytes`.
-fn varint(bytes: &[u8]) -> Result<(u64, usize), WireError> {
+/// Why a varint could not be read, and where in the bytes given.
+enum VarintError {
+    Truncated(usize),
+    TooLong(usize),
+}
+
+impl VarintError {
+    fn at(self, message: &'static str, base: usize) -> WireError {
+        match self {
+            VarintError::Truncated(at) => WireError::Truncated { message, at: base + at },
+            VarintError::TooLong(at) => WireError::LongVarint { message, at: base + at },
+        }
+    }
+}
+
+/// A varint at the start of `bytes`: its value and length.
+fn varint(bytes: &[u8]) -> Result<(u64, usize), VarintError> {
     // Tags and most lengths are one byte.
     if let Some(&byte) = bytes.first()
         && byte < 0x80
@@ -178,22 +250,16 @@ fn varint(bytes: &[u8]) -> Result<(u64, usize), WireError> {
     }
     let mut value = 0u64;
     for (idx, byte) in bytes.iter().take(10).enumerate() {
+        // The tenth byte holds bit 63 alone.
+        if idx == 9 && *byte > 1 {
+            return Err(VarintError::TooLong(0));
+        }
         value |= u64::from(byte & 0x7f) << (7 * idx);
         if byte & 0x80 == 0 {
             return Ok((value, idx + 1));
         }
     }
-    if bytes.len() >= 10 { Err(WireError::LongVarint { at: 0 }) } else { Err(WireError::Truncated { at: bytes.len() }) }
-}
-
-impl WireError {
-    fn offset(self, by: usize) -> WireError {
-        match self {
-            WireError::Truncated { at } => WireError::Truncated { at: at + by },
-            WireError::LongVarint { at } => WireError::LongVarint { at: at + by },
-            other => other,
-        }
-    }
+    if bytes.len() >= 10 { Err(VarintError::TooLong(0)) } else { Err(VarintError::Truncated(bytes.len())) }
 }
 
 #[cfg(test)]
@@ -248,11 +314,19 @@ mod tests {
     fn broken_bytes_say_what_and_where() {
         // Field 1, length-delimited, length 5, but only 2 bytes follow.
         let mut fields = Fields::new(&[0x0a, 0x05, b'a', b'b'], "M");
-        assert_eq!(fields.next_field(), Err(WireError::Truncated { at: 4 }));
-        // Wire type 3 (start group).
-        assert_eq!(Fields::new(&[0x0b], "M").next_field(), Err(WireError::BadWireType { wire_type: 3, at: 0 }));
+        let truncated = fields.next_field().unwrap_err();
+        assert_eq!(truncated, WireError::Truncated { message: "M", at: 4 });
+        assert_eq!(truncated.to_string(), "M is cut short at byte 4");
         let mut fields = Fields::new(&[0xff; 11], "M");
-        assert_eq!(fields.next_field(), Err(WireError::LongVarint { at: 0 }));
+        assert_eq!(fields.next_field(), Err(WireError::LongVarint { message: "M", at: 0 }));
+        // Ten bytes, but the tenth has more than bit 63 in it.
+        let mut overflow = vec![0x08];
+        overflow.extend([0xff; 9]);
+        overflow.push(0x02);
+        assert_eq!(Fields::new(&overflow, "M").next_field(), Err(WireError::LongVarint { message: "M", at: 1 }));
+        // Field number 0.
+        let zero = Fields::new(&[0x00, 0x01], "M").next_field();
+        assert_eq!(zero, Err(WireError::BadFieldNumber { message: "M", field: 0, at: 0 }));
         // A string field sent as a varint.
         let mut fields = Fields::new(&[0x08, 0x01], "M");
         let (field, value) = fields.next_field().unwrap().unwrap();
@@ -268,6 +342,21 @@ mod tests {
         // A packed varint run cut short inside its last value.
         let mut fields = Fields::new(&[0x22, 0x02, 0x01, 0x80], "M");
         let (field, value) = fields.next_field().unwrap().unwrap();
-        assert_eq!(fields.repeated_varint(field, value, |_| ()), Err(WireError::Truncated { at: 4 }));
+        assert_eq!(fields.repeated_varint(field, value, |_| ()), Err(WireError::Truncated { message: "M", at: 4 }));
+    }
+
+    #[test]
+    fn groups_are_skipped_whole_and_must_close() {
+        // Group 1 holding field 2 and a nested group 4, then field 3.
+        let mut fields = Fields::new(&[0x0b, 0x10, 0x05, 0x23, 0x24, 0x0c, 0x18, 0x07], "M");
+        assert_eq!(fields.next_field(), Ok(Some((3, Value::Varint(7)))));
+        assert_eq!(fields.next_field(), Ok(None));
+        let unmatched = Fields::new(&[0x0c], "M").next_field();
+        assert_eq!(unmatched, Err(WireError::BadWireType { message: "M", wire_type: 4, at: 0 }));
+        let crossed = Fields::new(&[0x0b, 0x14], "M").next_field();
+        assert_eq!(crossed, Err(WireError::BadWireType { message: "M", wire_type: 4, at: 1 }));
+        assert_eq!(Fields::new(&[0x0b], "M").next_field(), Err(WireError::Truncated { message: "M", at: 1 }));
+        let deep = vec![0x0b; MAX_GROUP_DEPTH + 1];
+        assert_eq!(Fields::new(&deep, "M").next_field(), Err(WireError::TooDeep { message: "M", at: MAX_GROUP_DEPTH }));
     }
 }
