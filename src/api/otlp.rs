@@ -42,7 +42,8 @@ pub fn export(state: &Arc<ApiState>, content_type: Option<&str>, body: &[u8]) ->
     let protobuf_body = match encoding {
         Encoding::Protobuf => body,
         Encoding::Json => match serde_json::from_slice::<ExportMetricsServiceRequest>(body) {
-            Ok(request) => {
+            Ok(mut request) => {
+                request.keep_one_of_each();
                 transcoded = request.encode_to_vec();
                 &transcoded
             }

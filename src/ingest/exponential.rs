@@ -8,6 +8,9 @@
 //! (an SDK only ever downscales a stream: bucket `j` becomes `j >> d`), then subtracted bucket
 //! by bucket; a total that went down is a reset and the point counts whole.
 
+/// The scales the OpenTelemetry data model allows (finer ones would not fit a float).
+pub const SCALES: std::ops::RangeInclusive<i32> = -10..=20;
+
 /// A point's state as one vector (kept between exports):
 /// `[count, sum, zero_count, scale, offset, counts…]`, values already in seconds.
 pub fn state(count: f64, sum: f64, zero_count: f64, scale: i32, offset: i32, counts: &[u64], out: &mut Vec<f64>) {

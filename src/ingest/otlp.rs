@@ -273,8 +273,11 @@ fn exponential_histogram<'a>(
     temporality: i32,
     b: &mut Buffers<'a>,
 ) -> Result<(), Reject> {
-    if point.negative_count > 0 {
+    if point.has_negative {
         return Err(Reject::Unsupported("negative values in a histogram; timings are non-negative"));
+    }
+    if !exponential::SCALES.contains(&point.scale) {
+        return Err(Reject::Unsupported("an exponential histogram's scale must be within -10..=20"));
     }
     let unit = unit_scale(metric.unit);
     let sum = point.sum.unwrap_or(0.0) * unit;

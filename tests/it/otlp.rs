@@ -151,15 +151,25 @@ async fn json_exports_partial_success_and_bad_requests() {
                 {"startTimeUnixNano": "1", "timeUnixNano": now, "asInt": "5"}]}},
             {"name": "legacy.latency", "summary": {"dataPoints": [{"count": "3", "sum": 1.5}]}},
             {"name": "bad.sum", "sum": {"isMonotonic": true, "dataPoints": [{"asDouble": 1}]}},
-            {"name": "unknown.future.field", "gauge": {"dataPoints": [{"asDouble": 2, "flags": 0, "exemplars": []}]}, "metadata": []}
+            {"name": "unknown.future.field", "gauge": {"dataPoints": [{"asDouble": 2, "flags": 0, "exemplars": []}]}, "metadata": []},
+            {"name": "signed.latency", "exponentialHistogram": {"aggregationTemporality": 1, "dataPoints": [
+                {"count": "2", "scale": 3, "positive": {"offset": 1, "bucketCounts": ["1"]},
+                 "negative": {"offset": 0, "bucketCounts": ["0", "1"]}}]}},
+            {"name": "fine.latency", "exponentialHistogram": {"aggregationTemporality": 1, "dataPoints": [
+                {"count": "1", "scale": 40, "positive": {"offset": 1, "bucketCounts": ["1"]}}]}},
+            // Two kinds where OTLP allows one: the first, as perfwatch always read them.
+            {"name": "pool.in_use", "gauge": {"dataPoints": [{"asDouble": 3, "asInt": "9"}]},
+             "sum": {"aggregationTemporality": 1, "isMonotonic": true, "dataPoints": [{"asDouble": 4}]}}
         ]}]
     }]});
     let response = d.client.post(format!("{}/v1/metrics", d.base)).json(&body).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let answer: Value = response.json().await.unwrap();
-    assert_eq!(answer["partialSuccess"]["rejectedDataPoints"], "2", "{answer}");
+    assert_eq!(answer["partialSuccess"]["rejectedDataPoints"], "4", "{answer}");
     let message = answer["partialSuccess"]["errorMessage"].as_str().unwrap();
     assert!(message.contains("summaries") && message.contains("aggregation_temporality"), "{message}");
+    assert!(message.contains("negative values") && message.contains("scale must be within"), "{message}");
+    assert_eq!(d.query_one(&[("metric", "pool_in_use"), ("stat", "last")]).await, 3.0);
     assert_eq!(
         d.query_one(&[("metric", "cache_hit_ratio{service=\"search\",tier=\"l1\"}"), ("stat", "last")]).await,
         0.9

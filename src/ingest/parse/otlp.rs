@@ -14,6 +14,73 @@ pub struct ExportMetricsServiceRequest {
     pub resource_metrics: Vec<ResourceMetrics>,
 }
 
+impl ExportMetricsServiceRequest {
+    /// Keeps one member of each `oneof` that an OTLP/JSON body (wrongly) set several of, by
+    /// perfwatch's order: gauge, sum, histogram, exponential histogram, summary; `asDouble`
+    /// before `asInt`; string, bool, int, double attribute values. Carried over to protobuf
+    /// as they are, the last on the wire would win, which is an order by field number.
+    pub fn keep_one_of_each(&mut self) {
+        for resource in &mut self.resource_metrics {
+            resource.resource.iter_mut().for_each(|r| one_value_each(&mut r.attributes));
+            for scope in &mut resource.scope_metrics {
+                scope.scope.iter_mut().for_each(|s| one_value_each(&mut s.attributes));
+                scope.metrics.iter_mut().for_each(Metric::keep_one_of_each);
+            }
+        }
+    }
+}
+
+impl Metric {
+    fn keep_one_of_each(&mut self) {
+        let mut seen = false;
+        let mut keep = |present: bool| {
+            let kept = present && !seen;
+            seen |= present;
+            kept
+        };
+        if !keep(self.gauge.is_some()) {
+            self.gauge = None;
+        }
+        if !keep(self.sum.is_some()) {
+            self.sum = None;
+        }
+        if !keep(self.histogram.is_some()) {
+            self.histogram = None;
+        }
+        if !keep(self.exponential_histogram.is_some()) {
+            self.exponential_histogram = None;
+        }
+        if !keep(self.summary.is_some()) {
+            self.summary = None;
+        }
+        let numbers = self.gauge.iter_mut().flat_map(|g| &mut g.data_points);
+        for point in numbers.chain(self.sum.iter_mut().flat_map(|s| &mut s.data_points)) {
+            if point.as_double.is_some() {
+                point.as_int = None;
+            }
+            one_value_each(&mut point.attributes);
+        }
+        for point in self.histogram.iter_mut().flat_map(|h| &mut h.data_points) {
+            one_value_each(&mut point.attributes);
+        }
+        for point in self.exponential_histogram.iter_mut().flat_map(|h| &mut h.data_points) {
+            one_value_each(&mut point.attributes);
+        }
+    }
+}
+
+fn one_value_each(attributes: &mut [KeyValue]) {
+    for value in attributes.iter_mut().filter_map(|kv| kv.value.as_mut()) {
+        if value.string_value.is_some() {
+            (value.bool_value, value.int_value, value.double_value) = (None, None, None);
+        } else if value.bool_value.is_some() {
+            (value.int_value, value.double_value) = (None, None);
+        } else if value.int_value.is_some() {
+            value.double_value = None;
+        }
+    }
+}
+
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ExportMetricsServiceResponse {
     #[prost(message, optional, tag = "1")]

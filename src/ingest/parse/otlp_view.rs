@@ -82,8 +82,8 @@ pub struct ExponentialPoint<'a> {
     pub zero_count: u64,
     pub positive_offset: i32,
     pub positive: &'a [u64],
-    /// Observations in negative buckets (timings cannot have any).
-    pub negative_count: u64,
+    /// Whether any negative bucket holds observations (timings cannot).
+    pub has_negative: bool,
 }
 
 pub struct KeyValue<'a> {
@@ -180,7 +180,8 @@ fn metric<'a>(bytes: &'a [u8], bump: &'a Bump) -> Result<Metric<'a>, WireError> 
 }
 
 /// The body of a `Gauge`, `Sum`, `Histogram` or `ExponentialHistogram`: its data points
-/// (field 1), aggregation temporality (2) and, for a sum, whether it is monotonic (3).
+/// (field 1), aggregation temporality (2, but not in a gauge) and, for a sum, whether it is
+/// monotonic (3). Fields the message does not define are skipped whatever their type.
 fn points<'a, P>(
     bytes: &'a [u8],
     message: &'static str,
@@ -192,8 +193,8 @@ fn points<'a, P>(
     while let Some((field, value)) = fields.next_field()? {
         match field {
             1 => points.push(point(fields.bytes(field, value)?, bump)?),
-            2 => temporality = fields.uint(field, value)? as i32,
-            3 => monotonic = fields.uint(field, value)? != 0,
+            2 if message != "Gauge" => temporality = fields.uint(field, value)? as i32,
+            3 if message == "Sum" => monotonic = fields.uint(field, value)? != 0,
             _ => {}
         }
     }
@@ -261,7 +262,7 @@ fn exponential_point<'a>(bytes: &'a [u8], bump: &'a Bump) -> Result<ExponentialP
         zero_count: 0,
         positive_offset: 0,
         positive: &[],
-        negative_count: 0,
+        has_negative: false,
     };
     let mut fields = Fields::new(bytes, "ExponentialHistogramDataPoint");
     while let Some((field, value)) = fields.next_field()? {
@@ -278,8 +279,8 @@ fn exponential_point<'a>(bytes: &'a [u8], bump: &'a Bump) -> Result<ExponentialP
                 point.positive_offset = buckets(fields.bytes(field, value)?, |c| positive.push(c))?;
             }
             9 => {
-                point.negative_count = 0;
-                buckets(fields.bytes(field, value)?, |c| point.negative_count += c)?;
+                point.has_negative = false;
+                buckets(fields.bytes(field, value)?, |c| point.has_negative |= c > 0)?;
             }
             _ => {}
         }
@@ -410,7 +411,10 @@ mod tests {
                                         scale: -2,
                                         zero_count: 1,
                                         positive: Some(owned::Buckets { offset: -3, bucket_counts: vec![2, 0, 1] }),
-                                        negative: Some(owned::Buckets { offset: 0, bucket_counts: vec![0, 5] }),
+                                        negative: Some(owned::Buckets {
+                                            offset: 0,
+                                            bucket_counts: vec![0, u64::MAX, 1],
+                                        }),
                                         ..Default::default()
                                     }],
                                     aggregation_temporality: CUMULATIVE,
@@ -465,7 +469,7 @@ mod tests {
             panic!("an exponential histogram")
         };
         assert_eq!((e.count, e.sum, e.scale, e.zero_count), (4, None, -2, 1));
-        assert_eq!((e.positive_offset, e.positive, e.negative_count), (-3, &[2, 0, 1][..], 5));
+        assert_eq!((e.positive_offset, e.positive, e.has_negative), (-3, &[2, 0, 1][..], true));
         assert!(matches!(resource.metrics[4].data, Data::Summary { points: 2 }));
         assert!(matches!(resource.metrics[5].data, Data::Missing));
     }
