@@ -171,10 +171,10 @@ fn formats(c: &mut Criterion) {
         {
             let agg = aggregator();
             group.bench_function(format!("{name}_{}k_series", n_series / 1_000), |b| {
-                let mut bump = Bump::new();
                 b.iter(|| {
                     for body in bodies {
-                        bump.reset();
+                        // A fresh arena per request, as the daemon has.
+                        let bump = Bump::new();
                         let now = perfwatch::clock::now_ms();
                         let mut batch = IngestBatch::new(&agg, &limits, &bump, name, now, Scratch::default());
                         assert_eq!(ingest(body, &mut batch).rejected, 0);

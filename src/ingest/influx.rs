@@ -84,7 +84,12 @@ pub fn ingest<'a>(text: &'a str, precision: Precision, batch: &mut IngestBatch<'
                 continue;
             };
             let series = match last {
-                Some((series, last_field, resolved)) if series == point.series && last_field == *field => resolved,
+                // A repeated line carries the very slice of the line that started the run.
+                Some((series, last_field, resolved))
+                    if (std::ptr::eq(series, point.series) || series == point.series) && last_field == *field =>
+                {
+                    resolved
+                }
                 _ => {
                     run.record(batch, &mut outcome);
                     let name = bumpalo::format!(in bump, "{}_{}", point.measurement, field).into_bump_str();

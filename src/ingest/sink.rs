@@ -171,6 +171,7 @@ impl<'a> IngestBatch<'a> {
 
     /// Records `obs` for the series last resolved, at `ts_ms` (default: now).
     pub fn record(&mut self, series: Resolved, ts_ms: Option<i64>, obs: Observation<'_>) -> Result<(), Reject> {
+        debug_assert_eq!(series_id(&self.key), series.id, "the key buffer holds the series last resolved");
         check_values(series.kind, &obs)?;
         let ts_ms = ts_ms.unwrap_or(self.now_ms);
         let start_s = self.aggregator.admit(ts_ms, self.now_ms)?;
@@ -192,6 +193,7 @@ impl<'a> IngestBatch<'a> {
         if let Some(bad) = values.iter().find(|v| v.is_nan()) {
             return Err(Reject::BadValue { kind: series.kind, value: *bad, why: "it must be a number" });
         }
+        debug_assert_eq!(series_id(&self.key), series.id, "the key buffer holds the series last resolved");
         let ts_ms = ts_ms.unwrap_or(self.now_ms);
         let start_s = self.aggregator.admit(ts_ms, self.now_ms)?;
         let series_ref = SeriesRef { key: &self.key, id: series.id, kind: series.kind };

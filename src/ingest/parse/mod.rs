@@ -50,7 +50,9 @@ impl PushOutcome {
             Err(reject) => {
                 self.rejected += 1;
                 self.hit_series_limit |= reject.is_series_limit();
-                self.note_error(index, describe(&reject));
+                if self.errors.len() < MAX_LISTED_ERRORS {
+                    self.note_error(index, describe(&reject));
+                }
             }
         }
     }
