@@ -5,6 +5,9 @@
 
 use thiserror::Error;
 
+/// The largest field number protobuf allows.
+const MAX_FIELD: u64 = (1 << 29) - 1;
+
 /// Groups nested deeper than this are refused (prost's recursion limit).
 const MAX_GROUP_DEPTH: usize = 100;
 
@@ -49,13 +52,6 @@ impl Value<'_> {
     }
 }
 
-/// A wire type and what follows it: a value, or the start or end of a group.
-enum Item<'a> {
-    Value(Value<'a>),
-    GroupStart,
-    GroupEnd,
-}
-
 /// Reads the fields of one message, in wire order.
 pub struct Fields<'a> {
     bytes: &'a [u8],
@@ -71,81 +67,97 @@ impl<'a> Fields<'a> {
 
     /// The next `(field number, value)`, or `None` at the end of the message.
     pub fn next_field(&mut self) -> Result<Option<(u32, Value<'a>)>, WireError> {
-        while self.at < self.bytes.len() {
-            let tag_at = self.at;
-            let (field, item) = self.item()?;
-            match item {
-                Item::Value(value) => return Ok(Some((field, value))),
-                Item::GroupStart => self.skip_group(field)?,
-                Item::GroupEnd => {
-                    return Err(WireError::BadWireType { message: self.message, wire_type: 4, at: tag_at });
-                }
-            }
-        }
-        Ok(None)
+        self.read_field().map_err(|fault| self.named(fault))
     }
 
-    /// One tag and what follows it.
-    fn item(&mut self) -> Result<(u32, Item<'a>), WireError> {
-        let tag_at = self.at;
-        let tag = self.varint()?;
-        let field = tag >> 3;
-        if field == 0 || field > 536_870_911 {
-            return Err(WireError::BadFieldNumber { message: self.message, field, at: tag_at });
-        }
-        let item = match tag & 7 {
-            0 => Item::Value(Value::Varint(self.varint()?)),
-            1 => Item::Value(Value::Fixed64(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))),
-            2 => {
-                let len_at = self.at;
-                let len = self.varint()?;
-                let len =
-                    usize::try_from(len).map_err(|_| WireError::Truncated { message: self.message, at: len_at })?;
-                Item::Value(Value::Bytes(self.take(len)?))
+    fn read_field(&mut self) -> Result<Option<(u32, Value<'a>)>, Fault> {
+        loop {
+            if self.at == self.bytes.len() {
+                return Ok(None);
             }
-            3 => Item::GroupStart,
-            4 => Item::GroupEnd,
-            5 => Item::Value(Value::Fixed32(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))),
-            wire_type => return Err(WireError::BadWireType { message: self.message, wire_type, at: tag_at }),
-        };
-        Ok((field as u32, item))
+            let tag_at = self.at;
+            let tag = self.varint()?;
+            let field = tag >> 3;
+            if field == 0 || field > MAX_FIELD {
+                return Err(Fault::FieldNumber(field, tag_at));
+            }
+            let value = match tag & 7 {
+                0 => Value::Varint(self.varint()?),
+                1 => Value::Fixed64(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes"))),
+                2 => {
+                    let len_at = self.at;
+                    let len = usize::try_from(self.varint()?).map_err(|_| Fault::Truncated(len_at))?;
+                    Value::Bytes(self.take(len)?)
+                }
+                5 => Value::Fixed32(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes"))),
+                3 => {
+                    self.skip_group(field as u32)?;
+                    continue;
+                }
+                wire_type => return Err(Fault::WireType(wire_type, tag_at)),
+            };
+            return Ok(Some((field as u32, value)));
+        }
     }
 
     /// Reads past a group whose start tag (field `field`) was just read, to its end tag.
-    fn skip_group(&mut self, field: u32) -> Result<(), WireError> {
-        let mut open = vec![field];
+    #[cold]
+    #[inline(never)]
+    fn skip_group(&mut self, field: u32) -> Result<(), Fault> {
+        let mut open = vec![u64::from(field)];
         while let Some(&innermost) = open.last() {
-            if self.at == self.bytes.len() {
-                return Err(WireError::Truncated { message: self.message, at: self.at });
-            }
             let tag_at = self.at;
-            match self.item()? {
-                (inner, Item::GroupStart) if open.len() < MAX_GROUP_DEPTH => open.push(inner),
-                (_, Item::GroupStart) => return Err(WireError::TooDeep { message: self.message, at: tag_at }),
-                (end, Item::GroupEnd) if end == innermost => {
-                    open.pop();
+            if tag_at == self.bytes.len() {
+                return Err(Fault::Truncated(tag_at));
+            }
+            let tag = self.varint()?;
+            let inner = tag >> 3;
+            if inner == 0 || inner > MAX_FIELD {
+                return Err(Fault::FieldNumber(inner, tag_at));
+            }
+            match tag & 7 {
+                0 => drop(self.varint()?),
+                1 => drop(self.take(8)?),
+                2 => {
+                    let len = usize::try_from(self.varint()?).map_err(|_| Fault::Truncated(tag_at))?;
+                    self.take(len)?;
                 }
-                (_, Item::GroupEnd) => {
-                    return Err(WireError::BadWireType { message: self.message, wire_type: 4, at: tag_at });
-                }
-                (_, Item::Value(_)) => {}
+                5 => drop(self.take(4)?),
+                3 if open.len() < MAX_GROUP_DEPTH => open.push(inner),
+                3 => return Err(Fault::TooDeep(tag_at)),
+                4 if inner == innermost => drop(open.pop()),
+                wire_type => return Err(Fault::WireType(wire_type, tag_at)),
             }
         }
         Ok(())
     }
 
-    fn take(&mut self, len: usize) -> Result<&'a [u8], WireError> {
+    fn take(&mut self, len: usize) -> Result<&'a [u8], Fault> {
         let end = self.at.checked_add(len).filter(|end| *end <= self.bytes.len());
-        let end = end.ok_or(WireError::Truncated { message: self.message, at: self.bytes.len() })?;
+        let end = end.ok_or(Fault::Truncated(self.bytes.len()))?;
         let slice = &self.bytes[self.at..end];
         self.at = end;
         Ok(slice)
     }
 
-    fn varint(&mut self) -> Result<u64, WireError> {
-        let (value, len) = varint(&self.bytes[self.at..]).map_err(|e| e.at(self.message, self.at))?;
+    fn varint(&mut self) -> Result<u64, Fault> {
+        let (value, len) = varint(&self.bytes[self.at..]).map_err(|fault| fault.moved(self.at))?;
         self.at += len;
         Ok(value)
+    }
+
+    /// A fault as an error naming this message (off the hot path: faults stay small).
+    #[cold]
+    #[inline(never)]
+    fn named(&self, fault: Fault) -> WireError {
+        let message = self.message;
+        match fault {
+            Fault::Truncated(at) => WireError::Truncated { message, at },
+            Fault::LongVarint(at) => WireError::LongVarint { message, at },
+            Fault::WireType(wire_type, at) => WireError::BadWireType { message, wire_type, at },
+            Fault::FieldNumber(field, at) => WireError::BadFieldNumber { message, field, at },
+            Fault::TooDeep(at) => WireError::TooDeep { message, at },
+        }
     }
 
     fn wrong(&self, field: u32, value: &Value<'_>, expected: &'static str) -> WireError {
@@ -214,7 +226,7 @@ impl<'a> Fields<'a> {
             Value::Bytes(mut run) => {
                 let mut at = self.at - run.len();
                 while !run.is_empty() {
-                    let (v, len) = varint(run).map_err(|e| e.at(self.message, at))?;
+                    let (v, len) = varint(run).map_err(|fault| self.named(fault.moved(at)))?;
                     push(v);
                     (at, run) = (at + len, &run[len..]);
                 }
@@ -225,23 +237,30 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Why a varint could not be read, and where in the bytes given.
-enum VarintError {
+/// What went wrong and where, before the message is named: small, so the hot path's
+/// results stay small.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
     Truncated(usize),
-    TooLong(usize),
+    LongVarint(usize),
+    WireType(u64, usize),
+    FieldNumber(u64, usize),
+    TooDeep(usize),
 }
 
-impl VarintError {
-    fn at(self, message: &'static str, base: usize) -> WireError {
+impl Fault {
+    /// The same fault with its offset moved by `base` bytes.
+    fn moved(self, base: usize) -> Fault {
         match self {
-            VarintError::Truncated(at) => WireError::Truncated { message, at: base + at },
-            VarintError::TooLong(at) => WireError::LongVarint { message, at: base + at },
+            Fault::Truncated(at) => Fault::Truncated(base + at),
+            Fault::LongVarint(at) => Fault::LongVarint(base + at),
+            other => other,
         }
     }
 }
 
 /// A varint at the start of `bytes`: its value and length.
-fn varint(bytes: &[u8]) -> Result<(u64, usize), VarintError> {
+fn varint(bytes: &[u8]) -> Result<(u64, usize), Fault> {
     // Tags and most lengths are one byte.
     if let Some(&byte) = bytes.first()
         && byte < 0x80
@@ -250,16 +269,13 @@ fn varint(bytes: &[u8]) -> Result<(u64, usize), VarintError> {
     }
     let mut value = 0u64;
     for (idx, byte) in bytes.iter().take(10).enumerate() {
-        // The tenth byte holds bit 63 alone.
-        if idx == 9 && *byte > 1 {
-            return Err(VarintError::TooLong(0));
-        }
         value |= u64::from(byte & 0x7f) << (7 * idx);
         if byte & 0x80 == 0 {
-            return Ok((value, idx + 1));
+            // The tenth byte holds bit 63 alone.
+            return if idx == 9 && *byte > 1 { Err(Fault::LongVarint(0)) } else { Ok((value, idx + 1)) };
         }
     }
-    if bytes.len() >= 10 { Err(VarintError::TooLong(0)) } else { Err(VarintError::Truncated(bytes.len())) }
+    if bytes.len() >= 10 { Err(Fault::LongVarint(0)) } else { Err(Fault::Truncated(bytes.len())) }
 }
 
 #[cfg(test)]
