@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use bumpalo::Bump;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
@@ -24,11 +23,13 @@ pub fn write(state: &Arc<ApiState>, precision: Option<&str>, body: &[u8]) -> Res
         )
     })?;
     let text = super::body::text(body)?;
-    let bump = Bump::new();
-    let mut batch =
-        IngestBatch::new(&state.aggregator, &state.limits, &bump, "influx", clock::now_ms(), Scratch::default());
-    let outcome = influx::ingest(text, precision, &mut batch);
-    batch.finish();
+    let outcome = super::arena::with(|bump| {
+        let mut batch =
+            IngestBatch::new(&state.aggregator, &state.limits, bump, "influx", clock::now_ms(), Scratch::default());
+        let outcome = influx::ingest(text, precision, &mut batch);
+        batch.finish();
+        outcome
+    });
     Ok(answer(&outcome))
 }
 

@@ -3,6 +3,7 @@
 
 mod ack_link;
 mod alerts;
+mod arena;
 mod auth;
 mod body;
 mod gate;

@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use bumpalo::Bump;
 use prost::Message;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -50,15 +49,18 @@ pub fn export(state: &Arc<ApiState>, content_type: Option<&str>, body: &[u8]) ->
             Err(why) => return Ok(not_otlp(encoding, &why)),
         },
     };
-    let bump = Bump::new();
-    let request = match otlp_view::decode(protobuf_body, &bump) {
-        Ok(request) => request,
+    let outcome = super::arena::with(|bump| {
+        let request = otlp_view::decode(protobuf_body, bump)?;
+        let mut batch =
+            IngestBatch::new(&state.aggregator, &state.limits, bump, "otlp", clock::now_ms(), Scratch::default());
+        let outcome = otlp::ingest(&request, &mut batch, &state.otlp_labels);
+        batch.finish();
+        Ok::<_, otlp_view::WireError>(outcome)
+    });
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
         Err(why) => return Ok(not_otlp(encoding, &why)),
     };
-    let mut batch =
-        IngestBatch::new(&state.aggregator, &state.limits, &bump, "otlp", clock::now_ms(), Scratch::default());
-    let outcome = otlp::ingest(&request, &mut batch, &state.otlp_labels);
-    batch.finish();
     if outcome.hit_series_limit && outcome.accepted == 0 {
         return Ok(status(
             encoding,

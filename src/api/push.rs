@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use bumpalo::Bump;
 use serde::Serialize;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -31,12 +30,14 @@ pub enum Position {
 
 pub fn native(state: &Arc<ApiState>, body: &[u8]) -> Result<Response, ApiError> {
     let text = super::body::text(body)?;
-    let bump = Bump::new();
-    let mut batch =
-        IngestBatch::new(&state.aggregator, &state.limits, &bump, "json", clock::now_ms(), Scratch::default());
-    let outcome = json::parse(text, &mut batch).map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, message));
-    batch.finish();
-    let outcome = outcome?;
+    let outcome = super::arena::with(|bump| {
+        let mut batch =
+            IngestBatch::new(&state.aggregator, &state.limits, bump, "json", clock::now_ms(), Scratch::default());
+        let outcome = json::parse(text, &mut batch);
+        batch.finish();
+        outcome
+    });
+    let outcome = outcome.map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, message))?;
     Ok(outcome_reply(&outcome, Position::Index))
 }
 

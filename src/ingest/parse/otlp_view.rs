@@ -7,7 +7,8 @@
 use bumpalo::Bump;
 use bumpalo::collections::Vec as BumpVec;
 
-use super::protowire::{Fields, WireError};
+use super::protowire::Fields;
+pub use super::protowire::WireError;
 
 /// `AggregationTemporality`: 1 delta, 2 cumulative.
 pub const DELTA: i32 = 1;
