@@ -3,6 +3,7 @@
 //! generator's workload as a body of 100 entries and of 1,000 (about 1,000 and 10,000
 //! observations), and OTLP as an SDK sends it by default (cumulative histograms, counters and
 //! exponential histograms, 100 and 1,000 points of each), all of series that already exist;
+//! Influx also as Telegraf writes it (a series per line, several fields, escapes, timestamps);
 //! this thread's heap allocations are counted: ten times the samples must not mean more
 //! allocations beyond the arena's few extra chunks. (OTLP/JSON is left out on purpose: serde
 //! decodes it into owned messages first; the README says so.)
@@ -155,6 +156,22 @@ fn otlp_cumulative_body(n: usize) -> Vec<u8> {
     .encode_to_vec()
 }
 
+/// What Telegraf sends: every line a different series, several fields, escapes, a
+/// timestamp in nanoseconds; `n` lines.
+fn telegraf_body(n: usize) -> Vec<u8> {
+    let ts_ns = 1_764_000_005_000_000_000_i64;
+    let mut out = String::new();
+    for idx in 0..n {
+        out += &format!(
+            "cpu,host=web-{},cpu=cpu{},dc=eu\\ west usage_user={}.5,usage_system=2.25,usage_idle=96i,online=true {ts_ns}\n",
+            idx / 8,
+            idx % 8,
+            idx % 50
+        );
+    }
+    out.into_bytes()
+}
+
 fn aggregator() -> Aggregator {
     let settings = AggregatorSettings {
         interval_s: 10,
@@ -184,11 +201,12 @@ fn ingest_allocates_nothing_per_sample() {
         }
         outcome
     };
-    let formats: [(&str, &Ingest, Bodies); 5] = [
+    let formats: [(&str, &Ingest, Bodies); 6] = [
         ("json", json_ingest, bodies(|n, rng| encode::json_body(&specs, 0, n, 10, rng).0.into_bytes())),
         ("otlp", otlp_ingest, bodies(|n, rng| encode::otlp_body(&specs, 0, n, 10, rng).0)),
         ("otlp cumulative", otlp_ingest, bodies(|n, _| otlp_cumulative_body(n))),
         ("influx", influx_ingest, bodies(|n, rng| encode::influx_body(&specs, 0, n, 10, rng).0.into_bytes())),
+        ("influx as telegraf writes it", influx_ingest, bodies(|n, _| telegraf_body(n))),
         (
             "statsd",
             statsd_ingest,
