@@ -140,6 +140,7 @@ type IngestFn = dyn for<'a> Fn(&'a [u8], &mut IngestBatch<'a>) -> perfwatch::ing
 fn formats(c: &mut Criterion) {
     use perfwatch::ingest::influx::{self, Precision};
     use perfwatch::ingest::otlp::{self, ResourceLabels};
+    use perfwatch::ingest::parse::otlp as otlp_owned;
     use perfwatch::ingest::parse::otlp_view;
     use perfwatch::loadgen::{encode, workload};
     use rand::SeedableRng;
@@ -149,6 +150,13 @@ fn formats(c: &mut Criterion) {
     let labels: &'static ResourceLabels = Box::leak(Box::default());
     let json: &IngestFn = &|body, batch| json::parse(std::str::from_utf8(body).unwrap(), batch).unwrap();
     let otlp: &IngestFn = &|body, batch| otlp::ingest(&otlp_view::decode(body, batch.bump()).unwrap(), batch, labels);
+    // As the API takes OTLP/JSON: serde, one member per oneof, carried over to protobuf.
+    let otlp_json: &IngestFn = &|body, batch| {
+        let mut request: otlp_owned::ExportMetricsServiceRequest = serde_json::from_slice(body).unwrap();
+        request.keep_one_of_each();
+        let protobuf = batch.bump().alloc_slice_copy(&prost::Message::encode_to_vec(&request));
+        otlp::ingest(&otlp_view::decode(protobuf, batch.bump()).unwrap(), batch, labels)
+    };
     let influx: &IngestFn =
         &|body, batch| influx::ingest(std::str::from_utf8(body).unwrap(), Precision::parse(None).unwrap(), batch);
     let mut group = c.benchmark_group("ingest_formats");
@@ -163,12 +171,22 @@ fn formats(c: &mut Criterion) {
         let json_bodies: Vec<Vec<u8>> = json_bodies.into_iter().map(|(body, _)| body.into_bytes()).collect();
         let otlp_bodies: Vec<Vec<u8>> =
             firsts.clone().map(|first| encode::otlp_body(&specs, first, 1_000, 10, &mut rng).0).collect();
+        let otlp_json_bodies: Vec<Vec<u8>> = otlp_bodies
+            .iter()
+            .map(|body| {
+                let request: otlp_owned::ExportMetricsServiceRequest = prost::Message::decode(&body[..]).unwrap();
+                serde_json::to_vec(&request).unwrap()
+            })
+            .collect();
         let influx_bodies: Vec<Vec<u8>> =
             firsts.map(|first| encode::influx_body(&specs, first, 1_000, 10, &mut rng).0.into_bytes()).collect();
         group.throughput(Throughput::Elements(n_obs));
-        for (name, ingest, bodies) in
-            [("json", json, &json_bodies), ("otlp", otlp, &otlp_bodies), ("influx", influx, &influx_bodies)]
-        {
+        for (name, ingest, bodies) in [
+            ("json", json, &json_bodies),
+            ("otlp", otlp, &otlp_bodies),
+            ("otlp_json", otlp_json, &otlp_json_bodies),
+            ("influx", influx, &influx_bodies),
+        ] {
             let agg = aggregator();
             group.bench_function(format!("{name}_{}k_series", n_series / 1_000), |b| {
                 // One arena reset per request, as the daemon keeps one per worker thread.

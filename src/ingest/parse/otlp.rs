@@ -1,13 +1,13 @@
 //! The OTLP metrics messages (opentelemetry-proto, `metrics/v1`) as owned values, written out
 //! for prost and serde: OTLP/JSON decodes into them by the lowerCamelCase names (64-bit
-//! integers as strings or numbers, enums as integers), and they encode protobuf for the load
-//! generator, tests and perfwatch's answers. Protobuf requests are read in place by
+//! integers as strings or numbers, enums as integers), and they encode protobuf (and OTLP/JSON,
+//! with integers as numbers) for the load generator, benchmarks, tests and perfwatch's answers. Protobuf requests are read in place by
 //! `otlp_view` instead. Exemplars, metadata and schema URLs are left out (unknown fields are
 //! ignored, as the specification asks of receivers).
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
-#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[derive(Clone, PartialEq, prost::Message, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ExportMetricsServiceRequest {
     #[prost(message, repeated, tag = "1")]
@@ -104,7 +104,7 @@ pub struct Status {
     pub message: String,
 }
 
-#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[derive(Clone, PartialEq, prost::Message, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ResourceMetrics {
     #[prost(message, optional, tag = "1")]
@@ -113,14 +113,14 @@ pub struct ResourceMetrics {
     pub scope_metrics: Vec<ScopeMetrics>,
 }
 
-#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[derive(Clone, PartialEq, prost::Message, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Resource {
     #[prost(message, repeated, tag = "1")]
     pub attributes: Vec<KeyValue>,
 }
 
-#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[derive(Clone, PartialEq, prost::Message, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ScopeMetrics {
     #[prost(message, optional, tag = "1")]
@@ -129,7 +129,7 @@ pub struct ScopeMetrics {
     pub metrics: Vec<Metric>,
 }
 
-#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[derive(Clone, PartialEq, prost::Message, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct InstrumentationScope {
     #[prost(string, tag = "1")]
@@ -140,7 +140,7 @@ pub struct InstrumentationScope {
     pub attributes: Vec<KeyValue>,
 }
 
-#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[derive(Clone, PartialEq, prost::Message, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Metric {
     #[prost(string, tag = "1")]
@@ -161,7 +161,7 @@ pub struct Metric {
     pub summary: Option<Summary>,
 }
 
-#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[derive(Clone, PartialEq, prost::Message, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Gauge {
     #[prost(message, repeated, tag = "1")]
@@ -170,7 +170,7 @@ pub struct Gauge {
 
 pub use super::otlp_view::{CUMULATIVE, DELTA};
 
-#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[derive(Clone, PartialEq, prost::Message, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Sum {
     #[prost(message, repeated, tag = "1")]
@@ -182,7 +182,7 @@ pub struct Sum {
     pub is_monotonic: bool,
 }
 
-#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[derive(Clone, PartialEq, prost::Message, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Histogram {
     #[prost(message, repeated, tag = "1")]
@@ -192,7 +192,7 @@ pub struct Histogram {
     pub aggregation_temporality: i32,
 }
 
-#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[derive(Clone, PartialEq, prost::Message, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ExponentialHistogram {
     #[prost(message, repeated, tag = "1")]
@@ -202,14 +202,14 @@ pub struct ExponentialHistogram {
     pub aggregation_temporality: i32,
 }
 
-#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[derive(Clone, PartialEq, prost::Message, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Summary {
     #[prost(message, repeated, tag = "1")]
     pub data_points: Vec<SummaryDataPoint>,
 }
 
-#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[derive(Clone, PartialEq, prost::Message, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct NumberDataPoint {
     #[prost(message, repeated, tag = "7")]
@@ -227,7 +227,7 @@ pub struct NumberDataPoint {
     pub as_int: Option<i64>,
 }
 
-#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[derive(Clone, PartialEq, prost::Message, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct HistogramDataPoint {
     #[prost(message, repeated, tag = "9")]
@@ -250,7 +250,7 @@ pub struct HistogramDataPoint {
     pub explicit_bounds: Vec<f64>,
 }
 
-#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[derive(Clone, PartialEq, prost::Message, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ExponentialHistogramDataPoint {
     #[prost(message, repeated, tag = "1")]
@@ -277,7 +277,7 @@ pub struct ExponentialHistogramDataPoint {
     pub negative: Option<Buckets>,
 }
 
-#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[derive(Clone, PartialEq, prost::Message, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Buckets {
     #[prost(sint32, tag = "1")]
@@ -287,7 +287,7 @@ pub struct Buckets {
     pub bucket_counts: Vec<u64>,
 }
 
-#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[derive(Clone, PartialEq, prost::Message, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct SummaryDataPoint {
     #[prost(message, repeated, tag = "7")]
@@ -299,7 +299,7 @@ pub struct SummaryDataPoint {
     pub sum: f64,
 }
 
-#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[derive(Clone, PartialEq, prost::Message, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct KeyValue {
     #[prost(string, tag = "1")]
@@ -309,7 +309,7 @@ pub struct KeyValue {
 }
 
 /// An attribute value; arrays, maps and bytes are not read (they make no label).
-#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[derive(Clone, PartialEq, prost::Message, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct AnyValue {
     #[prost(string, optional, tag = "1")]
@@ -323,19 +323,48 @@ pub struct AnyValue {
     pub double_value: Option<f64>,
 }
 
-/// A JSON integer written as a string (as OTLP/JSON does for 64-bit ones) or a number.
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// A JSON integer written as a string (as OTLP/JSON does for 64-bit ones) or a number, read
+/// by a visitor: serde's untagged enums buffer every value first, which made OTLP/JSON
+/// several times slower.
 enum JsonInt {
-    Text(String),
     Unsigned(u64),
     Signed(i64),
+}
+
+impl<'de> Deserialize<'de> for JsonInt {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<JsonInt, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = JsonInt;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an integer, or an integer in a string")
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<JsonInt, E> {
+                Ok(JsonInt::Unsigned(v))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<JsonInt, E> {
+                Ok(u64::try_from(v).map_or(JsonInt::Signed(v), JsonInt::Unsigned))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<JsonInt, E> {
+                match text.parse::<u64>() {
+                    Ok(v) => Ok(JsonInt::Unsigned(v)),
+                    Err(_) => {
+                        text.parse().map(JsonInt::Signed).map_err(|_| E::custom(format!("{text:?} is not an integer")))
+                    }
+                }
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 impl JsonInt {
     fn signed<E: serde::de::Error>(self) -> Result<i64, E> {
         match self {
-            JsonInt::Text(text) => text.parse().map_err(|_| E::custom(format!("{text:?} is not an integer"))),
             JsonInt::Unsigned(v) => i64::try_from(v).map_err(|_| E::custom("integer out of range")),
             JsonInt::Signed(v) => Ok(v),
         }
@@ -343,9 +372,8 @@ impl JsonInt {
 
     fn unsigned<E: serde::de::Error>(self) -> Result<u64, E> {
         match self {
-            JsonInt::Text(text) => text.parse().map_err(|_| E::custom(format!("{text:?} is not an unsigned integer"))),
             JsonInt::Unsigned(v) => Ok(v),
-            JsonInt::Signed(v) => u64::try_from(v).map_err(|_| E::custom("negative where an unsigned integer belongs")),
+            JsonInt::Signed(_) => Err(E::custom("negative where an unsigned integer belongs")),
         }
     }
 }
@@ -376,4 +404,27 @@ fn temporality<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
         Value::Name(name) if name.ends_with("CUMULATIVE") => CUMULATIVE,
         Value::Name(_) => 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_integers_are_read_from_strings_or_numbers() {
+        let point: NumberDataPoint =
+            serde_json::from_str(r#"{"timeUnixNano": "1764000005000000000", "asInt": "-7"}"#).unwrap();
+        assert_eq!((point.time_unix_nano, point.as_int), (1_764_000_005_000_000_000, Some(-7)));
+        let point: NumberDataPoint = serde_json::from_str(r#"{"timeUnixNano": 5, "asInt": -7}"#).unwrap();
+        assert_eq!((point.time_unix_nano, point.as_int), (5, Some(-7)));
+        let histogram: HistogramDataPoint =
+            serde_json::from_str(r#"{"bucketCounts": ["1", 2], "count": "3"}"#).unwrap();
+        assert_eq!((histogram.bucket_counts, histogram.count), (vec![1, 2], 3));
+        let not_a_number = serde_json::from_str::<NumberDataPoint>(r#"{"timeUnixNano": "soon"}"#).unwrap_err();
+        assert!(not_a_number.to_string().contains("\"soon\" is not an integer"), "{not_a_number}");
+        let negative = serde_json::from_str::<NumberDataPoint>(r#"{"timeUnixNano": "-1"}"#).unwrap_err();
+        assert!(negative.to_string().contains("negative where an unsigned integer belongs"), "{negative}");
+        let float = serde_json::from_str::<NumberDataPoint>(r#"{"timeUnixNano": 1.5}"#).unwrap_err();
+        assert!(float.to_string().contains("an integer, or an integer in a string"), "{float}");
+    }
 }
