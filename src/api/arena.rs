@@ -7,8 +7,9 @@ use std::cell::Cell;
 
 use bumpalo::Bump;
 
-/// An arena that grew past this (a huge body) is freed after its request rather than kept.
-const KEEP_AT_MOST: usize = 64 << 20;
+/// An arena that grew past this is freed after its request rather than kept, so a rare huge
+/// body does not pin its memory to every worker thread for good.
+const KEEP_AT_MOST: usize = 16 << 20;
 
 thread_local! {
     static ARENA: Cell<Option<Bump>> = const { Cell::new(None) };
@@ -40,5 +41,8 @@ mod tests {
             bump.alloc_slice_fill_copy(1 << 19, 1u8);
             assert_eq!(bump.allocated_bytes(), before);
         });
+        // One that grew past the cap is not kept.
+        super::with(|bump| bump.alloc_slice_fill_copy(super::KEEP_AT_MOST + 1, 0u8).len());
+        super::with(|bump| assert_eq!(bump.allocated_bytes(), 0, "a fresh arena after a huge request"));
     }
 }

@@ -1,5 +1,5 @@
 //! No heap allocation per sample on the ingest hot path. Each format's request path as the
-//! daemon runs it (a fresh arena and batch per request; HTTP aside) takes the load
+//! daemon runs it (HTTP aside) takes the load
 //! generator's workload as a body of 100 entries and of 1,000 (about 1,000 and 10,000
 //! observations), and OTLP as an SDK sends it by default (cumulative histograms, counters and
 //! exponential histograms, 100 and 1,000 points of each), all of series that already exist;
@@ -72,7 +72,8 @@ fn bodies(encode: impl Fn(usize, &mut SmallRng) -> Vec<u8>) -> Bodies {
 }
 
 /// Heap allocations of one request of `body`, after a first request of `warm_up` created
-/// the series (and the sketches' bins).
+/// the series (and the sketches' bins). Each request gets a fresh arena, the stricter case:
+/// the daemon lends each request its thread's arena, already grown.
 fn allocations(aggregator: &Aggregator, ingest: &Ingest, warm_up: &[u8], body: &[u8]) -> u64 {
     let limits = Limits::default();
     let now_ms = 1_764_000_005_000;

@@ -219,7 +219,8 @@ impl<'a> Fields<'a> {
         Ok(())
     }
 
-    /// A repeated varint field, packed or not: each value to `push`.
+    /// A repeated varint field, packed or not: each value to `push`. `value` must be the one
+    /// this reader returned last (error offsets are reckoned from where it ended).
     pub fn repeated_varint(&self, field: u32, value: Value<'a>, mut push: impl FnMut(u64)) -> Result<(), WireError> {
         match value {
             Value::Varint(v) => push(v),
