@@ -197,7 +197,8 @@ impl Aggregator {
         let mut shard = self.shard(series.id);
         let state = self.state_mut(&mut shard, series, start_s)?;
         let previous = state.cumulative.take();
-        let prev_values = previous.as_ref().map(|c| c.values.as_slice());
+        // Another source's totals (another Pushgateway group, or OTLP) are not this one's.
+        let prev_values = previous.as_ref().filter(|c| c.group == group).map(|c| c.values.as_slice());
         apply_delta(prev_values, values, state.rollup_at(start_s));
         let mut reuse = previous.map(|c| c.values).unwrap_or_default();
         reuse.clear();

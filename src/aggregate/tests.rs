@@ -108,3 +108,17 @@ fn cumulative_state_turns_totals_into_deltas_and_forgets_on_delete() {
     assert_eq!(batch.cumulative.iter().filter(|c| c.values.is_none()).count(), 1);
     assert_eq!(batch.cumulative.iter().find_map(|c| c.values.clone()), Some(vec![2.0]));
 }
+
+#[test]
+fn another_sources_totals_are_not_a_previous_total() {
+    let agg = Aggregator::new(settings(), 0);
+    let key = series("req_total", MetricKind::Counter);
+    let mut seen = Vec::new();
+    for (group, total) in [(7, 5.0), (7, 8.0), (8, 4.0), (8, 6.0)] {
+        agg.record_cumulative(key, group, 1_764_000_000, &[total], |previous, _, _| {
+            seen.push(previous.map(<[f64]>::to_vec))
+        })
+        .unwrap();
+    }
+    assert_eq!(seen, [None, Some(vec![5.0]), None, Some(vec![4.0])]);
+}

@@ -24,8 +24,10 @@ pub fn state(count: f64, sum: f64, zero_count: f64, scale: i32, offset: i32, cou
 /// `previous` is `None` for the first point of a stream. Allocates nothing beyond `buckets`.
 pub fn gained(previous: Option<&[f64]>, current: &[f64], unit: f64, buckets: &mut Vec<(f64, u64)>) -> (f64, f64) {
     let (scale, offset) = (current[3] as i32, current[4] as i64);
-    // The previous point counts only when it can be brought to this scale and nothing went down.
+    // The previous point counts only when it is a whole state, can be brought to this scale
+    // and nothing went down.
     let base = previous
+        .filter(|p| p.len() >= 5)
         .and_then(|p| Some((p, (p[3] as i32).checked_sub(scale).filter(|d| (0..64).contains(d))?)))
         .filter(|(p, _)| !went_down(p, current));
     buckets.clear();
@@ -114,6 +116,8 @@ mod tests {
         state(2.0, 5.0, 0.0, 0, 2, &[1, 1], &mut lower);
         assert_eq!(gained(Some(&second), &lower, 1.0, &mut buckets), (2.0, 5.0));
         assert_eq!(buckets, vec![(representative(2, 0), 1), (representative(3, 0), 1)]);
+        // A previous state that is not an exponential histogram's counts as none.
+        assert_eq!(gained(Some(&[3.0, 1.0]), &second, 1.0, &mut buckets), (6.0, 20.0));
         // A finer scale than before (not something an SDK does within a stream) counts whole.
         assert_eq!(gained(Some(&second), &first, 1.0, &mut buckets), (3.0, 9.0));
         assert_eq!(buckets, vec![(representative(4, 1), 2), (representative(5, 1), 1)]);

@@ -206,9 +206,15 @@ fn cumulative_counter<'a>(
     // State: [start time, total]; a new start time is a reset.
     let current = [point.start_time_unix_nano as f64, value];
     batch.record_cumulative(series, STREAM_GROUP, Some(ts_ms), &current, |previous, current, rollup| {
-        let same_stream = previous.filter(|p| p.len() == 2 && p[0] == current[0]).map(|p| &p[1..]);
-        rollup.increment(counter_delta(same_stream, current[1]), ts_ms)
+        rollup.increment(counter_delta(same_stream(previous, current), current[1]), ts_ms)
     })
+}
+
+/// The previous state of a stream without its start time, when the stream is the same one
+/// (same start time; a new one is a reset). States are `[start time, …]`; each reader checks
+/// the rest fits what it expects.
+fn same_stream<'p>(previous: Option<&'p [f64]>, current: &[f64]) -> Option<&'p [f64]> {
+    previous.filter(|p| !p.is_empty() && p.first() == current.first()).map(|p| &p[1..])
 }
 
 /// Seconds per unit of a histogram's values.
@@ -254,8 +260,7 @@ fn explicit_histogram<'a>(
             b.state.push(point.start_time_unix_nano as f64);
             b.state.extend_from_slice(&b.layout);
             batch.record_cumulative(series, STREAM_GROUP, Some(ts_ms), &b.state, |previous, current, rollup| {
-                let same_stream = previous.filter(|p| !p.is_empty() && p[0] == current[0]).map(|p| &p[1..]);
-                apply_histogram(same_stream, &current[1..], rollup, ts_ms)
+                apply_histogram(same_stream(previous, current), &current[1..], rollup, ts_ms)
             })
         }
         DELTA => {
@@ -293,8 +298,7 @@ fn exponential_histogram<'a>(
             b.state.extend_from_slice(&b.layout);
             let buckets = &mut b.buckets;
             batch.record_cumulative(series, STREAM_GROUP, Some(ts_ms), &b.state, |previous, current, rollup| {
-                let same_stream = previous.filter(|p| p.len() >= 6 && p[0] == current[0]).map(|p| &p[1..]);
-                let (count, sum) = exponential::gained(same_stream, &current[1..], unit, buckets);
+                let (count, sum) = exponential::gained(same_stream(previous, current), &current[1..], unit, buckets);
                 rollup.observe_buckets(count, sum, buckets.iter().copied(), ts_ms)
             })
         }
