@@ -157,8 +157,7 @@ fn formats(c: &mut Criterion) {
         let protobuf = batch.bump().alloc_slice_copy(&prost::Message::encode_to_vec(&request));
         otlp::ingest(&otlp_view::decode(protobuf, batch.bump()).unwrap(), batch, labels)
     };
-    let influx: &IngestFn =
-        &|body, batch| influx::ingest(std::str::from_utf8(body).unwrap(), Precision::parse(None).unwrap(), batch);
+    let influx: &IngestFn = &|body, batch| influx::ingest(body, Precision::parse(None).unwrap(), batch);
     let mut group = c.benchmark_group("ingest_formats");
     group.sample_size(20);
     for n_series in [1_000, 10_000, 100_000] {

@@ -3,6 +3,25 @@
 
 use super::sketch::Sketch;
 
+/// The largest magnitude a pushed value may have. Ingest refuses larger ones, so a single
+/// value (or the difference of two cumulative totals) is always finite; sums saturate at
+/// `±f64::MAX` instead of overflowing, so no rollup ever holds an infinity or NaN.
+pub const MAX_MAGNITUDE: f64 = 1e300;
+
+/// `a + b`, held at `±f64::MAX` where it would overflow (and `a` kept if `b` is NaN): a
+/// rollup's count and sum stay finite however many intervals or series are merged.
+#[inline]
+pub fn saturating_add(a: f64, b: f64) -> f64 {
+    let sum = a + b;
+    if sum.is_finite() {
+        sum
+    } else if sum.is_nan() {
+        if a.is_nan() { 0.0 } else { a }
+    } else {
+        f64::MAX.copysign(sum)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rollup {
     /// Samples seen; weighted by the inverse sample rate for StatsD, so it may be fractional.
@@ -33,8 +52,8 @@ impl Rollup {
     /// Records `value` observed `weight` times at `ts_ms`.
     #[inline]
     pub fn observe(&mut self, value: f64, weight: f64, ts_ms: i64) {
-        self.count += weight;
-        self.sum += value * weight;
+        self.count = saturating_add(self.count, weight);
+        self.sum = saturating_add(self.sum, value * weight);
         self.min = self.min.min(value);
         self.max = self.max.max(value);
         if ts_ms >= self.last_ms {
@@ -58,8 +77,8 @@ impl Rollup {
         if count <= 0.0 {
             return;
         }
-        self.count += count;
-        self.sum += sum;
+        self.count = saturating_add(self.count, count);
+        self.sum = saturating_add(self.sum, sum);
         for (value, n) in buckets.filter(|(_, n)| *n > 0) {
             self.min = self.min.min(value);
             self.max = self.max.max(value);
@@ -75,8 +94,8 @@ impl Rollup {
 
     /// Folds `other` in; `other` wins ties on `last` because it was recorded later.
     pub fn merge(&mut self, other: &Rollup) {
-        self.count += other.count;
-        self.sum += other.sum;
+        self.count = saturating_add(self.count, other.count);
+        self.sum = saturating_add(self.sum, other.sum);
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
         if other.last_ms >= self.last_ms {
@@ -136,5 +155,24 @@ mod tests {
         assert_eq!(gauge.last, 5.0);
         assert!(gauge.sketch.is_none());
         assert!(Rollup::empty(false).is_empty());
+    }
+
+    #[test]
+    fn sums_saturate_instead_of_overflowing() {
+        let mut a = Rollup::empty(true);
+        a.observe(1e300, 1e9, 0);
+        a.observe(1e300, 1e9, 1);
+        assert_eq!(a.sum, f64::MAX);
+        let mut b = Rollup::empty(false);
+        b.observe(-1e300, 1e9, 0);
+        b.observe(-1e300, 1e9, 0);
+        assert_eq!(b.sum, -f64::MAX);
+        // Both held at the bound: merging them gives 0, never MAX + -MAX = NaN.
+        a.merge(&b);
+        assert_eq!(a.sum, 0.0);
+        a.observe(f64::NAN, 1.0, 2);
+        assert!(a.sum.is_finite() && a.count.is_finite());
+        assert_eq!(saturating_add(f64::MAX, f64::INFINITY), f64::MAX);
+        assert_eq!(saturating_add(-1.0, f64::NEG_INFINITY), -f64::MAX);
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use super::batch::{CumulativeChange, FlushBatch, NewSeries, RollupDelta};
-use super::rollup::Rollup;
+use super::rollup::{Rollup, saturating_add};
 use crate::model::{MetricKind, SeriesId};
 
 /// Series ids are already xxh3 hashes; hashing them again would only cost time.
@@ -136,8 +136,8 @@ impl Shard {
             }
             // A cumulative push that added nothing leaves an empty rollup: nothing to store.
             for (start_s, rollup) in state.pending.drain(..n_closed).filter(|(_, rollup)| !rollup.is_empty()) {
-                state.drained_count += rollup.count;
-                state.drained_sum += rollup.sum;
+                state.drained_count = saturating_add(state.drained_count, rollup.count);
+                state.drained_sum = saturating_add(state.drained_sum, rollup.sum);
                 batch.rollups.push(RollupDelta { series: *id, start_s, rollup });
             }
             if state.pending.is_empty() {

@@ -48,7 +48,7 @@ impl Sketch {
 
     /// Total weight held.
     pub fn count(&self) -> u64 {
-        self.zero + self.bins.iter().sum::<u64>()
+        self.bins.iter().fold(self.zero, |total, n| total.saturating_add(*n))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -62,17 +62,17 @@ impl Sketch {
             return;
         }
         if value <= MIN_INDEXABLE || value.is_nan() {
-            self.zero += n;
+            self.zero = self.zero.saturating_add(n);
             return;
         }
         let idx = bin_index(value);
         let slot = self.slot_for(idx);
-        self.bins[slot] += n;
+        self.bins[slot] = self.bins[slot].saturating_add(n);
     }
 
     /// Adds every bin of `other`.
     pub fn merge(&mut self, other: &Sketch) {
-        self.zero += other.zero;
+        self.zero = self.zero.saturating_add(other.zero);
         if other.bins.is_empty() {
             return;
         }
@@ -84,7 +84,7 @@ impl Sketch {
             // Indices below the run were folded into its lowest bin.
             let idx = first + delta as i32;
             let slot = (idx - self.offset).max(0) as usize;
-            self.bins[slot] += count;
+            self.bins[slot] = self.bins[slot].saturating_add(*count);
         }
     }
 
@@ -101,7 +101,7 @@ impl Sketch {
         }
         let mut seen = self.zero;
         for (delta, count) in self.bins.iter().enumerate() {
-            seen += count;
+            seen = seen.saturating_add(*count);
             if seen > rank {
                 return Some(bin_value(self.offset + delta as i32));
             }
@@ -150,12 +150,12 @@ impl Sketch {
     /// Folds every bin below `new_offset` into the bin at `new_offset`, which becomes the first.
     fn fold_below(&mut self, new_offset: i32) {
         let n = ((new_offset - self.offset) as usize).min(self.bins.len());
-        let folded: u64 = self.bins.drain(..n).sum();
+        let folded = self.bins.drain(..n).fold(0u64, u64::saturating_add);
         self.offset = new_offset;
         if self.bins.is_empty() {
             self.bins.push(0);
         }
-        self.bins[0] += folded;
+        self.bins[0] = self.bins[0].saturating_add(folded);
     }
 }
 

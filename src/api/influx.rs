@@ -22,11 +22,10 @@ pub fn write(state: &Arc<ApiState>, precision: Option<&str>, body: &[u8]) -> Res
             format!("precision {:?} is not one of ns, us, ms, s (or n, u, m, h)", precision.unwrap_or_default()),
         )
     })?;
-    let text = super::body::text(body)?;
     let outcome = super::arena::with(|bump| {
         let mut batch =
             IngestBatch::new(&state.aggregator, &state.limits, bump, "influx", clock::now_ms(), Scratch::default());
-        let outcome = influx::ingest(text, precision, &mut batch);
+        let outcome = influx::ingest(body, precision, &mut batch);
         batch.finish();
         outcome
     });

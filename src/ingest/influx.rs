@@ -38,7 +38,7 @@ impl Precision {
 }
 
 /// Takes every point of `text` into `batch`.
-pub fn ingest<'a>(text: &'a str, precision: Precision, batch: &mut IngestBatch<'a>) -> PushOutcome {
+pub fn ingest<'a>(body: &'a [u8], precision: Precision, batch: &mut IngestBatch<'a>) -> PushOutcome {
     let bump = batch.bump();
     let mut outcome = PushOutcome::default();
     let (mut tags, mut fields) = (Vec::new(), Vec::new());
@@ -46,12 +46,20 @@ pub fn ingest<'a>(text: &'a str, precision: Precision, batch: &mut IngestBatch<'
     // The series resolved last (the batch's key buffer still holds it) and its pending run.
     let mut last: Option<(&str, &str, Resolved)> = None;
     let mut run = Run::default();
-    for (idx, raw) in lines(text).enumerate() {
+    for (idx, raw) in lines(body).enumerate() {
+        let line_no = idx + 1;
+        // Each line on its own: one line of bad bytes costs only that line.
+        let Ok(raw) = std::str::from_utf8(raw) else {
+            previous = None;
+            run.record(batch, &mut outcome);
+            outcome.rejected += 1;
+            outcome.note_error(line_no, "line is not UTF-8".into());
+            continue;
+        };
         let line = raw.trim_matches([' ', '\t', '\r']);
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let line_no = idx + 1;
         // A line that repeats the last line's measurement and tags: `tags` still holds them.
         let parsed = match previous {
             Some(point) if repeats(line, point.series) => {
@@ -118,9 +126,9 @@ pub fn ingest<'a>(text: &'a str, precision: Precision, batch: &mut IngestBatch<'
 
 /// The lines of `text` (found with the `memchr` crate's vector search: a body is mostly line
 /// ends to find).
-fn lines(text: &str) -> impl Iterator<Item = &str> {
+fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut start = 0;
-    let mut ends = memchr::memchr_iter(b'\n', text.as_bytes());
+    let mut ends = memchr::memchr_iter(b'\n', text);
     std::iter::from_fn(move || {
         let end = match ends.next() {
             Some(end) => end,
@@ -187,7 +195,7 @@ mod tests {
         let (agg, limits, bump) = (Aggregator::new(settings, 0), Limits::default(), bumpalo::Bump::new());
         let now_ms = 1_764_000_005_000;
         let mut batch = IngestBatch::new(&agg, &limits, &bump, "influx", now_ms, Scratch::default());
-        let outcome = ingest(text, Precision::parse(None).unwrap(), &mut batch);
+        let outcome = ingest(text.as_bytes(), Precision::parse(None).unwrap(), &mut batch);
         batch.finish();
         let mut series: Vec<_> = agg
             .snapshot_of(&["cpu_v", "cpu_w"], 0, i64::MAX)

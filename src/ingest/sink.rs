@@ -6,7 +6,7 @@ use thiserror::Error;
 
 use super::limits::Limits;
 use super::names;
-use crate::aggregate::rollup::Rollup;
+use crate::aggregate::rollup::{MAX_MAGNITUDE, Rollup};
 use crate::aggregate::{Aggregator, Observation, RecordError, SeriesRef};
 use crate::model::{MetricKind, series_id, write_canonical_key};
 use crate::telemetry;
@@ -20,6 +20,12 @@ pub enum Reject {
     Parse(String),
     #[error("metric name {name:?} is {len} bytes, more than limits.max_name_len ({limit})")]
     NameTooLong { name: String, len: usize, limit: usize },
+    #[error("label name {name:?} is {len} bytes, more than limits.max_name_len ({limit})")]
+    LabelNameTooLong { name: String, len: usize, limit: usize },
+    #[error("the metric name is empty; every sample needs a name")]
+    EmptyName,
+    #[error("a label name is empty (its value is {value:?}); name the label or leave it out")]
+    EmptyLabelName { value: String },
     #[error("{count} labels is more than limits.max_labels ({limit})")]
     TooManyLabels { count: usize, limit: usize },
     #[error("label {label:?} has a value of {len} bytes, more than limits.max_label_value_len ({limit})")]
@@ -40,7 +46,10 @@ impl Reject {
     pub fn reason(&self) -> &'static str {
         match self {
             Reject::Parse(_) => "parse",
-            Reject::NameTooLong { .. } | Reject::LabelValueTooLong { .. } => "too_long",
+            Reject::NameTooLong { .. } | Reject::LabelNameTooLong { .. } | Reject::LabelValueTooLong { .. } => {
+                "too_long"
+            }
+            Reject::EmptyName | Reject::EmptyLabelName { .. } => "empty_name",
             Reject::TooManyLabels { .. } => "too_many_labels",
             Reject::ReservedLabel(_) => "reserved_label",
             Reject::BadValue { .. } => "bad_value",
@@ -133,6 +142,9 @@ impl<'a> IngestBatch<'a> {
         own: &[(&'a str, &'a str)],
         kind: MetricKind,
     ) -> Result<Resolved, Reject> {
+        if name.is_empty() {
+            return Err(Reject::EmptyName);
+        }
         let name = names::metric_name(name, self.bump);
         if name.len() > self.limits.max_name_len {
             return Err(Reject::NameTooLong { name: truncate(name), len: name.len(), limit: self.limits.max_name_len });
@@ -142,12 +154,15 @@ impl<'a> IngestBatch<'a> {
             if value.is_empty() {
                 continue; // Prometheus semantics: an empty value is no label
             }
+            if label.is_empty() {
+                return Err(Reject::EmptyLabelName { value: truncate(value) });
+            }
             let label = names::label_name(label, self.bump);
             if label.starts_with("__") {
                 return Err(Reject::ReservedLabel(label.to_owned()));
             }
             if label.len() > self.limits.max_name_len {
-                return Err(Reject::NameTooLong {
+                return Err(Reject::LabelNameTooLong {
                     name: truncate(label),
                     len: label.len(),
                     limit: self.limits.max_name_len,
@@ -193,6 +208,14 @@ impl<'a> IngestBatch<'a> {
         if let Some(bad) = values.iter().find(|v| v.is_nan()) {
             return Err(Reject::BadValue { kind: series.kind, value: *bad, why: "it must be a number" });
         }
+        // The difference of two totals in range is finite, so deltas cannot overflow.
+        if let Some(bad) = values.iter().find(|v| v.is_finite() && v.abs() > MAX_MAGNITUDE) {
+            return Err(Reject::BadValue {
+                kind: series.kind,
+                value: *bad,
+                why: "its magnitude is over 1e300, the largest perfwatch stores",
+            });
+        }
         debug_assert_eq!(series_id(&self.key), series.id, "the key buffer holds the series last resolved");
         let ts_ms = ts_ms.unwrap_or(self.now_ms);
         let start_s = self.aggregator.admit(ts_ms, self.now_ms)?;
@@ -216,16 +239,25 @@ impl<'a> IngestBatch<'a> {
     }
 }
 
+/// The most one sample may weigh: a StatsD sample rate of 1e-6, i.e. one sample standing for a
+/// million. Heavier weights would let one datagram swamp a series' counts.
+pub const MAX_WEIGHT: f64 = 1e6;
+
 fn check_values(kind: MetricKind, obs: &Observation<'_>) -> Result<(), Reject> {
     let bad = |value: f64, why| Err(Reject::BadValue { kind, value, why });
+    const TOO_LARGE: &str = "its magnitude is over 1e300, the largest perfwatch stores";
+    let in_range = |v: f64| v.abs() <= MAX_MAGNITUDE;
     match *obs {
         Observation::Timings { values, weight } => {
-            if !(weight.is_finite() && weight > 0.0) {
-                return bad(weight, "a sample rate must be in (0, 1]");
+            if !(weight.is_finite() && weight > 0.0 && weight <= MAX_WEIGHT) {
+                return bad(weight, "a sample rate must be in [0.000001, 1]");
             }
             for value in values {
                 if !value.is_finite() || *value < 0.0 {
                     return bad(*value, "timings are non-negative seconds");
+                }
+                if !in_range(*value) {
+                    return bad(*value, TOO_LARGE);
                 }
             }
         }
@@ -233,13 +265,22 @@ fn check_values(kind: MetricKind, obs: &Observation<'_>) -> Result<(), Reject> {
             if !(count.is_finite() && count >= 0.0 && sum.is_finite()) {
                 return bad(count, "a histogram's count and sum must be finite, the count non-negative");
             }
+            if !in_range(count) || !in_range(sum) {
+                return bad(if in_range(count) { sum } else { count }, TOO_LARGE);
+            }
             if let Some((value, _)) = buckets.iter().find(|(v, _)| !v.is_finite() || *v < 0.0) {
                 return bad(*value, "timings are non-negative seconds");
+            }
+            if let Some((value, _)) = buckets.iter().find(|(v, _)| !in_range(*v)) {
+                return bad(*value, TOO_LARGE);
             }
         }
         Observation::Gauges(levels) => {
             if let Some(level) = levels.iter().find(|v| !v.is_finite()) {
                 return bad(*level, "it must be finite");
+            }
+            if let Some(level) = levels.iter().find(|v| !in_range(**v)) {
+                return bad(*level, TOO_LARGE);
             }
         }
         Observation::Increment(delta) if !delta.is_finite() || delta < 0.0 => {
@@ -247,6 +288,14 @@ fn check_values(kind: MetricKind, obs: &Observation<'_>) -> Result<(), Reject> {
         }
         Observation::Gauge(v) | Observation::GaugeDelta(v) | Observation::CounterDelta(v) if !v.is_finite() => {
             return bad(v, "it must be finite");
+        }
+        Observation::Increment(v)
+        | Observation::Gauge(v)
+        | Observation::GaugeDelta(v)
+        | Observation::CounterDelta(v)
+            if !in_range(v) =>
+        {
+            return bad(v, TOO_LARGE);
         }
         _ => {}
     }

@@ -51,14 +51,16 @@ pub async fn serve(
         };
         let Ok((len, _peer)) = received else { continue };
         telemetry::statsd_datagram();
-        let Ok(datagram) = std::str::from_utf8(&buf[..len]) else {
-            telemetry::sample_rejected("statsd", "not_utf8");
-            continue;
-        };
+        let datagram = &buf[..len];
         bump.reset();
         let mut batch = IngestBatch::new(&aggregator, &limits, &bump, "statsd", clock::now_ms(), scratch);
         let mut line_tags = recycle(tags);
         for (line_no, line) in lines(datagram) {
+            // Each line on its own: bad bytes in one line cost only that line.
+            let Ok(line) = std::str::from_utf8(line) else {
+                telemetry::sample_rejected("statsd", "not_utf8");
+                continue;
+            };
             let result = ingest_line(&mut batch, line, &mut line_tags);
             batch.count(&result);
             if let Err(reject) = result

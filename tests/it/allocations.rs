@@ -191,8 +191,7 @@ fn ingest_allocates_nothing_per_sample() {
     let json_ingest: &Ingest = &|body, batch| json::parse(std::str::from_utf8(body).unwrap(), batch).unwrap();
     let otlp_ingest: &Ingest =
         &|body, batch| otlp::ingest(&otlp_view::decode(body, batch.bump()).unwrap(), batch, labels);
-    let influx_ingest: &Ingest =
-        &|body, batch| influx::ingest(std::str::from_utf8(body).unwrap(), Precision::parse(None).unwrap(), batch);
+    let influx_ingest: &Ingest = &|body, batch| influx::ingest(body, Precision::parse(None).unwrap(), batch);
     let statsd_ingest: &Ingest = &|body, batch| {
         let mut outcome = PushOutcome::default();
         let mut tags = recycle(Vec::new());

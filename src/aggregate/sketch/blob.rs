@@ -45,8 +45,8 @@ impl Sketch {
 
     pub fn decode(blob: &[u8]) -> Result<Sketch, SketchError> {
         let parsed = Parsed::new(blob)?;
-        let mut bins = vec![0; parsed.span()?];
-        parsed.each(|delta, count| bins[delta] += count)?;
+        let mut bins = vec![0u64; parsed.span()?];
+        parsed.each(|delta, count| bins[delta] = bins[delta].saturating_add(count))?;
         Ok(Sketch { offset: parsed.offset, bins, zero: parsed.zero })
     }
 
@@ -54,7 +54,7 @@ impl Sketch {
     pub fn merge_encoded(&mut self, blob: &[u8]) -> Result<(), SketchError> {
         let parsed = Parsed::new(blob)?;
         let span = parsed.span()?;
-        self.zero += parsed.zero;
+        self.zero = self.zero.saturating_add(parsed.zero);
         if span == 0 {
             return Ok(());
         }
@@ -64,7 +64,10 @@ impl Sketch {
         // Indices below the run were folded into its lowest bin.
         let shift = first - self.offset;
         let bins = &mut self.bins;
-        parsed.each(|delta, count| bins[(shift + delta as i32).max(0) as usize] += count)
+        parsed.each(|delta, count| {
+            let slot = (shift + delta as i32).max(0) as usize;
+            bins[slot] = bins[slot].saturating_add(count);
+        })
     }
 }
 

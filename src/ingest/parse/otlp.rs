@@ -221,6 +221,7 @@ pub struct NumberDataPoint {
     #[serde(deserialize_with = "uint64")]
     pub time_unix_nano: u64,
     #[prost(double, optional, tag = "4")]
+    #[serde(deserialize_with = "optional_double")]
     pub as_double: Option<f64>,
     #[prost(sfixed64, optional, tag = "6")]
     #[serde(deserialize_with = "optional_int64")]
@@ -242,11 +243,13 @@ pub struct HistogramDataPoint {
     #[serde(deserialize_with = "uint64")]
     pub count: u64,
     #[prost(double, optional, tag = "5")]
+    #[serde(deserialize_with = "optional_double")]
     pub sum: Option<f64>,
     #[prost(fixed64, repeated, tag = "6")]
     #[serde(deserialize_with = "uint64s")]
     pub bucket_counts: Vec<u64>,
     #[prost(double, repeated, tag = "7")]
+    #[serde(deserialize_with = "doubles")]
     pub explicit_bounds: Vec<f64>,
 }
 
@@ -265,6 +268,7 @@ pub struct ExponentialHistogramDataPoint {
     #[serde(deserialize_with = "uint64")]
     pub count: u64,
     #[prost(double, optional, tag = "5")]
+    #[serde(deserialize_with = "optional_double")]
     pub sum: Option<f64>,
     #[prost(sint32, tag = "6")]
     pub scale: i32,
@@ -296,6 +300,7 @@ pub struct SummaryDataPoint {
     #[serde(deserialize_with = "uint64")]
     pub count: u64,
     #[prost(double, tag = "5")]
+    #[serde(deserialize_with = "double")]
     pub sum: f64,
 }
 
@@ -390,6 +395,59 @@ fn optional_int64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Err
     Option::<JsonInt>::deserialize(d)?.map(JsonInt::signed).transpose()
 }
 
+/// A double as protobuf's JSON mapping writes it: a number, or a string holding a number or
+/// one of `NaN`, `Infinity` and `-Infinity` (the values are judged later, point by point).
+struct JsonDouble(f64);
+
+impl<'de> Deserialize<'de> for JsonDouble {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<JsonDouble, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = JsonDouble;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number, or \"NaN\", \"Infinity\", \"-Infinity\" or a number in a string")
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<JsonDouble, E> {
+                Ok(JsonDouble(v))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<JsonDouble, E> {
+                Ok(JsonDouble(v as f64))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<JsonDouble, E> {
+                Ok(JsonDouble(v as f64))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<JsonDouble, E> {
+                match text {
+                    "NaN" => Ok(JsonDouble(f64::NAN)),
+                    "Infinity" => Ok(JsonDouble(f64::INFINITY)),
+                    "-Infinity" => Ok(JsonDouble(f64::NEG_INFINITY)),
+                    _ => {
+                        text.trim().parse().map(JsonDouble).map_err(|_| E::custom(format!("{text:?} is not a number")))
+                    }
+                }
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+fn double<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(JsonDouble::deserialize(d)?.0)
+}
+
+fn optional_double<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Ok(Option::<JsonDouble>::deserialize(d)?.map(|v| v.0))
+}
+
+fn doubles<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    Ok(Vec::<JsonDouble>::deserialize(d)?.into_iter().map(|v| v.0).collect())
+}
+
 /// An enum as its number (or, leniently, its name).
 fn temporality<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
     #[derive(Deserialize)]
@@ -409,6 +467,20 @@ fn temporality<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_doubles_take_protobufs_spellings() {
+        let point: NumberDataPoint = serde_json::from_str(r#"{"asDouble": "NaN"}"#).unwrap();
+        assert!(point.as_double.is_some_and(f64::is_nan));
+        let point: NumberDataPoint = serde_json::from_str(r#"{"asDouble": "-Infinity"}"#).unwrap();
+        assert_eq!(point.as_double, Some(f64::NEG_INFINITY));
+        let point: NumberDataPoint = serde_json::from_str(r#"{"asDouble": "2.5"}"#).unwrap();
+        assert_eq!(point.as_double, Some(2.5));
+        let histogram: HistogramDataPoint =
+            serde_json::from_str(r#"{"sum": 3, "explicitBounds": [0.1, "Infinity"]}"#).unwrap();
+        assert_eq!((histogram.sum, histogram.explicit_bounds), (Some(3.0), vec![0.1, f64::INFINITY]));
+        assert!(serde_json::from_str::<NumberDataPoint>(r#"{"asDouble": "fast"}"#).is_err());
+    }
 
     #[test]
     fn json_integers_are_read_from_strings_or_numbers() {

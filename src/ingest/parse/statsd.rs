@@ -26,7 +26,7 @@ pub enum StatsdError {
     UnknownType(String),
     #[error("value {0:?} is not a number")]
     BadValue(String),
-    #[error("sample rate {0:?} is not in (0, 1]")]
+    #[error("sample rate {0:?} is not in [0.000001, 1]")]
     BadRate(String),
     #[error("timestamp {0:?} is not unix seconds")]
     BadTimestamp(String),
@@ -84,6 +84,9 @@ impl<'a> StatsdLine<'a> {
     }
 }
 
+/// The smallest sample rate taken: one sample standing for a million (see `MAX_WEIGHT`).
+pub const MIN_SAMPLE_RATE: f64 = 1e-6;
+
 /// Parses one line (without its newline).
 pub fn parse_line(line: &str) -> Result<StatsdLine<'_>, StatsdError> {
     if line.starts_with("_e{") || line.starts_with("_sc|") {
@@ -109,13 +112,14 @@ pub fn parse_line(line: &str) -> Result<StatsdLine<'_>, StatsdError> {
             parsed.rate = rate
                 .parse()
                 .ok()
-                .filter(|r: &f64| *r > 0.0 && *r <= 1.0)
+                .filter(|r: &f64| (MIN_SAMPLE_RATE..=1.0).contains(r))
                 .ok_or_else(|| StatsdError::BadRate(rate.to_owned()))?;
         } else if let Some(tags) = field.strip_prefix('#') {
             parsed.tags = tags;
         } else if let Some(ts) = field.strip_prefix('T') {
             let seconds: i64 = ts.parse().map_err(|_| StatsdError::BadTimestamp(ts.to_owned()))?;
-            parsed.timestamp_ms = Some(seconds * 1000);
+            let ms = seconds.checked_mul(1000).ok_or_else(|| StatsdError::BadTimestamp(ts.to_owned()))?;
+            parsed.timestamp_ms = Some(ms);
         }
         // Other DogStatsD fields (`c:` container id, `e:` external data) carry nothing we keep.
     }
@@ -123,10 +127,10 @@ pub fn parse_line(line: &str) -> Result<StatsdLine<'_>, StatsdError> {
 }
 
 /// The non-empty lines of a datagram, numbered from 1.
-pub fn lines(datagram: &str) -> impl Iterator<Item = (usize, &str)> {
+pub fn lines(datagram: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
     datagram
-        .split('\n')
-        .map(|l| l.trim_end_matches('\r'))
+        .split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
         .enumerate()
         .filter(|(_, l)| !l.is_empty())
         .map(|(i, l)| (i + 1, l))
@@ -187,8 +191,17 @@ mod tests {
     }
 
     #[test]
+    fn weights_and_timestamps_that_would_overflow_are_refused() {
+        assert_eq!(parse_line("a:1|ms|@1e-300"), Err(StatsdError::BadRate("1e-300".into())));
+        assert_eq!(parse_line("a:1|c|@0"), Err(StatsdError::BadRate("0".into())));
+        assert_eq!(parse_line("a:1|ms|@0.000001").unwrap().rate, 1e-6);
+        let huge = i64::MAX / 10;
+        assert_eq!(parse_line(&format!("a:1|c|T{huge}")), Err(StatsdError::BadTimestamp(huge.to_string())));
+    }
+
+    #[test]
     fn splits_datagrams_into_numbered_lines() {
-        let got: Vec<(usize, &str)> = lines("a:1|c\n\nb:2|g\r\n").collect();
-        assert_eq!(got, vec![(1, "a:1|c"), (3, "b:2|g")]);
+        let got: Vec<(usize, &[u8])> = lines(b"a:1|c\n\nb:2|g\r\n\x00\xff|||\n").collect();
+        assert_eq!(got, vec![(1, &b"a:1|c"[..]), (3, b"b:2|g"), (4, b"\x00\xff|||")]);
     }
 }
