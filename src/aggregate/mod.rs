@@ -117,6 +117,19 @@ pub struct SeriesTotals {
 pub struct Snapshot {
     pub series: Vec<SeriesSnapshot>,
     pub in_flight: Vec<Arc<FlushBatch>>,
+    /// The last flush sequence drained before the snapshot (`None`: no memory was read). A
+    /// read transaction that sees a later one committed would count its rows twice, once on
+    /// disk and once in `series`; see [`Snapshot::agrees_with`].
+    pub drained_upto: Option<u64>,
+}
+
+impl Snapshot {
+    /// Whether this snapshot and a read transaction that sees flushes up to `committed_seq`
+    /// count every sample exactly once: no batch drained after the snapshot may be committed in
+    /// the transaction's view.
+    pub fn agrees_with(&self, committed_seq: u64) -> bool {
+        self.drained_upto.is_none_or(|drained| committed_seq <= drained)
+    }
 }
 
 pub struct Aggregator {
@@ -288,6 +301,8 @@ impl Aggregator {
             }
         }
         snapshot.in_flight = lock(&self.in_flight).clone();
+        // Under the epoch lock: no drain runs between reading the shards and this.
+        snapshot.drained_upto = Some(self.next_seq.load(Ordering::SeqCst).saturating_sub(1));
         snapshot
     }
 
@@ -400,7 +415,7 @@ fn apply(state: &mut SeriesState, start_s: i64, ts_ms: i64, obs: Observation<'_>
             state.gauge_level = levels.last().copied().unwrap_or(state.gauge_level);
         }
         Observation::GaugeDelta(delta) => {
-            let level = state.gauge_level + delta;
+            let level = rollup::saturating_add(state.gauge_level, delta);
             state.gauge_level = level;
             state.rollup_at(start_s).observe(level, 1.0, ts_ms);
         }

@@ -122,3 +122,18 @@ fn another_sources_totals_are_not_a_previous_total() {
     }
     assert_eq!(seen, [None, Some(vec![5.0]), None, Some(vec![4.0])]);
 }
+
+#[test]
+fn a_snapshot_disagrees_with_a_read_that_sees_a_later_drain_committed() {
+    let agg = Aggregator::new(settings(), 41);
+    let key = series("lat", MetricKind::Timing);
+    agg.record(key, 1_763_999_990, NOW_MS, Observation::Timings { values: &[0.1], weight: 1.0 }).unwrap();
+    let before = agg.snapshot("lat", 0, i64::MAX);
+    assert!(before.agrees_with(41), "nothing drained since: the store's 41 flushes are not in memory");
+    let batch = agg.drain(i64::MAX, NOW_MS);
+    // The sample is in `before`'s shards; a read that sees batch 42 committed has it on disk too.
+    assert!(!before.agrees_with(batch.seq), "counted twice: take the snapshot again");
+    let after = agg.snapshot("lat", 0, i64::MAX);
+    assert!(after.agrees_with(batch.seq) && after.agrees_with(41), "taken after the drain: in flight, counted once");
+    assert!(Snapshot::default().agrees_with(u64::MAX), "no memory read: nothing to count twice");
+}

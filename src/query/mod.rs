@@ -18,6 +18,7 @@ use self::stat::{Stat, StatError};
 use crate::aggregate::rollup::Rollup;
 use crate::aggregate::{Aggregator, Snapshot};
 use crate::model::{Labels, MetricKind, SeriesId, SeriesKey};
+use crate::store::reader::ReadTx;
 use crate::store::tiers::align_down;
 use crate::store::{Reader, StoreError};
 
@@ -62,8 +63,50 @@ pub async fn execute(
     request: QueryRequest,
 ) -> Result<Vec<QuerySeries>, QueryError> {
     validate(&request)?;
-    let snapshot = aggregator.snapshot(&request.selector.name, request.from_s, request.to_s);
-    reader.read(move |tx| Ok(evaluate(tx, &request, snapshot))).await?
+    let (name, from_s, to_s) = (request.selector.name.clone(), request.from_s, request.to_s);
+    let take = || aggregator.snapshot(&name, from_s, to_s);
+    read_with_memory(reader, take, move |tx, snapshot| evaluate(tx, &request, snapshot)).await
+}
+
+/// How often a read is tried again when a flush committed between its memory snapshot and its
+/// transaction; a flush commits once an interval, so a second try nearly always agrees.
+const MAX_SNAPSHOT_TRIES: usize = 8;
+
+/// Runs `work` on a memory snapshot from `take` and a read transaction that agree (see
+/// [`Snapshot::agrees_with`]): the snapshot is taken first, and when the transaction already
+/// sees a flush drained after it, both are taken again, so no sample counts twice.
+pub(crate) async fn read_with_memory<T, F>(
+    reader: &Reader,
+    take: impl Fn() -> Snapshot,
+    work: F,
+) -> Result<T, QueryError>
+where
+    T: Send + 'static,
+    F: FnOnce(&ReadTx<'_>, Snapshot) -> Result<T, QueryError> + Send + 'static,
+{
+    enum Attempt<T, F> {
+        Done(T),
+        Stale(F),
+    }
+    let mut work = work;
+    for _ in 0..MAX_SNAPSHOT_TRIES {
+        let snapshot = take();
+        let attempt = reader
+            .with_conn(move |conn| {
+                conn.read(move |tx| {
+                    if !snapshot.agrees_with(tx.last_flush_seq()?) {
+                        return Ok(Attempt::Stale(work));
+                    }
+                    work(tx, snapshot).map(Attempt::Done)
+                })
+            })
+            .await?;
+        match attempt {
+            Attempt::Done(value) => return Ok(value),
+            Attempt::Stale(returned) => work = returned,
+        }
+    }
+    Err(QueryError::BadRequest("flushes kept committing during the read; try again".into()))
 }
 
 fn validate(request: &QueryRequest) -> Result<(), QueryError> {
@@ -71,11 +114,12 @@ fn validate(request: &QueryRequest) -> Result<(), QueryError> {
         return Err(QueryError::BadRequest(format!("from ({}) must be before to ({})", request.from_s, request.to_s)));
     }
     if let Some(step) = request.step_s {
-        if step <= 0 {
-            return Err(QueryError::BadRequest("step must be positive, e.g. 60s or 5m".into()));
+        if step <= 0 || step > time::MAX_TIME_S - time::MIN_TIME_S {
+            return Err(QueryError::BadRequest("step must be positive and below 10,000 years, e.g. 60s or 5m".into()));
         }
-        let n_points = (request.to_s - request.from_s) / step + 1;
-        if n_points > MAX_POINTS {
+        // i128: a window and step from the request cannot overflow the count.
+        let n_points = (i128::from(request.to_s) - i128::from(request.from_s)) / i128::from(step) + 1;
+        if n_points > i128::from(MAX_POINTS) {
             return Err(QueryError::BadRequest(format!(
                 "{n_points} points per series is more than the {MAX_POINTS} allowed; use a larger step or a shorter window"
             )));

@@ -10,23 +10,29 @@ pub struct TimeError {
     pub text: String,
 }
 
-/// Unix seconds for `text`, relative times counted back from `now_s`.
+/// The earliest time a query may name: 0000-01-01T00:00:00Z.
+pub const MIN_TIME_S: i64 = -62_167_219_200;
+/// The latest time a query may name: 9999-12-31T23:59:59Z.
+pub const MAX_TIME_S: i64 = 253_402_300_799;
+
+/// Unix seconds for `text`, relative times counted back from `now_s`; always between
+/// [`MIN_TIME_S`] and [`MAX_TIME_S`], so arithmetic on two of them cannot overflow.
 pub fn parse_time(text: &str, now_s: i64) -> Result<i64, TimeError> {
     let err = || TimeError { text: text.to_owned() };
     let text = text.trim();
-    if text == "now" {
-        return Ok(now_s);
-    }
-    if let Some(ago) = text.strip_prefix('-').or_else(|| text.strip_prefix("now-")) {
-        let seconds = parse_duration_s(ago).ok_or_else(err)?;
-        return Ok(now_s - seconds);
-    }
-    if let Ok(seconds) = text.parse::<f64>() {
-        return Ok(seconds.floor() as i64);
-    }
-    let parsed =
-        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(|_| err())?;
-    Ok(parsed.unix_timestamp())
+    let seconds = if text == "now" {
+        Some(now_s)
+    } else if let Some(ago) = text.strip_prefix('-').or_else(|| text.strip_prefix("now-")) {
+        parse_duration_s(ago).and_then(|seconds| now_s.checked_sub(seconds))
+    } else if let Ok(seconds) = text.parse::<f64>() {
+        // Checked before the cast: `as` would turn NaN into 0 and saturate the rest.
+        let floor = seconds.floor();
+        ((MIN_TIME_S as f64..=MAX_TIME_S as f64).contains(&floor)).then_some(floor as i64)
+    } else {
+        let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339);
+        parsed.ok().map(|t| t.unix_timestamp())
+    };
+    seconds.filter(|s| (MIN_TIME_S..=MAX_TIME_S).contains(s)).ok_or_else(err)
 }
 
 /// Seconds in a duration such as `90s`, `5m`, `1h30m`, `7d`, `1w`.
@@ -48,6 +54,10 @@ mod tests {
         assert_eq!(parse_time("1764000123", now), Ok(1_764_000_123));
         assert_eq!(parse_time("2025-11-24T16:00:00Z", now), Ok(1_764_000_000));
         assert!(parse_time("yesterday", now).is_err());
+        for out_of_range in ["-290000000000y", "9000000000000000000", "-9e300", "NaN", "inf", "99999-01-01T00:00:00Z"] {
+            assert!(parse_time(out_of_range, now).is_err(), "{out_of_range} is refused, not wrapped");
+        }
+        assert_eq!(parse_time("253402300799", now), Ok(MAX_TIME_S));
         assert_eq!(parse_duration_s("1h30m"), Some(5400));
         assert_eq!(parse_duration_s("7d"), Some(604_800));
     }

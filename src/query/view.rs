@@ -31,9 +31,9 @@ where
     T: Send + 'static,
     F: FnOnce(&mut View<'_, '_>) -> Result<T, QueryError> + Send + 'static,
 {
-    let snapshot = aggregator.map(|a| a.snapshot_of(names, i64::MIN, i64::MAX)).unwrap_or_default();
+    let take = || aggregator.map(|a| a.snapshot_of(names, i64::MIN, i64::MAX)).unwrap_or_default();
     let catalog = catalog.cloned();
-    reader.with_conn(move |conn| conn.read(|tx| work(&mut View::new(tx, snapshot, catalog)?))).await
+    super::read_with_memory(reader, take, move |tx, snapshot| work(&mut View::new(tx, snapshot, catalog)?)).await
 }
 
 /// A series as rules see it.
@@ -135,8 +135,8 @@ pub struct Request {
 }
 
 impl<'t, 'c> View<'t, 'c> {
-    /// A view of `tx` plus `snapshot`, which must have been taken before `tx` began and hold
-    /// every metric the reads will name.
+    /// A view of `tx` plus `snapshot`, which must agree with `tx` ([`Snapshot::agrees_with`])
+    /// and hold every metric the reads will name.
     pub fn new(
         tx: &'t ReadTx<'c>,
         snapshot: Snapshot,

@@ -30,7 +30,8 @@ fn tiers() -> Vec<Tier> {
     ]
 }
 
-fn aggregator() -> Aggregator {
+/// An aggregator over `store`, numbering its flushes after the store's last, as the daemon's.
+async fn aggregator(store: &Store) -> Aggregator {
     let settings = AggregatorSettings {
         interval_s: 10,
         lateness_intervals: 2,
@@ -38,7 +39,8 @@ fn aggregator() -> Aggregator {
         max_series: 10,
         idle_after_s: 3600,
     };
-    Aggregator::new(settings, 0)
+    let last_seq = store.reader.read(|tx| tx.last_flush_seq()).await.unwrap();
+    Aggregator::new(settings, last_seq)
 }
 
 fn request(stat: &str, from_s: i64, to_s: i64, step_s: Option<i64>) -> QueryRequest {
@@ -88,7 +90,7 @@ async fn coarse_tiers_match_the_fine_data() {
     let store = Store::open(StoreSettings { path: dir.path().join("t.db"), tiers: tiers(), n_readers: 2 }).unwrap();
     let written = write_two_hours(&store).await;
     let t0 = t0();
-    let agg = aggregator();
+    let agg = aggregator(&store).await;
 
     let watermarks = store.reader.read(|tx| tx.watermarks()).await.unwrap();
     // The floor reached t0+7180: minutes up to t0+7140 are complete, and the first hour.
@@ -138,7 +140,8 @@ async fn retention_expires_each_tier_on_its_own_schedule() {
     assert_eq!(deleted, 360);
     assert_eq!((count_rows(0).await, count_rows(1).await, count_rows(2).await), (360, 119, 1));
     // A query over the expired hour is served by the coarser tiers.
-    let result = execute(&store.reader, &aggregator(), request("count", t0, t0 + 3600, None)).await.unwrap();
+    let result =
+        execute(&store.reader, &aggregator(&store).await, request("count", t0, t0 + 3600, None)).await.unwrap();
     assert_eq!(result[0].points[0].1, 360.0 * 20.0);
 }
 
@@ -177,7 +180,8 @@ async fn a_first_flush_of_many_intervals_reaches_every_tier() {
     assert_eq!(rows(1).await.len(), 120, "every minute of both hours");
     let hours = rows(2).await;
     assert_eq!(hours.iter().map(|(_, r)| r.count).collect::<Vec<_>>(), vec![360.0, 360.0]);
-    let per_minute = execute(&store.reader, &aggregator(), request("count", t0, t0 + 7200, Some(60))).await.unwrap();
+    let per_minute =
+        execute(&store.reader, &aggregator(&store).await, request("count", t0, t0 + 7200, Some(60))).await.unwrap();
     assert_eq!(per_minute[0].points.len(), 120);
     assert!(per_minute[0].points.iter().all(|(_, c)| *c == 6.0));
 }
