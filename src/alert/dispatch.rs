@@ -70,6 +70,8 @@ pub struct Outgoing {
     pub notifier: String,
     /// The group's key.
     pub subject: String,
+    /// When the group's episode started: an acknowledge link is for this episode only.
+    pub episode_s: i64,
     /// The alerts the message is about.
     pub alert_ids: Vec<String>,
     pub message: Message,
@@ -244,7 +246,8 @@ impl Dispatcher {
                     );
                     let thread = group.threads.entry(notifier.clone()).or_insert_with(|| id.clone());
                     let message = Message { thread: Some(thread.clone()).filter(|t| *t != id), ..message.clone() };
-                    out.push(Outgoing { id, notifier, subject: key.clone(), alert_ids: alert_ids.clone(), message });
+                    let (subject, episode_s, alert_ids) = (key.clone(), group.started_s, alert_ids.clone());
+                    out.push(Outgoing { id, notifier, subject, episode_s, alert_ids, message });
                 }
                 group.last_sent_s = Some(now_s);
                 self.changed.insert(key.clone());

@@ -101,14 +101,29 @@ async fn check(state: &ApiState, token: &str) -> Result<Result<(Claims, Group), 
         return Ok(Err(used(&by, at)));
     }
     let group = saved.and_then(|json| serde_json::from_str::<Group>(&json).ok());
-    match group {
-        Some(group) if group.alerts.values().any(|a| a.state == "firing") => Ok(Ok((claims, group))),
-        _ => Ok(Err(page(
+    let Some(group) = group.filter(|g| g.alerts.values().any(|a| a.state == "firing")) else {
+        return Ok(Err(page(
             StatusCode::GONE,
             "Nothing to acknowledge",
             "<p>These alerts have resolved since the notification was sent.</p>",
-        ))),
+        )));
+    };
+    if !claims.episode_s.is(group.started_s) {
+        let body = format!(
+            "<p>The incident this link was sent for resolved; these alerts fired again at {} UTC, a new incident              this link does not acknowledge. Use the link in the newest notification, or <code>perfwatch ack ID</code>.</p>",
+            escape(&clock::rfc3339(group.started_s))
+        );
+        return Ok(Err(page(StatusCode::GONE, "This link is for an earlier incident", &body)));
     }
+    if let Some((by, at_s)) = &group.acked {
+        let body = format!(
+            "<p>{} acknowledged it at {} UTC; escalation has stopped.</p>",
+            escape(by),
+            escape(&clock::rfc3339(*at_s))
+        );
+        return Ok(Err(page(StatusCode::CONFLICT, "Already acknowledged", &body)));
+    }
+    Ok(Ok((claims, group)))
 }
 
 fn used(by: &str, at_s: i64) -> Response {

@@ -82,7 +82,7 @@ impl Paging {
     /// Adds what is due at `now_s` (notifications and group states) to `changes`.
     pub fn collect(&mut self, now_s: i64, changes: &mut Changes) {
         for mut out in self.dispatcher.tick(now_s) {
-            add_links(&mut out.message, &out.subject, &self.links, now_s);
+            add_links(&mut out.message, &out.subject, out.episode_s, &self.links, now_s);
             let payload = serde_json::to_string(&out.message).expect("a message serialises");
             let kind = out.message.kind.as_str().to_owned();
             let mut row = OutboxRow::new(out.id, out.notifier, out.subject, kind, payload, now_s);
@@ -108,9 +108,9 @@ impl Paging {
 
 /// An acknowledge link while there is something to acknowledge, and the runbook and
 /// dashboard the first alert's annotations name.
-fn add_links(message: &mut Message, subject: &str, links: &AckLinks, now_s: i64) {
+fn add_links(message: &mut Message, subject: &str, episode_s: i64, links: &AckLinks, now_s: i64) {
     if matches!(message.kind, Kind::Firing | Kind::Escalated | Kind::Repeat) {
-        message.links.insert("ack".into(), links.link(subject, now_s));
+        message.links.insert("ack".into(), links.link(subject, episode_s, now_s));
     }
     for name in ["runbook", "dashboard"] {
         let url = message.alerts.iter().find_map(|a| a.annotations.get(name).filter(|u| u.starts_with("http")));
