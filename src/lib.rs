@@ -150,6 +150,7 @@ impl Daemon {
             prometheus,
             export: config.export.clone(),
             otlp_labels: config.otlp_labels.clone(),
+            cpu: api::CpuPool::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
         });
         let mut statsd = Vec::new();
         if let Some(socket) = statsd_socket {

@@ -25,6 +25,7 @@ pub const ALERTS: &str = "perfwatch_alerts";
 pub const NOTIFICATION_LATENCY: &str = "perfwatch_notification_delivery_seconds";
 pub const DATABASE_BYTES: &str = "perfwatch_database_bytes";
 pub const STORE_WRITE_DURATION: &str = "perfwatch_store_write_duration_seconds";
+pub const PANICS: &str = "perfwatch_panics_total";
 
 /// HELP text for every family, so the exposition passes `promtool check metrics`.
 pub fn describe() {
@@ -49,6 +50,7 @@ pub fn describe() {
     describe_histogram!(NOTIFICATION_LATENCY, "Seconds a notification delivery attempt took, by notifier.");
     describe_gauge!(DATABASE_BYTES, "Size of the SQLite database file in bytes (without its WAL).");
     describe_histogram!(STORE_WRITE_DURATION, "Seconds a store write transaction took, by job.");
+    describe_counter!(PANICS, "Panics caught (bugs: each is logged at error with an id), by where.");
 }
 
 /// `protocol` is one of json, prometheus, statsd; `n` samples (or entries) were taken.
@@ -154,4 +156,10 @@ pub fn database_bytes(bytes: u64) {
 /// One write transaction of the store: `job` is flush, expire or write.
 pub fn store_write(job: &'static str, duration: Duration) {
     histogram!(STORE_WRITE_DURATION, "job" => job).record(duration.as_secs_f64());
+}
+
+/// A request handler panicked on `route`; it was answered 500 with `id`.
+pub fn handler_panicked(route: &'static str, id: &str, message: &str) {
+    tracing::error!(route, id, panic = message, "request handler panicked; answered 500 (a bug: please report it)");
+    counter!(PANICS, "where" => route).increment(1);
 }

@@ -9,6 +9,7 @@ mod body;
 mod gate;
 mod influx;
 mod notifications;
+mod offload;
 mod otlp;
 mod push;
 mod pushgateway;
@@ -17,17 +18,21 @@ mod reply;
 mod silences;
 mod status;
 
+pub use self::offload::CpuPool;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use futures_util::FutureExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 use warp::filters::BoxedFilter;
-use warp::http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
+use warp::http::header::AUTHORIZATION;
 use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
+use self::body::BodyHead;
 use crate::aggregate::Aggregator;
 use crate::aggregate::flusher::FlushHandle;
 use crate::config::Secret;
@@ -53,6 +58,8 @@ pub struct ApiState {
     pub export: crate::export::ExportSettings,
     /// Which OTLP resource attributes become labels.
     pub otlp_labels: crate::ingest::otlp::ResourceLabels,
+    /// Where pushed bodies are inflated, parsed and aggregated: off the async workers.
+    pub cpu: offload::CpuPool,
 }
 
 /// An answer that is not a success: a status and a message that says what to do.
@@ -117,10 +124,38 @@ where
         Guard::Link => (None, "links"),
     };
     let result = match auth::check(token, headers.get(AUTHORIZATION), what) {
-        Ok(()) => handler(state.clone()).await,
+        // A panic is a bug; it answers 500 with an id the log repeats, and the next request
+        // finds every pooled resource back (reads return their connection while unwinding).
+        Ok(()) => std::panic::AssertUnwindSafe(handler(state.clone())).catch_unwind().await.unwrap_or_else(|panic| {
+            let id = format!("{:016x}", rand::random::<u64>());
+            let message = crate::store::reader::panic_message(panic.as_ref());
+            telemetry::handler_panicked(route, &id, &message);
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("internal error {id}: this is a bug in perfwatch; the log has the details under this id"),
+            ))
+        }),
         Err(err) => Err(err),
     };
     finish(route, result)
+}
+
+/// Receives a pushed body under `limits.max_body_bytes`, then inflates and handles it on the
+/// CPU pool: the token was checked before, and no byte of the body is read before the headers
+/// are.
+async fn ingest<S, B>(
+    state: Arc<ApiState>,
+    head: BodyHead,
+    stream: S,
+    handle: impl FnOnce(&Arc<ApiState>, &[u8]) -> Result<Response, ApiError> + Send + 'static,
+) -> Result<Response, ApiError>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: bytes::Buf,
+{
+    let raw = body::receive(stream, &head, body::Limit::pushed(state.limits.max_body_bytes)).await?;
+    let worker = state.clone();
+    state.cpu.run(move || handle(&worker, &raw.inflate()?)).await
 }
 
 type Params = HashMap<String, String>;
@@ -135,20 +170,20 @@ pub fn routes(
 
     let push = warp::path!("api" / "v1" / "push").and(warp::post()).and(base()).and(warp::body::stream()).and_then(
         |state, headers: HeaderMap, stream| {
-            let encoding = headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            guarded(state, headers, Guard::Push, "push", move |state| async move {
-                let body = body::read(Box::pin(stream), encoding.as_deref(), state.limits.max_body_bytes).await?;
-                push::native(&state, &body)
+            let head = BodyHead::from_headers(&headers);
+            guarded(state, headers, Guard::Push, "push", move |state| {
+                ingest(state, head, Box::pin(stream), push::native)
             })
         },
     );
     let otlp_metrics = warp::path!("v1" / "metrics").and(warp::post()).and(base()).and(warp::body::stream()).and_then(
         |state, headers: HeaderMap, stream| {
-            let encoding = headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            guarded(state, headers, Guard::Push, "otlp", move |state| async move {
-                let body = body::read(Box::pin(stream), encoding.as_deref(), state.limits.max_body_bytes).await?;
-                otlp::export(&state, content_type.as_deref(), &body)
+            let head = BodyHead::from_headers(&headers);
+            let content_type = head.content_type.clone();
+            guarded(state, headers, Guard::Push, "otlp", move |state| {
+                ingest(state, head, Box::pin(stream), move |state, body| {
+                    otlp::export(state, content_type.as_deref(), body)
+                })
             })
         },
     );
@@ -160,10 +195,11 @@ pub fn routes(
         .and(base())
         .and(warp::body::stream())
         .and_then(|query: HashMap<String, String>, state, headers: HeaderMap, stream| {
-            let encoding = headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            guarded(state, headers, Guard::Push, "influx_write", move |state| async move {
-                let body = body::read(Box::pin(stream), encoding.as_deref(), state.limits.max_body_bytes).await?;
-                influx::write(&state, query.get("precision").map(String::as_str), &body)
+            let head = BodyHead::from_headers(&headers);
+            guarded(state, headers, Guard::Push, "influx_write", move |state| {
+                ingest(state, head, Box::pin(stream), move |state, body| {
+                    influx::write(state, query.get("precision").map(String::as_str), body)
+                })
             })
         });
     let pushgateway = warp::path("metrics")
@@ -172,11 +208,12 @@ pub fn routes(
         .and(base())
         .and(warp::body::stream())
         .and_then(|tail: warp::path::Tail, state, headers: HeaderMap, stream| {
-            let encoding = headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            guarded(state, headers, Guard::Push, "pushgateway", move |state| async move {
-                let body = body::read(Box::pin(stream), encoding.as_deref(), state.limits.max_body_bytes).await?;
-                pushgateway::push(&state, tail.as_str(), content_type.as_deref(), &body)
+            let head = BodyHead::from_headers(&headers);
+            let content_type = head.content_type.clone();
+            guarded(state, headers, Guard::Push, "pushgateway", move |state| {
+                ingest(state, head, Box::pin(stream), move |state, body| {
+                    pushgateway::push(state, tail.as_str(), content_type.as_deref(), body)
+                })
             })
         });
     let pushgateway_delete = warp::path("metrics").and(warp::path::tail()).and(warp::delete()).and(base()).and_then(
@@ -211,9 +248,13 @@ pub fn routes(
     let alert_ack = warp::path!("api" / "v1" / "alerts" / String / "ack")
         .and(warp::post())
         .and(base())
-        .and(warp::body::json())
-        .and_then(|id: String, state, headers, request: alerts::AckRequest| {
-            guarded(state, headers, Guard::Api, "alert_ack", move |state| alerts::ack(state, id, Some(request)))
+        .and(warp::body::stream())
+        .and_then(|id: String, state, headers: HeaderMap, stream| {
+            let head = BodyHead::from_headers(&headers);
+            guarded(state, headers, Guard::Api, "alert_ack", move |state| async move {
+                let request: alerts::AckRequest = body::json(Box::pin(stream), &head).await?;
+                alerts::ack(state, id, Some(request)).await
+            })
         });
     let alert_unack = warp::path!("api" / "v1" / "alerts" / String / "unack").and(warp::post()).and(base()).and_then(
         |id: String, state, headers| {
@@ -221,9 +262,13 @@ pub fn routes(
         },
     );
     let silence_create =
-        warp::path!("api" / "v1" / "silences").and(warp::post()).and(base()).and(warp::body::json()).and_then(
-            |state, headers, request: silences::NewSilence| {
-                guarded(state, headers, Guard::Api, "silence_create", move |state| silences::create(state, request))
+        warp::path!("api" / "v1" / "silences").and(warp::post()).and(base()).and(warp::body::stream()).and_then(
+            |state, headers: HeaderMap, stream| {
+                let head = BodyHead::from_headers(&headers);
+                guarded(state, headers, Guard::Api, "silence_create", move |state| async move {
+                    let request: silences::NewSilence = body::json(Box::pin(stream), &head).await?;
+                    silences::create(state, request).await
+                })
             },
         );
     let silence_list =
@@ -239,9 +284,11 @@ pub fn routes(
     );
     let gate = warp::path!("api" / "v1" / "gate").and(warp::post()).and(base()).and(warp::body::stream()).and_then(
         |state, headers: HeaderMap, stream| {
-            let encoding = headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let head = BodyHead::from_headers(&headers);
             guarded(state, headers, Guard::Api, "gate", move |state| async move {
-                let body = body::read(Box::pin(stream), encoding.as_deref(), state.limits.max_body_bytes).await?;
+                let limit = body::Limit::pushed(state.limits.max_body_bytes);
+                let raw = body::receive(Box::pin(stream), &head, limit).await?;
+                let body = state.cpu.run(move || raw.inflate()).await?;
                 gate::evaluate(state, &body).await
             })
         },
@@ -251,9 +298,9 @@ pub fn routes(
         .and(base())
         .and(warp::body::stream())
         .and_then(|name: String, state, headers: HeaderMap, stream| {
-            let encoding = headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let head = BodyHead::from_headers(&headers);
             guarded(state, headers, Guard::Api, "notifier_test", move |state| async move {
-                let body = body::read(Box::pin(stream), encoding.as_deref(), state.limits.max_body_bytes).await?;
+                let body = body::receive(Box::pin(stream), &head, body::SMALL_JSON).await?.inflate()?;
                 notifications::test(state, name, &body).await
             })
         });

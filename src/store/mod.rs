@@ -37,14 +37,35 @@ pub enum StoreError {
         "database schema version {found} is newer than this perfwatch knows ({known}); run a newer perfwatch or point at another database"
     )]
     NewerSchema { found: usize, known: usize },
-    #[error("cannot open database {path}: {source}; check the path exists and is writable")]
+    #[error("cannot open database {path}: {source}{}; check the path exists and is writable", cause(path))]
     Open { path: PathBuf, source: rusqlite::Error },
     #[error("{path} holds no perfwatch data; point at the storage.path of a perfwatch daemon")]
     NotPerfwatch { path: PathBuf },
     #[error("the store writer has stopped")]
     WriterGone,
+    #[error("a read failed on an internal error ({0}); this is a bug in perfwatch, please report it with the log")]
+    ReadPanicked(String),
     #[error("cannot start the store writer thread: {0}")]
     Thread(std::io::Error),
+}
+
+/// What the file system says when the database (or its directory) is opened for writing: SQLite's
+/// own message ("unable to open database file") does not say why.
+fn cause(path: &Path) -> String {
+    let probe = if path.exists() {
+        std::fs::OpenOptions::new().append(true).open(path).map(drop)
+    } else {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        tempfile_probe(dir)
+    };
+    probe.err().map(|err| format!(" ({err})")).unwrap_or_default()
+}
+
+/// Whether a file can be created in `dir` (it is removed again).
+fn tempfile_probe(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".perfwatch-probe-{}", std::process::id()));
+    std::fs::File::create(&probe)?;
+    std::fs::remove_file(probe)
 }
 
 pub struct StoreSettings {
@@ -205,10 +226,16 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) and migrates the database, and starts the writer thread.
     pub fn open(settings: StoreSettings) -> Result<Store, StoreError> {
+        // Whatever fails while opening names the file: a read-only disk, a full one or a
+        // directory without write permission all show up here first.
+        let with_path = |err: StoreError| match err {
+            StoreError::Sqlite(source) => StoreError::Open { path: settings.path.clone(), source },
+            other => other,
+        };
         let mut conn = open_connection(&settings.path, false)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        schema::migrate(&mut conn, &settings.tiers)?;
-        let writer = writer::Writer::new(conn, settings.tiers.clone())?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| with_path(e.into()))?;
+        schema::migrate(&mut conn, &settings.tiers).map_err(with_path)?;
+        let writer = writer::Writer::new(conn, settings.tiers.clone()).map_err(with_path)?;
         let (tx, rx) = mpsc::channel(4);
         let writer_thread = std::thread::Builder::new()
             .name("perfwatch-store".into())
@@ -216,7 +243,8 @@ impl Store {
             .map_err(StoreError::Thread)?;
         let readers = (0..settings.n_readers.max(1))
             .map(|_| open_connection(&settings.path, true))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(with_path)?;
         Ok(Store { handle: StoreHandle { tx }, reader: Reader::new(readers, settings.tiers), writer_thread })
     }
 }
@@ -244,17 +272,17 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
     } else {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
-    let conn = Connection::open_with_flags(path, flags)
-        .map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let open_error = |source| StoreError::Open { path: path.to_owned(), source };
+    let conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_error)?;
     if !read_only {
         // WAL + NORMAL: a committed flush survives a process crash; only an OS crash or power
         // cut can take back the last few commits.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_error)?;
+        conn.pragma_update(None, "temp_store", "MEMORY").map_err(open_error)?;
     }
     // Rows of one flush land on many pages (the key is series first); keep them cached.
-    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
-    conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB).map_err(open_error)?;
+    conn.pragma_update(None, "mmap_size", MMAP_BYTES).map_err(open_error)?;
     Ok(conn)
 }

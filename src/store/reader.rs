@@ -100,23 +100,7 @@ impl Reader {
         T: Send + 'static,
         F: FnOnce(&ReadTx<'_>) -> Result<T, StoreError> + Send + 'static,
     {
-        let _permit = self.permits.acquire().await.map_err(|_| StoreError::WriterGone)?;
-        let mut conn = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop().expect("a connection per permit");
-        let pool = self.pool.clone();
-        let layout = self.layout.clone();
-        tokio::task::spawn_blocking(move || {
-            let result = (|| {
-                let tx = conn.transaction()?;
-                let read_tx = ReadTx { tx, layout: &layout, raw_span: OnceCell::new() };
-                let value = read(&read_tx)?;
-                read_tx.tx.finish()?;
-                Ok(value)
-            })();
-            pool.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
-            result
-        })
-        .await
-        .expect("a read panicked")
+        self.with_conn(move |conn| conn.read(read)).await
     }
 }
 
@@ -139,24 +123,56 @@ impl ReadConn<'_> {
 
 impl Reader {
     /// Runs `work` on a pooled connection in a blocking thread; it opens its own transactions.
+    ///
+    /// A panic inside `work` is caught: its transaction rolls back, the connection goes back to
+    /// the pool and the caller gets [`StoreError::ReadPanicked`], so one bad read cannot starve
+    /// every later one.
     pub async fn with_conn<T, E, F>(&self, work: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&mut ReadConn<'_>) -> Result<T, E> + Send + 'static,
     {
-        let _permit = self.permits.acquire().await.map_err(|_| E::from(StoreError::WriterGone))?;
-        let mut conn = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop().expect("a connection per permit");
-        let pool = self.pool.clone();
+        let permit = self.permits.clone().acquire_owned().await.map_err(|_| E::from(StoreError::WriterGone))?;
+        let conn = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = conn.ok_or_else(|| E::from(StoreError::ReadPanicked("no pooled read connection left".into())))?;
+        let mut lent = Lent { conn: Some(conn), pool: self.pool.clone(), _permit: permit };
         let layout = self.layout.clone();
-        tokio::task::spawn_blocking(move || {
-            let result = work(&mut ReadConn { conn: &mut conn, layout: &layout });
-            pool.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
-            result
+        let joined = tokio::task::spawn_blocking(move || {
+            let conn = lent.conn.as_mut().expect("lent until dropped");
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut ReadConn { conn, layout: &layout })))
         })
-        .await
-        .expect("a read panicked")
+        .await;
+        match joined {
+            Ok(Ok(result)) => result,
+            Ok(Err(panic)) => Err(E::from(StoreError::ReadPanicked(panic_message(panic.as_ref())))),
+            Err(join) => Err(E::from(StoreError::ReadPanicked(join.to_string()))),
+        }
     }
+}
+
+/// A pooled connection on loan: it goes back to the pool when dropped, also while unwinding.
+struct Lent {
+    conn: Option<Connection>,
+    pool: Arc<Mutex<Vec<Connection>>>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+        }
+    }
+}
+
+/// The text a panic was raised with, for the error that replaces it.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 impl ReadTx<'_> {

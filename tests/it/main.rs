@@ -11,6 +11,7 @@ mod gate;
 mod influx;
 mod json_push;
 mod limits;
+mod never_quiet;
 mod node_clients;
 mod notify;
 mod otlp;

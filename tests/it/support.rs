@@ -287,3 +287,38 @@ impl Drop for DaemonProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A small tmpfs mounted for one test (disk-full and read-only faults), unmounted on drop.
+/// Mounting needs root; without it the test is skipped, or fails under
+/// PERFWATCH_REQUIRE_INTEROP=1.
+pub struct Tmpfs {
+    pub path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    pub fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().to_owned();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .output();
+        if !out.as_ref().is_ok_and(|o| o.status.success()) {
+            missing(&format!("this test mounts a tmpfs (needs root and mount): {out:?}"));
+            return None;
+        }
+        Some(Tmpfs { path, _dir: dir })
+    }
+
+    pub fn remount_read_only(&self) {
+        let out = std::process::Command::new("mount").args(["-o", "remount,ro"]).arg(&self.path).output().unwrap();
+        assert!(out.status.success(), "remount read-only: {out:?}");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.path).output();
+    }
+}
