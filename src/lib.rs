@@ -163,10 +163,8 @@ impl Daemon {
         }
         drop(store.handle);
         let routes = api::routes(state);
-        let http_cancel = cancel.clone();
-        let http = tokio::spawn(async move {
-            warp::serve(routes).incoming(listener).graceful(async move { http_cancel.cancelled().await }).run().await;
-        });
+        let http_limits = connection_limits(config.http_limits);
+        let http = tokio::spawn(api::server::serve(listener, routes, http_limits, cancel.clone()));
         let watchdog = tokio::spawn(systemd::watchdog(flush.clone(), config.aggregator.interval_s, cancel.clone()));
         telemetry::describe();
         telemetry::build_info();
@@ -225,6 +223,27 @@ impl Daemon {
         }
         self.shutdown().await;
     }
+}
+
+/// File descriptors kept for everything but HTTP connections: the database and its readers,
+/// StatsD sockets, outgoing notifications.
+const RESERVED_FDS: u64 = 256;
+
+/// `limits` with `max_connections` lowered, if need be, below the open-file limit (raised to its
+/// hard limit first), so connections can never take the last file descriptor.
+fn connection_limits(mut limits: config::HttpLimits) -> config::HttpLimits {
+    let Some(open_files) = api::server::raise_open_files_limit() else { return limits };
+    let fits = usize::try_from(open_files.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX).max(16);
+    if limits.max_connections > fits {
+        tracing::warn!(
+            configured = limits.max_connections,
+            open_files,
+            used = fits,
+            "http.max_connections is above what the open-file limit allows; raise LimitNOFILE to allow more"
+        );
+        limits.max_connections = fits;
+    }
+    limits
 }
 
 async fn restore_cumulative(store: &Store, aggregator: &Aggregator) -> Result<(), StoreError> {

@@ -26,6 +26,9 @@ pub const NOTIFICATION_LATENCY: &str = "perfwatch_notification_delivery_seconds"
 pub const DATABASE_BYTES: &str = "perfwatch_database_bytes";
 pub const STORE_WRITE_DURATION: &str = "perfwatch_store_write_duration_seconds";
 pub const PANICS: &str = "perfwatch_panics_total";
+pub const HTTP_CONNECTIONS: &str = "perfwatch_http_connections";
+pub const HTTP_CONNECTIONS_REFUSED: &str = "perfwatch_http_connections_refused_total";
+pub const HTTP_ACCEPT_FAILURES: &str = "perfwatch_http_accept_failures_total";
 
 /// HELP text for every family, so the exposition passes `promtool check metrics`.
 pub fn describe() {
@@ -51,6 +54,9 @@ pub fn describe() {
     describe_gauge!(DATABASE_BYTES, "Size of the SQLite database file in bytes (without its WAL).");
     describe_histogram!(STORE_WRITE_DURATION, "Seconds a store write transaction took, by job.");
     describe_counter!(PANICS, "Panics caught (bugs: each is logged at error with an id), by where.");
+    describe_gauge!(HTTP_CONNECTIONS, "HTTP connections open.");
+    describe_counter!(HTTP_CONNECTIONS_REFUSED, "HTTP connections closed at once: http.max_connections were open.");
+    describe_counter!(HTTP_ACCEPT_FAILURES, "Failed accepts of HTTP connections (e.g. out of file descriptors).");
 }
 
 /// `protocol` is one of json, prometheus, statsd; `n` samples (or entries) were taken.
@@ -162,4 +168,16 @@ pub fn store_write(job: &'static str, duration: Duration) {
 pub fn handler_panicked(route: &'static str, id: &str, message: &str) {
     tracing::error!(route, id, panic = message, "request handler panicked; answered 500 (a bug: please report it)");
     counter!(PANICS, "where" => route).increment(1);
+}
+
+pub fn http_connections_open(n: usize) {
+    gauge!(HTTP_CONNECTIONS).set(n as f64);
+}
+
+pub fn http_connection_refused() {
+    counter!(HTTP_CONNECTIONS_REFUSED).increment(1);
+}
+
+pub fn http_accept_failed() {
+    counter!(HTTP_ACCEPT_FAILURES).increment(1);
 }

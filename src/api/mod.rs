@@ -15,6 +15,7 @@ mod push;
 mod pushgateway;
 mod query;
 mod reply;
+pub mod server;
 mod silences;
 mod status;
 
@@ -124,20 +125,28 @@ where
         Guard::Link => (None, "links"),
     };
     let result = match auth::check(token, headers.get(AUTHORIZATION), what) {
-        // A panic is a bug; it answers 500 with an id the log repeats, and the next request
-        // finds every pooled resource back (reads return their connection while unwinding).
-        Ok(()) => std::panic::AssertUnwindSafe(handler(state.clone())).catch_unwind().await.unwrap_or_else(|panic| {
-            let id = format!("{:016x}", rand::random::<u64>());
-            let message = crate::store::reader::panic_message(panic.as_ref());
-            telemetry::handler_panicked(route, &id, &message);
-            Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("internal error {id}: this is a bug in perfwatch; the log has the details under this id"),
-            ))
-        }),
+        Ok(()) => answering_panics(route, handler(state.clone())).await,
         Err(err) => Err(err),
     };
     finish(route, result)
+}
+
+/// Runs a handler; a panic in it is a bug, answered 500 with an id the error log repeats. The
+/// next request finds every pooled resource back (reads return their connection while
+/// unwinding, shard locks are never poisoned for good).
+async fn answering_panics<Fut>(route: &'static str, handler: Fut) -> Result<Response, ApiError>
+where
+    Fut: std::future::Future<Output = Result<Response, ApiError>>,
+{
+    std::panic::AssertUnwindSafe(handler).catch_unwind().await.unwrap_or_else(|panic| {
+        let id = format!("{:016x}", rand::random::<u64>());
+        let message = crate::store::reader::panic_message(panic.as_ref());
+        telemetry::handler_panicked(route, &id, &message);
+        Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error {id}: this is a bug in perfwatch; the log has the details under this id"),
+        ))
+    })
 }
 
 /// Receives a pushed body under `limits.max_body_bytes`, then inflates and handles it on the
@@ -462,5 +471,20 @@ fn rejected(rejection: Rejection) -> Response {
         reply::error(StatusCode::BAD_REQUEST, &format!("bad query string: {err}"))
     } else {
         reply::error(StatusCode::BAD_REQUEST, &format!("bad request: {rejection:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_500_with_an_id() {
+        let handler = async { panic!("a bug") };
+        let err = answering_panics("test", handler).await.unwrap_err();
+        assert_eq!(err.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(err.message.starts_with("internal error ") && err.message.contains("under this id"), "{}", err.message);
+        let fine = answering_panics("test", async { Ok(reply::json(StatusCode::OK, &"ok")) }).await;
+        assert_eq!(fine.unwrap().status(), StatusCode::OK);
     }
 }

@@ -179,6 +179,10 @@ struct RawHttp {
     allow_unauthenticated: bool,
     /// How people reach this perfwatch, for links in notifications.
     public_url: Option<String>,
+    /// Open connections at most; more are closed at once.
+    max_connections: usize,
+    /// How long a request's headers (and an idle keep-alive connection) may take.
+    header_read_timeout: Seconds,
 }
 
 impl Default for RawHttp {
@@ -191,6 +195,8 @@ impl Default for RawHttp {
             api_token_env: None,
             allow_unauthenticated: false,
             public_url: None,
+            max_connections: 10_000,
+            header_read_timeout: Seconds(20),
         }
     }
 }
@@ -284,10 +290,18 @@ impl Default for RawRules {
     }
 }
 
+/// Bounds on the HTTP server's connections (see `api::server`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    pub max_connections: usize,
+    pub header_read_timeout: std::time::Duration,
+}
+
 /// Validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub http_listen: SocketAddr,
+    pub http_limits: HttpLimits,
     pub push_token: Option<Secret>,
     pub api_token: Option<Secret>,
     /// Base of links in notifications (acknowledge); default `http://<bound address>`.
@@ -422,6 +436,12 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
     {
         problems.push(format!("http.public_url {url:?} must start with https:// (or http://)"));
     }
+    if raw.http.max_connections < 16 {
+        problems.push(format!(
+            "http.max_connections {} is too few to serve pushes, queries and health checks at once; allow at least 16",
+            raw.http.max_connections
+        ));
+    }
     let mut notifiers = notify::validate(raw.notifiers, &mut problems);
     if notifiers.is_empty() {
         notifiers = notify::default_log();
@@ -449,6 +469,10 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
     let db_path = raw.storage.path.clone().unwrap_or_else(default_db_path);
     Ok(Config {
         http_listen: raw.http.listen,
+        http_limits: HttpLimits {
+            max_connections: raw.http.max_connections,
+            header_read_timeout: std::time::Duration::from_secs(raw.http.header_read_timeout.0 as u64),
+        },
         push_token,
         api_token,
         public_url: raw.http.public_url.clone().map(|u| u.trim_end_matches('/').to_owned()),

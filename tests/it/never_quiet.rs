@@ -313,3 +313,107 @@ async fn an_ack_link_never_acknowledges_a_later_incident_of_its_group() {
     .await;
     assert!(html.contains("Already acknowledged") && html.contains("carol acknowledged it at"), "{html}");
 }
+
+/// A daemon whose HTTP server closes slow and idle connections after 2 s, with at most
+/// `max_connections` open.
+async fn daemon_with_http_limits(dir: &std::path::Path, max_connections: usize) -> (perfwatch::Daemon, String) {
+    let yaml = format!(
+        "http:\n  listen: 127.0.0.1:0\n  header_read_timeout: 2s\n  max_connections: {max_connections}\nstatsd:\n  listen: null\nstorage:\n  path: {}\n",
+        dir.join("perfwatch.db").display()
+    );
+    let config = perfwatch::config::Config::parse(&yaml, "limits.yaml").expect("test config is valid");
+    let daemon = perfwatch::Daemon::start(config, None).await.expect("daemon starts");
+    let base = format!("http://{}", daemon.http_addr);
+    (daemon, base)
+}
+
+/// Waits until the server closes `stream` (EOF or reset), sending one header byte a second
+/// meanwhile when `slow`; returns how long that took.
+async fn until_closed(mut stream: tokio::net::TcpStream, slow: bool) -> Duration {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let started = Instant::now();
+    if slow {
+        let _ = stream.write_all(b"POST /api/v1/push HTTP/1.1\r\n").await;
+    }
+    let mut buf = [0u8; 256];
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            read = stream.read(&mut buf) => match read {
+                Ok(0) | Err(_) => return started.elapsed(),
+                Ok(_) => {} // a 408 or similar before the close
+            },
+            _ = tick.tick(), if slow => {
+                if stream.write_all(b"X").await.is_err() {
+                    return started.elapsed();
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_slow_connections_neither_starve_a_pusher_nor_stay_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (daemon, base) = daemon_with_http_limits(dir.path(), 10_000).await;
+    let addr = base.trim_start_matches("http://").to_owned();
+    let mut held = tokio::task::JoinSet::new();
+    for n in 0..3_000 {
+        let stream = tokio::net::TcpStream::connect(&addr).await.expect("connects");
+        // 2,000 idle, 1,000 sending a header byte a second (slowloris).
+        held.spawn(until_closed(stream, n >= 2_000));
+    }
+    // A normal client pushes at full speed meanwhile: every push is taken.
+    let client = reqwest::Client::new();
+    for n in 0..200 {
+        let body = json!({"metrics": [{"name": "beside_the_flood", "type": "counter", "value": 1}]});
+        let response = client.post(format!("{base}/api/v1/push")).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 200, "push {n}");
+    }
+    assert_eq!(client.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);
+    // Every held connection is closed by the server after the 2 s header read timeout.
+    let mut n_closed = 0;
+    let all_closed = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(took) = held.join_next().await {
+            assert!(took.unwrap() >= Duration::from_secs(1), "closed by the timeout, not at once");
+            n_closed += 1;
+        }
+    })
+    .await;
+    assert!(all_closed.is_ok(), "only {n_closed} of 3000 held connections were closed within 30 s");
+    let response = client.post(format!("{base}/api/v1/admin/flush")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let response = client
+        .get(format!("{base}/api/v1/query"))
+        .query(&[("metric", "beside_the_flood"), ("stat", "sum")])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["series"][0]["points"][0][1], 200.0, "{body}");
+    daemon.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_are_closed_at_once_and_slots_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (daemon, base) = daemon_with_http_limits(dir.path(), 16).await;
+    let addr = base.trim_start_matches("http://").to_owned();
+    let mut idle = Vec::new();
+    for _ in 0..16 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    // The server accepts in order, so the 17th finds all 16 slots taken.
+    let extra = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let refused_after = until_closed(extra, false).await;
+    assert!(refused_after < Duration::from_secs(2), "closed at once, not by the timeout: {refused_after:?}");
+    // The idle ones time out; then requests are served again.
+    let client = reqwest::Client::new();
+    wait_for("a free connection slot", Duration::from_secs(20), || async {
+        let response = client.get(format!("{base}/healthz")).send().await.ok()?;
+        (response.status() == 200).then_some(())
+    })
+    .await;
+    drop(idle);
+    daemon.shutdown().await;
+}

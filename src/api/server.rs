@@ -1,0 +1,118 @@
+//! The HTTP server: accepts connections on the bound listener and serves each with HTTP/1.1
+//! under bounds, so no client can hold perfwatch's ports or file descriptors:
+//!
+//! - at most `http.max_connections` open at once; a connection past that is closed at once
+//!   (counted and logged), never left to exhaust file descriptors;
+//! - a request's headers must arrive within `http.header_read_timeout`, and an idle
+//!   keep-alive connection is closed after the same time (hyper times the wait for every
+//!   request head, the first and the next);
+//! - at most 100 headers, in a read buffer of at most 64 KiB.
+//!
+//! On shutdown it stops accepting and lets requests in flight finish, for at most
+//! [`DRAIN_DEADLINE`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use warp::Filter;
+use warp::reply::Response;
+
+use crate::config::HttpLimits;
+use crate::telemetry;
+
+/// How long requests in flight may take to finish after shutdown began.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+const MAX_HEADERS: usize = 100;
+const MAX_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Serves `routes` on `listener` until `cancel`, then drains.
+pub async fn serve<F>(listener: TcpListener, routes: F, limits: HttpLimits, cancel: CancellationToken)
+where
+    F: Filter<Extract = (Response,), Error = std::convert::Infallible> + Clone + Send + Sync + 'static,
+{
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut last_warning: Option<Instant> = None;
+    let mut warn = |what: &str, detail: &dyn std::fmt::Display| {
+        // At most one line a second: a flood must not flood the log too.
+        if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            last_warning = Some(Instant::now());
+            tracing::warn!(%detail, "{what}");
+        }
+    };
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(err) => {
+                // Out of file descriptors or memory: wait a little instead of spinning.
+                telemetry::http_accept_failed();
+                warn("cannot accept an HTTP connection; retrying", &err);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            telemetry::http_connection_refused();
+            warn(
+                "HTTP connection refused: http.max_connections are open (idle ones close after http.header_read_timeout)",
+                &limits.max_connections,
+            );
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(warp::service(routes.clone()));
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_headers(MAX_HEADERS)
+            .max_buf_size(MAX_BUFFER_BYTES)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        telemetry::http_connections_open(limits.max_connections - slots.available_permits());
+        let slots_left = slots.clone();
+        let max = limits.max_connections;
+        tokio::spawn(async move {
+            // Errors here are the client's (reset, bad request line, too slow): hyper has
+            // answered what it could; nothing to do but count the slot free again.
+            let _ = connection.await;
+            drop(slot);
+            telemetry::http_connections_open(max - slots_left.available_permits());
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_DEADLINE, graceful.shutdown()).await.is_err() {
+        tracing::warn!(deadline = ?DRAIN_DEADLINE, "HTTP requests still in flight at the drain deadline were cut off");
+    }
+}
+
+/// Raises this process's open-file limit to its hard limit (systemd's default soft limit is
+/// 1,024) and returns the soft limit now in force, so `http.max_connections` can be checked
+/// against it.
+pub fn raise_open_files_limit() -> Option<u64> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return None;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    Some(limit.rlim_cur)
+}
