@@ -44,7 +44,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::aggregate::Aggregator;
-use crate::aggregate::flusher::{FlushHandle, Flusher};
+use crate::aggregate::flusher::{FinalFlush, FlushHandle, Flusher};
 use crate::api::ApiState;
 use crate::config::Config;
 use crate::model::SeriesKey;
@@ -76,7 +76,7 @@ pub struct Daemon {
     sighup: JoinHandle<()>,
     watchdog: JoinHandle<()>,
     flush: Option<FlushHandle>,
-    flusher: JoinHandle<()>,
+    flusher: JoinHandle<FinalFlush>,
     writer_thread: std::thread::JoinHandle<()>,
 }
 
@@ -109,7 +109,9 @@ impl Daemon {
             };
         let statsd_addr = statsd_socket.as_ref().map(|s| s.local_addr().expect("a bound socket has an address"));
 
-        let (flusher, flush, flush_requests) = Flusher::new(aggregator.clone(), store.handle.clone());
+        let ballast = store::ballast::Ballast::beside(&config.db_path, config.ballast_bytes);
+        let (flusher, flush, flush_requests) =
+            Flusher::new(aggregator.clone(), store.handle.clone(), ballast, config.max_unflushed_bytes);
         let flusher = tokio::spawn(flusher.run(flush_requests));
 
         let cancel = CancellationToken::new();
@@ -157,7 +159,13 @@ impl Daemon {
             let limits = Arc::new(config.limits.clone());
             let n_tasks = std::thread::available_parallelism().map_or(2, |n| n.get());
             for _ in 0..n_tasks {
-                let task = ingest::statsd::serve(socket.clone(), aggregator.clone(), limits.clone(), cancel.clone());
+                let task = ingest::statsd::serve(
+                    socket.clone(),
+                    aggregator.clone(),
+                    limits.clone(),
+                    flush.health().clone(),
+                    cancel.clone(),
+                );
                 statsd.push(tokio::spawn(task));
             }
         }
@@ -165,7 +173,8 @@ impl Daemon {
         let routes = api::routes(state);
         let http_limits = connection_limits(config.http_limits);
         let http = tokio::spawn(api::server::serve(listener, routes, http_limits, cancel.clone()));
-        let watchdog = tokio::spawn(systemd::watchdog(flush.clone(), config.aggregator.interval_s, cancel.clone()));
+        let watchdog =
+            tokio::spawn(systemd::watchdog(flush.health().clone(), config.aggregator.interval_s, cancel.clone()));
         telemetry::describe();
         telemetry::build_info();
         tracing::info!(http = %http_addr, statsd = ?statsd_addr, db = %config.db_path.display(), "perfwatch started");
@@ -209,9 +218,19 @@ impl Daemon {
         let _ = (&mut self.watchdog).await;
         // Ingest has stopped; the flusher sees its last handle go and drains everything.
         self.flush.take();
-        let _ = self.flusher.await;
+        let final_flush = self.flusher.await.unwrap_or_else(|err| FinalFlush {
+            lost_rollups: 0,
+            error: Some(format!("the flusher task failed: {err}")),
+        });
         let _ = tokio::task::spawn_blocking(move || self.writer_thread.join()).await;
-        tracing::info!("perfwatch stopped; everything accepted is on disk");
+        match final_flush.error {
+            None => tracing::info!("perfwatch stopped; everything accepted is on disk"),
+            Some(error) => tracing::error!(
+                %error,
+                lost_rollups = final_flush.lost_rollups,
+                "perfwatch stopped WITHOUT writing everything it accepted"
+            ),
+        }
     }
 
     /// Runs until `signal` completes, then shuts down.

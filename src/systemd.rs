@@ -9,7 +9,9 @@ use std::time::Duration;
 use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
 
-use crate::aggregate::flusher::FlushHandle;
+use std::sync::Arc;
+
+use crate::aggregate::flusher::FlushHealth;
 use crate::clock;
 
 fn send(states: &[NotifyState]) {
@@ -44,19 +46,21 @@ pub fn stalled_after_ms(interval_s: i64) -> i64 {
     3 * interval_s * 1000 + 5_000
 }
 
-/// Pings the watchdog at half its interval while the last flush commit is recent enough;
-/// stops pinging (so systemd restarts perfwatch) when flushes stall. Returns at once when
-/// systemd asked for no watchdog.
-pub async fn watchdog(flush: FlushHandle, interval_s: i64, cancel: CancellationToken) {
+/// Pings the watchdog at half its interval while the flusher keeps ending its attempts in
+/// time; stops pinging (so systemd restarts perfwatch) when a flush hangs. A flush that
+/// *fails* (a full disk) keeps the pings going: a restart would lose what memory holds and
+/// cure nothing; readiness and the self-monitoring rules say what is wrong instead. Returns at
+/// once when systemd asked for no watchdog.
+pub async fn watchdog(flush: Arc<FlushHealth>, interval_s: i64, cancel: CancellationToken) {
     let Some(timeout) = sd_notify::watchdog_enabled() else { return };
     let every = (timeout / 2).max(Duration::from_millis(100));
     tracing::info!(?timeout, "systemd watchdog enabled");
     loop {
-        let lag_ms = clock::now_ms() - flush.last_commit_ms();
+        let lag_ms = clock::now_ms() - flush.last_attempt_ms();
         if lag_ms <= stalled_after_ms(interval_s) {
             send(&[NotifyState::Watchdog]);
         } else {
-            tracing::error!(lag_s = lag_ms / 1000, "flushes have stalled; not pinging the systemd watchdog");
+            tracing::error!(lag_s = lag_ms / 1000, "the flusher is stuck; not pinging the systemd watchdog");
         }
         tokio::select! {
             _ = cancel.cancelled() => return,

@@ -26,6 +26,8 @@ pub const NOTIFICATION_LATENCY: &str = "perfwatch_notification_delivery_seconds"
 pub const DATABASE_BYTES: &str = "perfwatch_database_bytes";
 pub const STORE_WRITE_DURATION: &str = "perfwatch_store_write_duration_seconds";
 pub const PANICS: &str = "perfwatch_panics_total";
+pub const UNFLUSHED_BYTES: &str = "perfwatch_unflushed_bytes";
+pub const ROLLUPS_QUARANTINED: &str = "perfwatch_rollups_quarantined_total";
 pub const HTTP_CONNECTIONS: &str = "perfwatch_http_connections";
 pub const HTTP_CONNECTIONS_REFUSED: &str = "perfwatch_http_connections_refused_total";
 pub const HTTP_ACCEPT_FAILURES: &str = "perfwatch_http_accept_failures_total";
@@ -53,6 +55,8 @@ pub fn describe() {
     describe_histogram!(NOTIFICATION_LATENCY, "Seconds a notification delivery attempt took, by notifier.");
     describe_gauge!(DATABASE_BYTES, "Size of the SQLite database file in bytes (without its WAL).");
     describe_histogram!(STORE_WRITE_DURATION, "Seconds a store write transaction took, by job.");
+    describe_counter!(ROLLUPS_QUARANTINED, "Rollups a flush could not store, set aside in the quarantine table.");
+    describe_gauge!(UNFLUSHED_BYTES, "Bytes of drained rollups waiting for the database (grows while flushes fail).");
     describe_counter!(PANICS, "Panics caught (bugs: each is logged at error with an id), by where.");
     describe_gauge!(HTTP_CONNECTIONS, "HTTP connections open.");
     describe_counter!(HTTP_CONNECTIONS_REFUSED, "HTTP connections closed at once: http.max_connections were open.");
@@ -180,4 +184,14 @@ pub fn http_connection_refused() {
 
 pub fn http_accept_failed() {
     counter!(HTTP_ACCEPT_FAILURES).increment(1);
+}
+
+/// A rollup of `series` at `start_s` could not be stored and was set aside.
+pub fn rollup_quarantined(series: u64, start_s: i64, why: &str) {
+    tracing::error!(series, start_s, reason = why, "rollup set aside in the quarantine table; the flush went on");
+    counter!(ROLLUPS_QUARANTINED).increment(1);
+}
+
+pub fn unflushed_bytes(bytes: usize) {
+    gauge!(UNFLUSHED_BYTES).set(bytes as f64);
 }

@@ -43,4 +43,17 @@ impl FlushBatch {
     pub fn is_empty(&self) -> bool {
         self.new_series.is_empty() && self.rollups.is_empty() && self.cumulative.is_empty()
     }
+
+    /// About how much memory the batch holds, for the unflushed-bytes bound.
+    pub fn heap_bytes(&self) -> usize {
+        let rollups: usize =
+            self.rollups.iter().map(|r| std::mem::size_of::<RollupDelta>() + r.rollup.heap_bytes()).sum();
+        let series: usize = self.new_series.iter().map(|s| std::mem::size_of::<NewSeries>() + s.key.len()).sum();
+        let cumulative: usize = self
+            .cumulative
+            .iter()
+            .map(|c| std::mem::size_of::<CumulativeChange>() + c.values.as_ref().map_or(0, |v| v.len() * 8))
+            .sum();
+        rollups + series + cumulative
+    }
 }

@@ -68,11 +68,18 @@ pub struct ApiState {
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds for a `Retry-After` header, when the client should try again.
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: String) -> ApiError {
-        ApiError { status, message }
+        ApiError { status, message, retry_after_s: None }
+    }
+
+    /// 503 with `Retry-After`: the client should send the same again later.
+    pub fn unavailable(message: String, retry_after_s: u64) -> ApiError {
+        ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message, retry_after_s: Some(retry_after_s) }
     }
 
     /// A store failure: 500 with its message.
@@ -90,7 +97,11 @@ impl ApiError {
     }
 
     fn into_response(self) -> Response {
-        reply::error(self.status, &self.message)
+        let mut response = reply::error(self.status, &self.message);
+        if let Some(seconds) = self.retry_after_s {
+            response.headers_mut().insert(warp::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -162,6 +173,9 @@ where
     S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin,
     B: bytes::Buf,
 {
+    if let Err(backlogged) = state.flush.health().admit() {
+        return Err(ApiError::unavailable(backlogged.to_string(), RETRY_AFTER_S));
+    }
     let raw = body::receive(stream, &head, body::Limit::pushed(state.limits.max_body_bytes)).await?;
     let worker = state.clone();
     state.cpu.run(move || handle(&worker, &raw.inflate()?)).await
@@ -441,16 +455,34 @@ async fn flush_all(state: Arc<ApiState>) -> Result<Response, ApiError> {
     Ok(reply::json(StatusCode::OK, &serde_json::json!({ "rollups": n })))
 }
 
-/// Ready when the last commit is recent: the database takes writes and flushes keep up.
+/// How long a client refused for a backlog is asked to wait.
+const RETRY_AFTER_S: u64 = 30;
+
+/// Ready when the database takes writes and flushes keep up; otherwise 503 saying which.
 fn readiness(state: &ApiState) -> Response {
-    let interval_ms = state.aggregator.settings().interval_s * 1000;
-    let lag_ms = clock::now_ms() - state.flush.last_commit_ms();
-    if lag_ms > crate::systemd::stalled_after_ms(interval_ms / 1000) {
+    let health = state.flush.health();
+    let interval_s = state.aggregator.settings().interval_s;
+    let now_ms = clock::now_ms();
+    if let Some(failure) = health.failure() {
+        let message = format!(
+            "the database cannot be written since {} s ago ({failure}); {} of at most {} bytes (storage.max_unflushed_bytes) wait in memory, pushes beyond that are refused; free disk space or fix the error, perfwatch retries by itself",
+            (now_ms - health.last_commit_ms()) / 1000,
+            health.unflushed_bytes(),
+            health.max_unflushed_bytes()
+        );
+        return reply::error(StatusCode::SERVICE_UNAVAILABLE, &message);
+    }
+    let stuck_ms = now_ms - health.last_attempt_ms();
+    if stuck_ms > crate::systemd::stalled_after_ms(interval_s) {
         return reply::error(
             StatusCode::SERVICE_UNAVAILABLE,
-            &format!("last successful flush was {} s ago; check the database disk and the logs", lag_ms / 1000),
+            &format!(
+                "the flusher has not finished a flush for {} s; check the database disk and the logs",
+                stuck_ms / 1000
+            ),
         );
     }
+    let lag_ms = now_ms - health.last_commit_ms();
     reply::json(StatusCode::OK, &serde_json::json!({ "status": "ready", "flush_lag_seconds": lag_ms as f64 / 1000.0 }))
 }
 

@@ -224,6 +224,11 @@ struct RawStorage {
     lateness_intervals: i64,
     future_intervals: i64,
     tiers: Vec<RawTier>,
+    /// Drained rollups held in memory while the database cannot be written; pushes beyond
+    /// this are refused with 503.
+    max_unflushed_bytes: u64,
+    /// Disk space kept in reserve for the final flush on a full disk (0: none).
+    ballast_bytes: u64,
 }
 
 impl Default for RawStorage {
@@ -234,6 +239,8 @@ impl Default for RawStorage {
             lateness_intervals: 2,
             future_intervals: 1,
             tiers: default_tiers(),
+            max_unflushed_bytes: 256 << 20,
+            ballast_bytes: 64 << 20,
         }
     }
 }
@@ -309,6 +316,10 @@ pub struct Config {
     pub statsd_listen: Option<SocketAddr>,
     pub statsd_receive_buffer: usize,
     pub db_path: PathBuf,
+    /// Memory for rollups the database could not take yet; pushes past it get 503.
+    pub max_unflushed_bytes: u64,
+    /// Disk space kept in reserve beside the database for a final flush on a full disk.
+    pub ballast_bytes: u64,
     pub aggregator: AggregatorSettings,
     pub tiers: Vec<Tier>,
     pub limits: Limits,
@@ -479,6 +490,8 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
         statsd_listen: raw.statsd.listen,
         statsd_receive_buffer: raw.statsd.receive_buffer_bytes,
         db_path,
+        max_unflushed_bytes: storage.max_unflushed_bytes,
+        ballast_bytes: storage.ballast_bytes,
         aggregator: AggregatorSettings {
             interval_s: storage.interval.0,
             lateness_intervals: storage.lateness_intervals,

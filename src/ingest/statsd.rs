@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::limits::Limits;
 use super::parse::statsd::{GaugeValue, StatsdLine, StatsdType, lines, parse_line};
 use super::sink::{IngestBatch, Reject, Scratch, recycle};
+use crate::aggregate::flusher::FlushHealth;
 use crate::aggregate::{Aggregator, Observation};
 use crate::model::MetricKind;
 use crate::{clock, telemetry};
@@ -37,6 +38,7 @@ pub async fn serve(
     socket: Arc<UdpSocket>,
     aggregator: Arc<Aggregator>,
     limits: Arc<Limits>,
+    health: Arc<FlushHealth>,
     cancel: CancellationToken,
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
@@ -51,6 +53,12 @@ pub async fn serve(
         };
         let Ok((len, _peer)) = received else { continue };
         telemetry::statsd_datagram();
+        // UDP has no answer to refuse with: while the database cannot take writes and the
+        // backlog is over its bound, datagrams are counted as refused and dropped.
+        if health.admit().is_err() {
+            telemetry::sample_rejected("statsd", "store_backlog");
+            continue;
+        }
         let datagram = &buf[..len];
         bump.reset();
         let mut batch = IngestBatch::new(&aggregator, &limits, &bump, "statsd", clock::now_ms(), scratch);

@@ -3,6 +3,7 @@
 //! connections from a small pool. The database runs in WAL mode so readers never block writes.
 
 pub mod alerts;
+pub mod ballast;
 mod codec;
 mod downsample;
 mod links;
@@ -45,6 +46,8 @@ pub enum StoreError {
     WriterGone,
     #[error("a read failed on an internal error ({0}); this is a bug in perfwatch, please report it with the log")]
     ReadPanicked(String),
+    #[error("the rollup holds a value that is not a finite number")]
+    NotFinite,
     #[error("cannot start the store writer thread: {0}")]
     Thread(std::io::Error),
 }
@@ -66,6 +69,22 @@ fn tempfile_probe(dir: &Path) -> std::io::Result<()> {
     let probe = dir.join(format!(".perfwatch-probe-{}", std::process::id()));
     std::fs::File::create(&probe)?;
     std::fs::remove_file(probe)
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed: the disk is full or failing, or the database
+    /// is busy, read-only or unreachable for now. Anything else is a property of the data.
+    pub fn is_transient(&self) -> bool {
+        use rusqlite::ErrorCode::*;
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(err, _)) => matches!(
+                err.code,
+                DiskFull | SystemIoFailure | DatabaseBusy | DatabaseLocked | ReadOnly | CannotOpen | OutOfMemory
+            ),
+            StoreError::WriterGone | StoreError::Thread(_) => true,
+            _ => false,
+        }
+    }
 }
 
 pub struct StoreSettings {

@@ -95,6 +95,17 @@ const MIGRATIONS: &[&str] = &[
     // 7: the receiver's reference to a delivered notification (Slack's channel/ts), so
     // follow-ups can reply to or edit it.
     "ALTER TABLE outbox ADD COLUMN receipt TEXT;",
+    // 8: rollups a flush could not store (not finite, or a stored row they would merge into
+    // does not read back), kept aside so they never block the rollups behind them.
+    "CREATE TABLE quarantine (
+        id INTEGER PRIMARY KEY,
+        at_s INTEGER NOT NULL,
+        flush_seq INTEGER NOT NULL,
+        series_id INTEGER NOT NULL,
+        start_s INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        count REAL, sum REAL, min REAL, max REAL, last REAL, last_ms INTEGER, sketch BLOB
+     );",
 ];
 
 pub fn migrate(conn: &mut Connection, tiers: &[Tier]) -> Result<(), StoreError> {

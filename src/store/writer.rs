@@ -1,5 +1,11 @@
 //! The writer thread: applies each flush batch in one transaction (merging into rows a late
 //! sample already created), then downsamples closed windows and, now and then, expires old rows.
+//!
+//! A batch that fails for a reason retrying cannot cure (a rollup that is not finite, a stored
+//! row that does not read back) is applied again row by row: the rows that fail are moved to
+//! the `quarantine` table, counted and logged, and the rest commit, so one bad rollup never
+//! blocks the flushes behind it. A full disk, an I/O error or a busy database fail the batch
+//! as a whole, to be retried in order.
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +17,8 @@ use super::downsample::Downsampler;
 use super::tiers::Tier;
 use super::upsert::RollupUpsert;
 use super::{StoreError, WriterMsg, retention};
-use crate::aggregate::batch::FlushBatch;
+use crate::aggregate::batch::{FlushBatch, RollupDelta};
+use crate::aggregate::rollup::Rollup;
 use crate::model::SeriesKey;
 use crate::telemetry;
 
@@ -21,7 +28,18 @@ const EXPIRE_EVERY: Duration = Duration::from_secs(300);
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FlushReport {
     pub n_rollups: usize,
+    /// Rollups moved to the quarantine table instead of the tier.
+    pub n_quarantined: usize,
     pub duration: Duration,
+}
+
+/// How a batch's rollups are written.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    /// All in one go; any failure fails the batch.
+    Whole,
+    /// Each row under its own savepoint; a row that fails is quarantined.
+    RowByRow,
 }
 
 pub struct Writer {
@@ -48,11 +66,16 @@ impl Writer {
             match msg {
                 WriterMsg::Flush { batch, reply } => {
                     let result = self.flush(&batch);
+                    let committed = result.is_ok();
                     if let Err(err) = &result {
                         tracing::error!(seq = batch.seq, error = %err, "flush failed; will retry");
                     }
                     let _ = reply.send(result);
-                    self.maintain(batch.accept_floor_s);
+                    // Only after a commit: the downsampler treats everything below the batch's
+                    // floor as final, which holds only once the batch is on disk.
+                    if committed {
+                        self.maintain(batch.accept_floor_s);
+                    }
                 }
                 WriterMsg::Expire { now_s, reply } => {
                     let _ = reply.send(retention::expire(&mut self.conn, &self.tiers, now_s));
@@ -65,13 +88,42 @@ impl Writer {
     }
 
     fn flush(&mut self, batch: &FlushBatch) -> Result<FlushReport, StoreError> {
+        match self.apply(batch, Mode::Whole) {
+            Err(err) if !err.is_transient() => {
+                tracing::warn!(seq = batch.seq, error = %err, "flush failed; writing it row by row to set bad rows aside");
+                self.apply(batch, Mode::RowByRow)
+            }
+            result => result,
+        }
+    }
+
+    fn apply(&mut self, batch: &FlushBatch, mode: Mode) -> Result<FlushReport, StoreError> {
         let started = Instant::now();
         let tx = self.conn.transaction()?;
         insert_series(&tx, batch)?;
+        let mut n_quarantined = 0;
         {
             let mut upsert = RollupUpsert::new(&tx, &self.tiers[0].raw_table())?;
             for delta in &batch.rollups {
-                upsert.merge(delta.series, delta.start_s, &delta.rollup)?;
+                let written = if !storable(&delta.rollup) {
+                    Err(StoreError::NotFinite)
+                } else if mode == Mode::RowByRow {
+                    in_savepoint(&tx, || upsert.merge(delta.series, delta.start_s, &delta.rollup))
+                } else {
+                    upsert.merge(delta.series, delta.start_s, &delta.rollup)
+                };
+                match written {
+                    Ok(()) => {}
+                    Err(err)
+                        if err.is_transient() || (mode == Mode::Whole && !matches!(err, StoreError::NotFinite)) =>
+                    {
+                        return Err(err);
+                    }
+                    Err(err) => {
+                        quarantine(&tx, batch.seq, delta, &err)?;
+                        n_quarantined += 1;
+                    }
+                }
             }
         }
         for change in &batch.cumulative {
@@ -87,8 +139,9 @@ impl Writer {
         set_meta(&tx, "last_flush_seq", batch.seq as i64)?;
         tx.commit()?;
         let duration = started.elapsed();
-        telemetry::flush_committed(batch.rollups.len(), duration);
-        Ok(FlushReport { n_rollups: batch.rollups.len(), duration })
+        let n_rollups = batch.rollups.len() - n_quarantined;
+        telemetry::flush_committed(n_rollups, duration);
+        Ok(FlushReport { n_rollups, n_quarantined, duration })
     }
 
     /// Downsampling and expiry; failures are logged and retried on the next flush.
@@ -105,6 +158,50 @@ impl Writer {
             }
         }
     }
+}
+
+/// Whether SQLite can store `rollup` as it is: NaN would become NULL, which the tiers refuse.
+fn storable(rollup: &Rollup) -> bool {
+    rollup.count.is_finite()
+        && rollup.sum.is_finite()
+        && ![rollup.min, rollup.max, rollup.last].iter().any(|v| v.is_nan())
+}
+
+/// Runs `write` under a savepoint, rolled back if it fails.
+fn in_savepoint(tx: &Transaction<'_>, write: impl FnOnce() -> Result<(), StoreError>) -> Result<(), StoreError> {
+    tx.execute_batch("SAVEPOINT row")?;
+    let result = write();
+    if result.is_err() {
+        tx.execute_batch("ROLLBACK TO row")?;
+    }
+    tx.execute_batch("RELEASE row")?;
+    result
+}
+
+/// Sets `delta` aside in the quarantine table, with why it could not be stored.
+fn quarantine(tx: &Transaction<'_>, seq: u64, delta: &RollupDelta, why: &StoreError) -> Result<(), StoreError> {
+    let r = &delta.rollup;
+    let sketch = r.sketch.as_ref().map(|s| s.to_blob());
+    tx.execute(
+        "INSERT INTO quarantine (at_s, flush_seq, series_id, start_s, reason, count, sum, min, max, last, last_ms, sketch)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![
+            crate::clock::now_s(),
+            seq as i64,
+            delta.series as i64,
+            delta.start_s,
+            why.to_string(),
+            r.count,
+            r.sum,
+            r.min,
+            r.max,
+            r.last,
+            r.last_ms,
+            sketch
+        ],
+    )?;
+    telemetry::rollup_quarantined(delta.series, delta.start_s, &why.to_string());
+    Ok(())
 }
 
 fn insert_series(tx: &Transaction<'_>, batch: &FlushBatch) -> Result<(), StoreError> {

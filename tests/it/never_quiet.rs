@@ -417,3 +417,100 @@ async fn connections_past_the_limit_are_closed_at_once_and_slots_come_back() {
     drop(idle);
     daemon.shutdown().await;
 }
+
+/// Fills the file system holding `dir` with `dir/filler` until it is full.
+async fn fill_disk(dir: &std::path::Path) {
+    let path = dir.join("filler");
+    tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        loop {
+            match file.write(&chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(err) if err.raw_os_error() == Some(28) => break, // ENOSPC
+                Err(err) => panic!("filling the disk: {err}"),
+            }
+        }
+        let _ = file.write_all(&chunk[..1]); // the last partial block
+    })
+    .await
+    .unwrap();
+}
+
+/// A push of `n` counter series named `name`, each 1.
+fn many_series(name: &str, n: usize) -> Value {
+    let metrics: Vec<Value> =
+        (0..n).map(|i| json!({"name": name, "type": "counter", "value": 1, "labels": {"n": i.to_string()}})).collect();
+    json!({ "metrics": metrics })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_keeps_pushes_in_memory_refuses_past_the_bound_and_loses_nothing() {
+    let Some(disk) = crate::support::Tmpfs::mount("24m") else { return };
+    let db = disk.path.join("perfwatch.db");
+    let yaml = format!(
+        "http:\n  listen: 127.0.0.1:0\nstatsd:\n  listen: null\nstorage:\n  path: {}\n  interval: 1s\n  max_unflushed_bytes: 1\n  ballast_bytes: 4194304\n  tiers:\n    - {{resolution: 1s, retention: 1d}}\n    - {{resolution: 1m, retention: 1d}}\n",
+        db.display()
+    );
+    let config = perfwatch::config::Config::parse(&yaml, "full.yaml").unwrap();
+    let daemon = perfwatch::Daemon::start(config.clone(), None).await.expect("daemon starts");
+    let base = format!("http://{}", daemon.http_addr);
+    let client = reqwest::Client::new();
+    let push = |body: Value| {
+        let request = client.post(format!("{base}/api/v1/push")).json(&body);
+        async move { request.send().await.unwrap() }
+    };
+    let ready = || async { client.get(format!("{base}/readyz")).send().await.unwrap() };
+    assert_eq!(push(many_series("before_full", 10)).await.status(), 200);
+    let ballast = disk.path.join("perfwatch.db.ballast");
+    wait_for("the ballast", Duration::from_secs(20), || async { ballast.exists().then_some(()) }).await;
+
+    fill_disk(&disk.path).await;
+    // Taken while the store has not failed yet: held in memory.
+    assert_eq!(push(many_series("during_full", 3000)).await.status(), 200);
+    let unready = wait_for("readiness to say the disk is full", Duration::from_secs(20), || async {
+        let response = ready().await;
+        (response.status() == 503).then_some(response.text().await.unwrap())
+    })
+    .await;
+    assert!(unready.contains("cannot be written") && unready.contains("storage.max_unflushed_bytes"), "{unready}");
+    // Past the bound: 503 with Retry-After, nothing taken.
+    let refused = push(many_series("refused", 1)).await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "30");
+    assert!(refused.text().await.unwrap().contains("nothing of this request was taken"));
+
+    // Room again: perfwatch recovers by itself, and what it held is written.
+    std::fs::remove_file(disk.path.join("filler")).unwrap();
+    wait_for("readiness after the disk has room", Duration::from_secs(20), || async {
+        (ready().await.status() == 200).then_some(())
+    })
+    .await;
+    assert_eq!(push(many_series("after_full", 10)).await.status(), 200);
+
+    // Full again, and perfwatch is stopped: the ballast makes room for the final flush.
+    wait_for("the ballast again", Duration::from_secs(90), || async { ballast.exists().then_some(()) }).await;
+    fill_disk(&disk.path).await;
+    assert_eq!(push(many_series("at_stop", 3000)).await.status(), 200);
+    daemon.shutdown().await;
+    assert!(!ballast.exists(), "the ballast was released for the final flush");
+
+    std::fs::remove_file(disk.path.join("filler")).unwrap();
+    let daemon = perfwatch::Daemon::start(config, None).await.expect("daemon starts again");
+    let base = format!("http://{}", daemon.http_addr);
+    for (name, want) in [("before_full", 10.0), ("during_full", 3000.0), ("after_full", 10.0), ("at_stop", 3000.0)] {
+        let response = client
+            .get(format!("{base}/api/v1/query"))
+            .query(&[("metric", name), ("stat", "sum"), ("group_by", ""), ("from", "-1h")])
+            .send()
+            .await
+            .unwrap();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["series"][0]["points"][0][1].as_f64(), Some(want), "{name}: {body}");
+    }
+    let response = client.get(format!("{base}/api/v1/query")).query(&[("metric", "refused"), ("stat", "sum")]);
+    let body: Value = response.send().await.unwrap().json().await.unwrap();
+    assert_eq!(body["series"], json!([]), "the refused push was not taken");
+    daemon.shutdown().await;
+}

@@ -22,8 +22,9 @@ impl TestDaemon {
 
     pub async fn start_in(dir: tempfile::TempDir, extra: &str) -> TestDaemon {
         let db = dir.path().join("perfwatch.db");
+        // No emergency ballast: a hundred test daemons need not reserve 64 MiB each.
         let config_yaml = format!(
-            "http:\n  listen: 127.0.0.1:0\nstatsd:\n  listen: 127.0.0.1:0\nstorage:\n  path: {}\n{extra}",
+            "http:\n  listen: 127.0.0.1:0\nstatsd:\n  listen: 127.0.0.1:0\nstorage:\n  path: {}\n  ballast_bytes: 0\n{extra}",
             db.display()
         );
         let config = Config::parse(&config_yaml, "test.yaml").expect("test config is valid");

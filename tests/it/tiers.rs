@@ -185,3 +185,79 @@ async fn a_first_flush_of_many_intervals_reaches_every_tier() {
     assert_eq!(per_minute[0].points.len(), 120);
     assert!(per_minute[0].points.iter().all(|(_, c)| *c == 6.0));
 }
+
+/// A batch of one good rollup and one `bad` one for another series, both at `start`.
+fn batch_with(seq: u64, start: i64, bad: Rollup, floor: i64) -> FlushBatch {
+    let mut good = Rollup::empty(true);
+    good.observe(0.25, 1.0, start * 1000);
+    let (good_id, bad_id) = (series_id("good"), series_id("bad"));
+    FlushBatch {
+        seq,
+        accept_floor_s: floor,
+        new_series: vec![
+            NewSeries { id: good_id, key: "good".into(), kind: MetricKind::Timing },
+            NewSeries { id: bad_id, key: "bad".into(), kind: MetricKind::Timing },
+        ],
+        rollups: vec![
+            RollupDelta { series: bad_id, start_s: start, rollup: bad },
+            RollupDelta { series: good_id, start_s: start, rollup: good },
+        ],
+        cumulative: vec![],
+    }
+}
+
+#[tokio::test]
+async fn a_rollup_that_cannot_be_stored_is_quarantined_and_never_blocks_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let store = Store::open(StoreSettings { path: path.clone(), tiers: tiers(), n_readers: 2 }).unwrap();
+    let t0 = t0();
+    // Not finite: NaN would be stored as NULL, which the tier refuses (it used to fail the
+    // batch, and every batch behind it, for good).
+    let mut nan = Rollup::empty(true);
+    nan.observe(0.1, 1.0, t0 * 1000);
+    nan.sum = f64::NAN;
+    let report = store.handle.flush(Arc::new(batch_with(1, t0, nan, t0 + 60))).await.expect("the batch commits");
+    assert_eq!((report.n_rollups, report.n_quarantined), (1, 1));
+
+    // A stored row that does not read back (a corrupt sketch): merging into it fails, so the
+    // batch is written row by row and only that row is set aside.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "UPDATE raw_10s SET sketch = x'ffffffff' WHERE series_id = ?1 AND start_s = ?2",
+        rusqlite::params![series_id("good") as i64, t0],
+    )
+    .unwrap();
+    let mut late = Rollup::empty(true);
+    late.observe(0.5, 1.0, t0 * 1000 + 1);
+    let mut fine = Rollup::empty(true);
+    fine.observe(0.5, 1.0, (t0 + 10) * 1000);
+    let batch = FlushBatch {
+        seq: 2,
+        accept_floor_s: t0 + 120,
+        new_series: vec![],
+        rollups: vec![
+            RollupDelta { series: series_id("good"), start_s: t0, rollup: late },
+            RollupDelta { series: series_id("bad"), start_s: t0 + 10, rollup: fine },
+        ],
+        cumulative: vec![],
+    };
+    let report = store.handle.flush(Arc::new(batch)).await.expect("the batch commits");
+    assert_eq!((report.n_rollups, report.n_quarantined), (1, 1));
+    let quarantined: Vec<(i64, String)> = conn
+        .prepare("SELECT flush_seq, reason FROM quarantine ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(quarantined.len(), 2, "{quarantined:?}");
+    assert!(quarantined[0].1.contains("not a finite number"), "{quarantined:?}");
+    assert!(quarantined[1].1.contains("corrupt sketch"), "{quarantined:?}");
+    // Later flushes commit, and what committed reaches the coarse tier.
+    let id = series_id("bad");
+    let raw = store.reader.read(move |tx| tx.rollups(0, id, t0, t0 + 60)).await.unwrap();
+    assert_eq!(raw.len(), 1, "the good row of the second batch is stored");
+    let watermarks = store.reader.read(|tx| tx.watermarks()).await.unwrap();
+    assert!(watermarks[1].is_some_and(|w| w >= t0 + 60), "downsampling went on: {watermarks:?}");
+}
