@@ -87,6 +87,12 @@ pub struct RawBody {
 }
 
 impl RawBody {
+    /// What handling the body costs, in bytes: its size, eight times that when it must be
+    /// inflated first.
+    pub fn cost_bytes(&self) -> usize {
+        if self.gzip { self.bytes.len().saturating_mul(8) } else { self.bytes.len() }
+    }
+
     /// The body's content: inflated when it was sent gzip (CPU work: not on an async worker).
     pub fn inflate(self) -> Result<Vec<u8>, ApiError> {
         if !self.gzip {

@@ -178,7 +178,7 @@ where
     }
     let raw = body::receive(stream, &head, body::Limit::pushed(state.limits.max_body_bytes)).await?;
     let worker = state.clone();
-    state.cpu.run(move || handle(&worker, &raw.inflate()?)).await
+    state.cpu.run_sized(raw.cost_bytes(), move || handle(&worker, &raw.inflate()?)).await
 }
 
 type Params = HashMap<String, String>;
@@ -311,7 +311,7 @@ pub fn routes(
             guarded(state, headers, Guard::Api, "gate", move |state| async move {
                 let limit = body::Limit::pushed(state.limits.max_body_bytes);
                 let raw = body::receive(Box::pin(stream), &head, limit).await?;
-                let body = state.cpu.run(move || raw.inflate()).await?;
+                let body = state.cpu.run_sized(raw.cost_bytes(), move || raw.inflate()).await?;
                 gate::evaluate(state, &body).await
             })
         },
