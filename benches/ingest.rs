@@ -18,6 +18,7 @@ fn aggregator() -> Aggregator {
             future_intervals: 1,
             max_series: 1_000_000,
             idle_after_s: 3600,
+            cumulative_idle_after_s: 86_400,
         },
         0,
     )

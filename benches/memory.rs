@@ -41,6 +41,7 @@ fn main() {
         future_intervals: 1,
         max_series: 1_000_000,
         idle_after_s: 3600,
+        cumulative_idle_after_s: 86_400,
     };
     let aggregator = Aggregator::new(settings, 0);
     let now_ms = perfwatch::clock::now_ms();

@@ -94,6 +94,7 @@ fn evaluation(c: &mut Criterion) {
             future_intervals: 1,
             max_series: 100_000,
             idle_after_s: 3600,
+            cumulative_idle_after_s: 86_400,
         },
         64,
     ));

@@ -123,6 +123,7 @@ fn query(c: &mut Criterion) {
             future_intervals: 1,
             max_series: 10,
             idle_after_s: 3600,
+            cumulative_idle_after_s: 86_400,
         },
         100,
     );

@@ -265,15 +265,22 @@ fn connection_limits(mut limits: config::HttpLimits) -> config::HttpLimits {
     limits
 }
 
+/// Puts back the cumulative state pushed within `limits.cumulative_idle_after`, the most
+/// recent first and at most half the series limit, so a restart after months of churn neither
+/// revives dead streams nor fills the limit before new series arrive. Older state is deleted.
 async fn restore_cumulative(store: &Store, aggregator: &Aggregator) -> Result<(), StoreError> {
-    let saved = store.reader.read(|tx| tx.cumulative_state()).await?;
-    let now_s = clock::now_s();
+    let since_s = clock::now_s() - aggregator.settings().cumulative_idle_after_s;
+    let n_forgotten = store.handle.forget_push_state_before(since_s).await?;
+    let limit = aggregator.settings().max_series / 2;
+    let saved = store.reader.read(move |tx| tx.cumulative_state(since_s, limit)).await?;
+    let n_restored = saved.len();
     for entry in saved {
         if SeriesKey::parse(&entry.series.key).is_none() {
             continue;
         }
         let series = aggregate::SeriesRef { key: &entry.series.key, id: entry.series.id, kind: entry.series.kind };
-        aggregator.restore_cumulative(series, entry.group, entry.values, now_s);
+        aggregator.restore_cumulative(series, entry.group, entry.values, entry.updated_s);
     }
+    tracing::info!(n_restored, n_forgotten, "cumulative state restored");
     Ok(())
 }

@@ -34,6 +34,10 @@ pub struct AggregatorSettings {
     pub max_series: usize,
     /// Series with nothing unflushed and no sample for this long leave memory.
     pub idle_after_s: i64,
+    /// Cumulative state (Pushgateway groups, OTLP cumulative streams) with no push for this
+    /// long is forgotten, in memory and on disk; the stream's next push counts whole, as a new
+    /// one's does.
+    pub cumulative_idle_after_s: i64,
 }
 
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -239,12 +243,13 @@ impl Aggregator {
         n_forgotten
     }
 
-    /// Puts back cumulative state the store kept across a restart.
-    pub fn restore_cumulative(&self, series: SeriesRef<'_>, group: u64, values: Vec<f64>, now_s: i64) {
+    /// Puts back cumulative state the store kept across a restart, last pushed at
+    /// `updated_s`.
+    pub fn restore_cumulative(&self, series: SeriesRef<'_>, group: u64, values: Vec<f64>, updated_s: i64) {
         let mut shard = self.shard(series.id);
         let state = shard.series.entry(series.id).or_insert_with(|| {
             self.n_series.fetch_add(1, Ordering::Relaxed);
-            let mut state = SeriesState::new(series.key, series.kind, now_s);
+            let mut state = SeriesState::new(series.key, series.kind, updated_s);
             state.persisted = true;
             state
         });
@@ -257,7 +262,11 @@ impl Aggregator {
         let interval = self.settings.interval_s;
         let floor = interval_start(now_ms, interval) - self.settings.lateness_intervals * interval;
         self.floor_s.fetch_max(floor, Ordering::SeqCst);
-        let idle_before = now_ms.div_euclid(1000) - self.settings.idle_after_s;
+        let now_s = now_ms.div_euclid(1000);
+        let idle = shard::Idle {
+            series_before_s: now_s - self.settings.idle_after_s,
+            cumulative_before_s: now_s - self.settings.cumulative_idle_after_s,
+        };
         let _epoch = self.epoch.write().unwrap_or_else(|e| e.into_inner());
         let mut batch = FlushBatch {
             seq: self.next_seq.fetch_add(1, Ordering::SeqCst),
@@ -267,7 +276,7 @@ impl Aggregator {
         let mut n_evicted = 0;
         for shard in self.shards.iter() {
             let floor = batch.accept_floor_s;
-            n_evicted += lock(shard).drain_into(&mut batch, upto_s, floor, idle_before).evicted;
+            n_evicted += lock(shard).drain_into(&mut batch, upto_s, floor, idle).evicted;
         }
         self.n_series.fetch_sub(n_evicted, Ordering::Relaxed);
         let batch = Arc::new(batch);

@@ -108,6 +108,13 @@ pub struct Shard {
     pub deleted_cumulative: Vec<(SeriesId, u64)>,
 }
 
+/// Before when a series (or its cumulative state) counts as idle, unix seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Idle {
+    pub series_before_s: i64,
+    pub cumulative_before_s: i64,
+}
+
 /// What draining a shard removed from memory (besides the batch contents).
 pub struct DrainStats {
     pub evicted: usize,
@@ -115,9 +122,10 @@ pub struct DrainStats {
 
 impl Shard {
     /// Moves deltas of intervals before `upto_s` into `batch`, forgets set members of intervals
-    /// before `floor_s` (they take no more samples), and evicts series idle since before
-    /// `idle_before_s` that hold nothing unflushed.
-    pub fn drain_into(&mut self, batch: &mut FlushBatch, upto_s: i64, floor_s: i64, idle_before_s: i64) -> DrainStats {
+    /// before `floor_s` (they take no more samples), forgets cumulative state idle since before
+    /// `idle.cumulative_before_s` (in the store too), and evicts series idle since before
+    /// `idle.series_before_s` that hold nothing unflushed.
+    pub fn drain_into(&mut self, batch: &mut FlushBatch, upto_s: i64, floor_s: i64, idle: Idle) -> DrainStats {
         for (series, group) in self.deleted_cumulative.drain(..) {
             batch.cumulative.push(CumulativeChange { series, group, values: None });
         }
@@ -128,6 +136,11 @@ impl Shard {
                 state.set_members.clear();
             } else {
                 state.set_members.retain(|(s, _)| *s >= floor_s);
+            }
+            // Pushed since the last drain (dirty) is not idle, whatever interval it went into.
+            if state.last_seen_s < idle.cumulative_before_s && state.cumulative.as_ref().is_some_and(|c| !c.dirty) {
+                let group = state.cumulative.take().map_or(0, |c| c.group);
+                batch.cumulative.push(CumulativeChange { series: *id, group, values: None });
             }
             let cumulative_dirty = state.cumulative.as_ref().is_some_and(|c| c.dirty);
             if (n_closed > 0 || cumulative_dirty) && !state.persisted {
@@ -154,7 +167,7 @@ impl Shard {
             !(state.pending.is_empty()
                 && state.cumulative.is_none()
                 && state.set_members.is_empty()
-                && state.last_seen_s < idle_before_s)
+                && state.last_seen_s < idle.series_before_s)
         });
         DrainStats { evicted: before - self.series.len() }
     }

@@ -3,7 +3,14 @@
 use super::*;
 
 fn settings() -> AggregatorSettings {
-    AggregatorSettings { interval_s: 10, lateness_intervals: 2, future_intervals: 1, max_series: 3, idle_after_s: 3600 }
+    AggregatorSettings {
+        interval_s: 10,
+        lateness_intervals: 2,
+        future_intervals: 1,
+        max_series: 3,
+        idle_after_s: 3600,
+        cumulative_idle_after_s: 7200,
+    }
 }
 
 fn series(key: &str, kind: MetricKind) -> SeriesRef<'_> {
@@ -136,4 +143,23 @@ fn a_snapshot_disagrees_with_a_read_that_sees_a_later_drain_committed() {
     let after = agg.snapshot("lat", 0, i64::MAX);
     assert!(after.agrees_with(batch.seq) && after.agrees_with(41), "taken after the drain: in flight, counted once");
     assert!(Snapshot::default().agrees_with(u64::MAX), "no memory read: nothing to count twice");
+}
+
+#[test]
+fn idle_cumulative_state_is_forgotten_in_memory_and_on_disk() {
+    let agg = Aggregator::new(settings(), 0);
+    let key = series("jobs_total", MetricKind::Counter);
+    let pushed_ms = NOW_MS;
+    agg.record_cumulative(key, 7, 1_764_000_000, &[5.0], |_, _, rollup| rollup.increment(5.0, pushed_ms)).unwrap();
+    let batch = agg.drain(i64::MAX, pushed_ms);
+    assert_eq!(batch.cumulative.len(), 1, "the state is saved");
+    // Within cumulative_idle_after (2 h): kept.
+    let batch = agg.drain(i64::MAX, pushed_ms + 3_600_000);
+    assert!(batch.cumulative.is_empty());
+    assert_eq!(agg.n_series(), 1, "a series with cumulative state stays while it is not idle");
+    // Past it: forgotten, the store told to delete it, and then the series itself leaves.
+    let batch = agg.drain(i64::MAX, pushed_ms + 7_201_000);
+    assert_eq!(batch.cumulative.len(), 1);
+    assert!(batch.cumulative[0].values.is_none(), "deleted from the store too");
+    assert_eq!(agg.n_series(), 0, "idle longer than idle_after too: evicted");
 }

@@ -269,6 +269,7 @@ struct RawLimits {
     max_label_value_len: usize,
     max_series: usize,
     series_idle_after: Seconds,
+    cumulative_idle_after: Seconds,
 }
 
 impl Default for RawLimits {
@@ -281,6 +282,7 @@ impl Default for RawLimits {
             max_label_value_len: limits.max_label_value_len,
             max_series: 250_000,
             series_idle_after: Seconds(3600),
+            cumulative_idle_after: Seconds(86_400),
         }
     }
 }
@@ -498,6 +500,7 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
             future_intervals: storage.future_intervals,
             max_series: limits.max_series,
             idle_after_s: limits.series_idle_after.0,
+            cumulative_idle_after_s: limits.cumulative_idle_after.0,
         },
         tiers,
         limits: Limits {

@@ -191,6 +191,7 @@ mod tests {
             future_intervals: 1,
             max_series: 100,
             idle_after_s: 3600,
+            cumulative_idle_after_s: 86_400,
         };
         let (agg, limits, bump) = (Aggregator::new(settings, 0), Limits::default(), bumpalo::Bump::new());
         let now_ms = 1_764_000_005_000;

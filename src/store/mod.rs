@@ -208,6 +208,11 @@ impl StoreHandle {
         self.write(move |tx| links::use_link(tx, &nonce, &by, now_s)).await
     }
 
+    /// Deletes cumulative state last pushed before `before_s`; returns how many were deleted.
+    pub async fn forget_push_state_before(&self, before_s: i64) -> Result<usize, StoreError> {
+        self.write(move |tx| Ok(tx.execute("DELETE FROM push_state WHERE updated_s < ?1", [before_s])?)).await
+    }
+
     /// Runs `work` in one transaction on the writer thread.
     async fn write<T: Send + 'static>(
         &self,

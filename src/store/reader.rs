@@ -74,6 +74,8 @@ pub struct SavedCumulative {
     pub series: StoredSeries,
     pub group: u64,
     pub values: Vec<f64>,
+    /// When it was last pushed, unix seconds.
+    pub updated_s: i64,
 }
 
 /// One read transaction.
@@ -367,16 +369,19 @@ impl ReadTx<'_> {
         Ok(span)
     }
 
-    pub fn cumulative_state(&self) -> Result<Vec<SavedCumulative>, StoreError> {
+    /// Cumulative state pushed since `since_s`, the most recent first, at most `limit` of it.
+    pub fn cumulative_state(&self, since_s: i64, limit: usize) -> Result<Vec<SavedCumulative>, StoreError> {
         let mut stmt = self.tx.prepare(
-            "SELECT s.id, s.key, s.kind, p.grp, p.state FROM push_state p JOIN series s ON s.id = p.series_id",
+            "SELECT s.id, s.key, s.kind, p.grp, p.state, p.updated_s FROM push_state p JOIN series s ON s.id = p.series_id
+             WHERE p.updated_s >= ?1 ORDER BY p.updated_s DESC LIMIT ?2",
         )?;
-        let mut rows = stmt.query([])?;
+        let mut rows = stmt.query(params![since_s, i64::try_from(limit).unwrap_or(i64::MAX)])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             let Some(series) = stored_series(row)? else { continue };
             let blob: Vec<u8> = row.get(4)?;
-            out.push(SavedCumulative { series, group: row.get::<_, i64>(3)? as u64, values: decode_f64s(&blob) });
+            let (group, updated_s) = (row.get::<_, i64>(3)? as u64, row.get(5)?);
+            out.push(SavedCumulative { series, group, values: decode_f64s(&blob), updated_s });
         }
         Ok(out)
     }

@@ -106,6 +106,10 @@ const MIGRATIONS: &[&str] = &[
         reason TEXT NOT NULL,
         count REAL, sum REAL, min REAL, max REAL, last REAL, last_ms INTEGER, sketch BLOB
      );",
+    // 9: when each cumulative state was last pushed, so idle ones expire and a restart
+    // restores only the recent (rows from before this version count as pushed now).
+    "ALTER TABLE push_state ADD COLUMN updated_s INTEGER NOT NULL DEFAULT 0;
+     UPDATE push_state SET updated_s = CAST(strftime('%s', 'now') AS INTEGER);",
 ];
 
 pub fn migrate(conn: &mut Connection, tiers: &[Tier]) -> Result<(), StoreError> {

@@ -129,9 +129,9 @@ impl Writer {
         for change in &batch.cumulative {
             match &change.values {
                 Some(values) => tx.execute(
-                    "INSERT INTO push_state (series_id, grp, state) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (series_id) DO UPDATE SET grp = excluded.grp, state = excluded.state",
-                    params![change.series as i64, change.group as i64, encode_f64s(values)],
+                    "INSERT INTO push_state (series_id, grp, state, updated_s) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (series_id) DO UPDATE SET grp = excluded.grp, state = excluded.state, updated_s = excluded.updated_s",
+                    params![change.series as i64, change.group as i64, encode_f64s(values), crate::clock::now_s()],
                 )?,
                 None => tx.execute("DELETE FROM push_state WHERE series_id = ?1", [change.series as i64])?,
             };

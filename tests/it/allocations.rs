@@ -180,6 +180,7 @@ fn aggregator() -> Aggregator {
         future_intervals: 1,
         max_series: 100_000,
         idle_after_s: 3600,
+        cumulative_idle_after_s: 86_400,
     };
     Aggregator::new(settings, 0)
 }

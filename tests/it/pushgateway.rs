@@ -214,3 +214,45 @@ async fn go_client_pushes_protobuf() {
     assert_within(d.query_one(&[("metric", &secs), ("stat", "sum")]).await, 2.1, 1e-9, "histogram sum");
     assert_eq!(d.query_one(&[("metric", &format!("go_last_success_unixtime{labels}")), ("stat", "last")]).await, 123.0);
 }
+
+#[tokio::test]
+async fn idle_cumulative_state_expires_and_the_next_push_counts_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("perfwatch.db");
+    let one_second = "  interval: 1s\n  tiers:\n    - {resolution: 1s, retention: 1d}\n";
+    let d = TestDaemon::start_in(
+        dir,
+        &format!("{one_second}limits:\n  cumulative_idle_after: 2s\n  series_idle_after: 2s\n"),
+    )
+    .await;
+    let body = "# TYPE jobs_total counter\njobs_total 5\n";
+    assert_eq!(put(&d, "/metrics/job/nightly", body).await.0, 200);
+    d.flush().await;
+    let rows = || {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row("SELECT count(*) FROM push_state", [], |r| r.get::<_, i64>(0)).unwrap()
+    };
+    assert_eq!(rows(), 1);
+    // Idle past the setting: the next flush forgets it, on disk too.
+    crate::support::wait_for("the state to expire", std::time::Duration::from_secs(20), || async {
+        d.flush().await;
+        (rows() == 0).then_some(())
+    })
+    .await;
+    assert_eq!(put(&d, "/metrics/job/nightly", body).await.0, 200);
+    assert_eq!(d.query_one(&[("metric", "jobs_total"), ("stat", "sum"), ("from", "-1h")]).await, 10.0);
+}
+
+#[tokio::test]
+async fn a_restart_restores_cumulative_state_within_half_the_series_limit() {
+    let d = TestDaemon::start("limits:\n  max_series: 10\n").await;
+    let body: String = (0..8).map(|n| format!("churn_total{{pod=\"p{n}\"}} 1\n")).collect();
+    assert_eq!(put(&d, "/metrics/job/deploy", &format!("# TYPE churn_total counter\n{body}")).await.0, 200);
+    let d = d.restart_keeping_config().await;
+    // Five of the eight streams come back (half the limit); five new series still fit.
+    let fresh: Vec<serde_json::Value> =
+        (0..8).map(|n| serde_json::json!({"name": format!("fresh_{n}"), "type": "counter", "value": 1})).collect();
+    let (status, answer) = d.push_json(&serde_json::json!({ "metrics": fresh })).await;
+    assert_eq!(status, 429, "{answer}");
+    assert_eq!(answer["accepted"], 5, "{answer}");
+}

@@ -38,6 +38,7 @@ async fn aggregator(store: &Store) -> Aggregator {
         future_intervals: 1,
         max_series: 10,
         idle_after_s: 3600,
+        cumulative_idle_after_s: 86_400,
     };
     let last_seq = store.reader.read(|tx| tx.last_flush_seq()).await.unwrap();
     Aggregator::new(settings, last_seq)
