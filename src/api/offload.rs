@@ -11,7 +11,7 @@ use warp::http::StatusCode;
 use super::ApiError;
 
 /// Bodies up to this many bytes (as received; gzip counts eight times) are handled inline.
-pub const INLINE_MAX_BYTES: usize = 256 * 1024;
+pub const INLINE_MAX_BYTES: usize = 1024 * 1024;
 
 pub struct CpuPool {
     permits: Semaphore,

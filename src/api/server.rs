@@ -6,7 +6,8 @@
 //! - a request's headers must arrive within `http.header_read_timeout`, and an idle
 //!   keep-alive connection is closed after the same time (hyper times the wait for every
 //!   request head, the first and the next);
-//! - at most 100 headers, in a read buffer of at most 64 KiB.
+//! - at most 100 headers, in hyper's read buffer of at most about 400 KiB (its default: a
+//!   smaller one costs large bodies extra reads).
 //!
 //! On shutdown it stops accepting and lets requests in flight finish, for at most
 //! [`DRAIN_DEADLINE`].
@@ -30,7 +31,6 @@ use crate::telemetry;
 /// How long requests in flight may take to finish after shutdown began.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 const MAX_HEADERS: usize = 100;
-const MAX_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Serves `routes` on `listener` until `cancel`, then drains.
 pub async fn serve<F>(listener: TcpListener, routes: F, limits: HttpLimits, cancel: CancellationToken)
@@ -77,7 +77,6 @@ where
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
             .max_headers(MAX_HEADERS)
-            .max_buf_size(MAX_BUFFER_BYTES)
             .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         telemetry::http_connections_open(limits.max_connections - slots.available_permits());
