@@ -32,6 +32,7 @@ pub mod query;
 pub mod rules;
 pub mod shutdown;
 pub mod store;
+pub mod supervise;
 pub mod systemd;
 pub mod telemetry;
 
@@ -49,6 +50,7 @@ use crate::api::ApiState;
 use crate::config::Config;
 use crate::model::SeriesKey;
 use crate::store::{Store, StoreError, StoreSettings};
+use crate::supervise::Restart;
 
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -115,6 +117,7 @@ impl Daemon {
         let flusher = tokio::spawn(flusher.run(flush_requests));
 
         let cancel = CancellationToken::new();
+        let tasks = Arc::new(supervise::Tasks::default());
         let (delivery, delivery_handle) =
             notify::delivery::Delivery::new(store.handle.clone(), store.reader.clone(), config.notifiers.clone())?;
         let ack_key = Arc::new(notify::ack_link::AckKey::new(&store.handle.secret("ack_link").await?));
@@ -130,14 +133,32 @@ impl Daemon {
             links,
         )
         .await?;
-        let scheduler = tokio::spawn(scheduler.run(cancel.clone()));
+        // The scheduler owns the channels its handles send on: it cannot start again, so a
+        // failure reports it down (and the watchdog restarts the process).
+        let beat = tasks.register("scheduler", Some(SCHEDULER_STUCK_AFTER));
+        let mut scheduler = Some(scheduler);
+        let (stop, scheduler_beat) = (cancel.clone(), beat.clone());
+        let scheduler = tokio::spawn(supervise::supervise(beat, Restart::No, cancel.clone(), move || {
+            let (scheduler, stop, beat) = (scheduler.take(), stop.clone(), scheduler_beat.clone());
+            async move {
+                if let Some(scheduler) = scheduler {
+                    scheduler.run(stop, beat).await;
+                }
+            }
+        }));
         let reloader = rules::reload::Reloader {
             paths: config.rule_paths.clone(),
             routes: config.routing.route_names(),
             scheduler: scheduler_handle,
         };
-        let sighup = tokio::spawn(shutdown::reload_on_sighup(reloader.clone(), cancel.clone()));
-        let delivery = tokio::spawn(delivery.run(cancel.clone()));
+        let (sighup_reloader, stop) = (reloader.clone(), cancel.clone());
+        let sighup = tokio::spawn(supervise::supervise(
+            tasks.register("sighup", None),
+            Restart::Yes,
+            cancel.clone(),
+            move || shutdown::reload_on_sighup(sighup_reloader.clone(), stop.clone()),
+        ));
+        let delivery = tokio::spawn(delivery.run(cancel.clone(), tasks.clone()));
         let state = Arc::new(ApiState {
             aggregator: aggregator.clone(),
             reader: store.reader.clone(),
@@ -153,28 +174,39 @@ impl Daemon {
             export: config.export.clone(),
             otlp_labels: config.otlp_labels.clone(),
             cpu: api::CpuPool::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
+            tasks: tasks.clone(),
         });
         let mut statsd = Vec::new();
         if let Some(socket) = statsd_socket {
             let limits = Arc::new(config.limits.clone());
             let n_tasks = std::thread::available_parallelism().map_or(2, |n| n.get());
-            for _ in 0..n_tasks {
-                let task = ingest::statsd::serve(
-                    socket.clone(),
-                    aggregator.clone(),
-                    limits.clone(),
-                    flush.health().clone(),
-                    cancel.clone(),
-                );
-                statsd.push(tokio::spawn(task));
+            for n in 0..n_tasks {
+                let (socket, aggregator, limits) = (socket.clone(), aggregator.clone(), limits.clone());
+                let (health, stop) = (flush.health().clone(), cancel.clone());
+                let start = move || {
+                    let (socket, aggregator, limits) = (socket.clone(), aggregator.clone(), limits.clone());
+                    ingest::statsd::serve(socket, aggregator, limits, health.clone(), stop.clone())
+                };
+                let beat = tasks.register(&format!("statsd/{n}"), None);
+                statsd.push(tokio::spawn(supervise::supervise(beat, Restart::Yes, cancel.clone(), start)));
             }
         }
         drop(store.handle);
         let routes = api::routes(state);
         let http_limits = connection_limits(config.http_limits);
-        let http = tokio::spawn(api::server::serve(listener, routes, http_limits, cancel.clone()));
-        let watchdog =
-            tokio::spawn(systemd::watchdog(flush.health().clone(), config.aggregator.interval_s, cancel.clone()));
+        let (listener, stop) = (Arc::new(listener), cancel.clone());
+        let http =
+            tokio::spawn(supervise::supervise(tasks.register("http", None), Restart::Yes, cancel.clone(), move || {
+                api::server::serve(listener.clone(), routes.clone(), http_limits, stop.clone())
+            }));
+        let (health, interval_s, watched, stop) =
+            (flush.health().clone(), config.aggregator.interval_s, tasks.clone(), cancel.clone());
+        let watchdog = tokio::spawn(supervise::supervise(
+            tasks.register("watchdog", None),
+            Restart::Yes,
+            cancel.clone(),
+            move || systemd::watchdog(health.clone(), watched.clone(), interval_s, stop.clone()),
+        ));
         telemetry::describe();
         telemetry::build_info();
         tracing::info!(http = %http_addr, statsd = ?statsd_addr, db = %config.db_path.display(), "perfwatch started");
@@ -244,6 +276,9 @@ impl Daemon {
     }
 }
 
+/// The scheduler beats every 10 s; an evaluation of every due group may take a while more.
+const SCHEDULER_STUCK_AFTER: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// File descriptors kept for everything but HTTP connections: the database and its readers,
 /// StatsD sockets, outgoing notifications.
 const RESERVED_FDS: u64 = 256;
@@ -270,7 +305,12 @@ fn connection_limits(mut limits: config::HttpLimits) -> config::HttpLimits {
 /// revives dead streams nor fills the limit before new series arrive. Older state is deleted.
 async fn restore_cumulative(store: &Store, aggregator: &Aggregator) -> Result<(), StoreError> {
     let since_s = clock::now_s() - aggregator.settings().cumulative_idle_after_s;
-    let n_forgotten = store.handle.forget_push_state_before(since_s).await?;
+    // Best effort: a full disk must not keep perfwatch from starting; the rows stay until a
+    // later start can delete them.
+    let n_forgotten = store.handle.forget_push_state_before(since_s).await.unwrap_or_else(|err| {
+        tracing::warn!(error = %err, "cannot delete expired cumulative state; keeping it for now");
+        0
+    });
     let limit = aggregator.settings().max_series / 2;
     let saved = store.reader.read(move |tx| tx.cumulative_state(since_s, limit)).await?;
     let n_restored = saved.len();

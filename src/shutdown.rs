@@ -24,6 +24,8 @@ pub async fn reload_on_sighup(reloader: crate::rules::reload::Reloader, cancel: 
     {
         let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
             tracing::warn!("cannot listen for SIGHUP; reload rules with POST /-/reload");
+            // Not a failure of this task: it simply has nothing to do until the end.
+            cancel.cancelled().await;
             return;
         };
         loop {

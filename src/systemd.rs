@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::aggregate::flusher::FlushHealth;
 use crate::clock;
+use crate::supervise::Tasks;
 
 fn send(states: &[NotifyState]) {
     if std::env::var_os("NOTIFY_SOCKET").is_none() {
@@ -49,18 +50,26 @@ pub fn stalled_after_ms(interval_s: i64) -> i64 {
 /// Pings the watchdog at half its interval while the flusher keeps ending its attempts in
 /// time; stops pinging (so systemd restarts perfwatch) when a flush hangs. A flush that
 /// *fails* (a full disk) keeps the pings going: a restart would lose what memory holds and
-/// cure nothing; readiness and the self-monitoring rules say what is wrong instead. Returns at
-/// once when systemd asked for no watchdog.
-pub async fn watchdog(flush: Arc<FlushHealth>, interval_s: i64, cancel: CancellationToken) {
-    let Some(timeout) = sd_notify::watchdog_enabled() else { return };
+/// cure nothing; `/readyz` says what is wrong instead. A supervised task down or stuck stops
+/// the pings too. Runs until cancelled (idle when systemd asked for no watchdog).
+pub async fn watchdog(flush: Arc<FlushHealth>, tasks: Arc<Tasks>, interval_s: i64, cancel: CancellationToken) {
+    let Some(timeout) = sd_notify::watchdog_enabled() else {
+        // Nothing to ping; not a failure of this task.
+        cancel.cancelled().await;
+        return;
+    };
     let every = (timeout / 2).max(Duration::from_millis(100));
     tracing::info!(?timeout, "systemd watchdog enabled");
     loop {
-        let lag_ms = clock::now_ms() - flush.last_attempt_ms();
-        if lag_ms <= stalled_after_ms(interval_s) {
-            send(&[NotifyState::Watchdog]);
-        } else {
+        let now_ms = clock::now_ms();
+        let lag_ms = now_ms - flush.last_attempt_ms();
+        let problems = tasks.problems(now_ms);
+        if lag_ms > stalled_after_ms(interval_s) {
             tracing::error!(lag_s = lag_ms / 1000, "the flusher is stuck; not pinging the systemd watchdog");
+        } else if !problems.is_empty() {
+            tracing::error!(problems = %problems.join("; "), "tasks are down or stuck; not pinging the systemd watchdog");
+        } else {
+            send(&[NotifyState::Watchdog]);
         }
         tokio::select! {
             _ = cancel.cancelled() => return,

@@ -26,6 +26,8 @@ pub const NOTIFICATION_LATENCY: &str = "perfwatch_notification_delivery_seconds"
 pub const DATABASE_BYTES: &str = "perfwatch_database_bytes";
 pub const STORE_WRITE_DURATION: &str = "perfwatch_store_write_duration_seconds";
 pub const PANICS: &str = "perfwatch_panics_total";
+pub const TASK_RESTARTS: &str = "perfwatch_task_restarts_total";
+pub const TASK_UP: &str = "perfwatch_task_up";
 pub const UNFLUSHED_BYTES: &str = "perfwatch_unflushed_bytes";
 pub const ROLLUPS_QUARANTINED: &str = "perfwatch_rollups_quarantined_total";
 pub const HTTP_CONNECTIONS: &str = "perfwatch_http_connections";
@@ -57,6 +59,11 @@ pub fn describe() {
     describe_histogram!(STORE_WRITE_DURATION, "Seconds a store write transaction took, by job.");
     describe_counter!(ROLLUPS_QUARANTINED, "Rollups a flush could not store, set aside in the quarantine table.");
     describe_gauge!(UNFLUSHED_BYTES, "Bytes of drained rollups waiting for the database (grows while flushes fail).");
+    describe_counter!(
+        TASK_RESTARTS,
+        "Supervised tasks that panicked or ended unasked, by task (started again where they can be)."
+    );
+    describe_gauge!(TASK_UP, "1 while a supervised task runs, 0 while it is down.");
     describe_counter!(PANICS, "Panics caught (bugs: each is logged at error with an id), by where.");
     describe_gauge!(HTTP_CONNECTIONS, "HTTP connections open.");
     describe_counter!(HTTP_CONNECTIONS_REFUSED, "HTTP connections closed at once: http.max_connections were open.");
@@ -194,4 +201,22 @@ pub fn rollup_quarantined(series: u64, start_s: i64, why: &str) {
 
 pub fn unflushed_bytes(bytes: usize) {
     gauge!(UNFLUSHED_BYTES).set(bytes as f64);
+}
+
+/// Supervised `task` failed with `cause`; `restarting` says whether it starts again.
+pub fn task_failed(task: &str, cause: &str, restarting: bool) {
+    if restarting {
+        tracing::error!(task, cause, "task failed; starting it again");
+    } else {
+        tracing::error!(
+            task,
+            cause,
+            "task failed and cannot be started again; /readyz reports it and the watchdog stops"
+        );
+    }
+    counter!(TASK_RESTARTS, "task" => task.to_owned()).increment(1);
+}
+
+pub fn task_up(task: &str, up: bool) {
+    gauge!(TASK_UP, "task" => task.to_owned()).set(if up { 1.0 } else { 0.0 });
 }

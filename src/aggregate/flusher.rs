@@ -243,6 +243,8 @@ impl Flusher {
                     n_rollups += report.n_rollups as u64;
                     let committed_at = crate::clock::now_ms();
                     self.health.last_commit_ms.store(committed_at, Ordering::Relaxed);
+                    // Writing a long backlog is progress too: the watchdog must not kill it.
+                    self.health.last_attempt_ms.store(committed_at, Ordering::Relaxed);
                     telemetry::flush_lag((committed_at - now_ms) as f64 / 1000.0);
                 }
                 Err(err) => {

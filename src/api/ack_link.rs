@@ -110,7 +110,7 @@ async fn check(state: &ApiState, token: &str) -> Result<Result<(Claims, Group), 
     };
     if !claims.episode_s.is(group.started_s) {
         let body = format!(
-            "<p>The incident this link was sent for resolved; these alerts fired again at {} UTC, a new incident              this link does not acknowledge. Use the link in the newest notification, or <code>perfwatch ack ID</code>.</p>",
+            "<p>The incident this link was sent for resolved; these alerts fired again at {} UTC, a new incident this link does not acknowledge. Use the link in the newest notification, or <code>perfwatch ack ID</code>.</p>",
             escape(&clock::rfc3339(group.started_s))
         );
         return Ok(Err(page(StatusCode::GONE, "This link is for an earlier incident", &body)));

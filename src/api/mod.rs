@@ -59,8 +59,10 @@ pub struct ApiState {
     pub export: crate::export::ExportSettings,
     /// Which OTLP resource attributes become labels.
     pub otlp_labels: crate::ingest::otlp::ResourceLabels,
-    /// Where pushed bodies are inflated, parsed and aggregated: off the async workers.
+    /// Where large pushed bodies are inflated, parsed and aggregated: off the async workers.
     pub cpu: offload::CpuPool,
+    /// The supervised tasks, for readiness.
+    pub tasks: Arc<crate::supervise::Tasks>,
 }
 
 /// An answer that is not a success: a status and a message that says what to do.
@@ -92,6 +94,7 @@ impl ApiError {
     pub fn query(err: crate::query::QueryError) -> ApiError {
         match err {
             crate::query::QueryError::Store(err) => ApiError::internal(err),
+            crate::query::QueryError::Busy => ApiError::unavailable(err.to_string(), 1),
             other => ApiError::new(StatusCode::BAD_REQUEST, other.to_string()),
         }
     }
@@ -471,6 +474,13 @@ fn readiness(state: &ApiState) -> Response {
             health.max_unflushed_bytes()
         );
         return reply::error(StatusCode::SERVICE_UNAVAILABLE, &message);
+    }
+    let problems = state.tasks.problems(now_ms);
+    if !problems.is_empty() {
+        return reply::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("{}; the log says why at error level", problems.join("; ")),
+        );
     }
     let stuck_ms = now_ms - health.last_attempt_ms();
     if stuck_ms > crate::systemd::stalled_after_ms(interval_s) {

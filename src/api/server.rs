@@ -6,12 +6,16 @@
 //! - a request's headers must arrive within `http.header_read_timeout`, and an idle
 //!   keep-alive connection is closed after the same time (hyper times the wait for every
 //!   request head, the first and the next);
+//! - a whole request, body included, must be answered within `http.request_timeout`: a body
+//!   trickled in a byte a minute gets 408 and its connection closed;
 //! - at most 100 headers, in hyper's read buffer of at most about 400 KiB (its default: a
 //!   smaller one costs large bodies extra reads).
 //!
 //! On shutdown it stops accepting and lets requests in flight finish, for at most
-//! [`DRAIN_DEADLINE`].
+//! [`DRAIN_DEADLINE`]; connections still open then are closed.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,12 +37,13 @@ pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 const MAX_HEADERS: usize = 100;
 
 /// Serves `routes` on `listener` until `cancel`, then drains.
-pub async fn serve<F>(listener: TcpListener, routes: F, limits: HttpLimits, cancel: CancellationToken)
+pub async fn serve<F>(listener: Arc<TcpListener>, routes: F, limits: HttpLimits, cancel: CancellationToken)
 where
     F: Filter<Extract = (Response,), Error = std::convert::Infallible> + Clone + Send + Sync + 'static,
 {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
     let mut last_warning: Option<Instant> = None;
     let mut warn = |what: &str, detail: &dyn std::fmt::Display| {
         // At most one line a second: a flood must not flood the log too.
@@ -72,7 +77,7 @@ where
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(warp::service(routes.clone()));
+        let service = timed(TowerToHyperService::new(warp::service(routes.clone())), limits.request_timeout);
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
@@ -82,7 +87,8 @@ where
         telemetry::http_connections_open(limits.max_connections - slots.available_permits());
         let slots_left = slots.clone();
         let max = limits.max_connections;
-        tokio::spawn(async move {
+        while connections.try_join_next().is_some() {} // reap the finished
+        connections.spawn(async move {
             // Errors here are the client's (reset, bad request line, too slow): hyper has
             // answered what it could; nothing to do but count the slot free again.
             let _ = connection.await;
@@ -94,8 +100,53 @@ where
     if tokio::time::timeout(DRAIN_DEADLINE, graceful.shutdown()).await.is_err() {
         tracing::warn!(deadline = ?DRAIN_DEADLINE, "HTTP requests still in flight at the drain deadline were cut off");
     }
+    // Every connection task holds the routes (and so the flusher's handle): end them all, or
+    // the final flush would wait for them.
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
 }
 
+/// A service answering 408 when a request (body included) takes longer than `limit`.
+#[derive(Clone)]
+struct Timed<S> {
+    inner: S,
+    limit: Duration,
+}
+
+fn timed<S>(inner: S, limit: Duration) -> Timed<S> {
+    Timed { inner, limit }
+}
+
+impl<S> hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Timed<S>
+where
+    S: hyper::service::Service<hyper::Request<hyper::body::Incoming>, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn call(&self, request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        let answer = self.inner.call(request);
+        let limit = self.limit;
+        Box::pin(async move {
+            match tokio::time::timeout(limit, answer).await {
+                Ok(answered) => answered,
+                Err(_) => {
+                    telemetry::http_request("timeout", 408);
+                    let message = format!(
+                        "the request took longer than http.request_timeout ({} s); send its body without pauses",
+                        limit.as_secs()
+                    );
+                    let mut response = super::reply::error(warp::http::StatusCode::REQUEST_TIMEOUT, &message);
+                    let close = warp::http::HeaderValue::from_static("close");
+                    response.headers_mut().insert(warp::http::header::CONNECTION, close);
+                    Ok(response)
+                }
+            }
+        })
+    }
+}
 /// Raises this process's open-file limit to its hard limit (systemd's default soft limit is
 /// 1,024) and returns the soft limit now in force, so `http.max_connections` can be checked
 /// against it.

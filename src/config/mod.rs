@@ -183,6 +183,8 @@ struct RawHttp {
     max_connections: usize,
     /// How long a request's headers (and an idle keep-alive connection) may take.
     header_read_timeout: Seconds,
+    /// How long a whole request, body included, may take to be answered.
+    request_timeout: Seconds,
 }
 
 impl Default for RawHttp {
@@ -197,6 +199,7 @@ impl Default for RawHttp {
             public_url: None,
             max_connections: 10_000,
             header_read_timeout: Seconds(20),
+            request_timeout: Seconds(60),
         }
     }
 }
@@ -304,6 +307,7 @@ impl Default for RawRules {
 pub struct HttpLimits {
     pub max_connections: usize,
     pub header_read_timeout: std::time::Duration,
+    pub request_timeout: std::time::Duration,
 }
 
 /// Validated configuration.
@@ -485,6 +489,7 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
         http_limits: HttpLimits {
             max_connections: raw.http.max_connections,
             header_read_timeout: std::time::Duration::from_secs(raw.http.header_read_timeout.0 as u64),
+            request_timeout: std::time::Duration::from_secs(raw.http.request_timeout.0 as u64),
         },
         push_token,
         api_token,

@@ -17,6 +17,7 @@ use super::{Notifier, NotifierError, Outcome};
 use crate::config::NotifierConfig;
 use crate::store::outbox::{AttemptResult, OutboxRow};
 use crate::store::{Reader, StoreHandle};
+use crate::supervise::{Beat, Restart, Tasks, supervise};
 use crate::{clock, telemetry};
 
 /// Back-off after the first failure; doubles per attempt up to [`MAX_BACKOFF_S`].
@@ -45,7 +46,7 @@ impl DeliveryHandle {
 pub struct Delivery {
     store: StoreHandle,
     reader: Reader,
-    senders: Vec<Notifier>,
+    senders: Vec<Arc<Notifier>>,
     wake: Arc<Notify>,
 }
 
@@ -58,7 +59,7 @@ impl Delivery {
         let client = reqwest::Client::builder().user_agent(concat!("perfwatch/", env!("CARGO_PKG_VERSION"))).build()?;
         let senders = notifiers
             .iter()
-            .map(|(name, config)| Notifier::new(name, config, client.clone()))
+            .map(|(name, config)| Notifier::new(name, config, client.clone()).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         let wake = Arc::new(Notify::new());
         let handle = DeliveryHandle { wake: wake.clone(), notifiers: Arc::new(notifiers) };
@@ -66,44 +67,73 @@ impl Delivery {
     }
 
     /// Puts in-doubt rows back in the queue, then drains every notifier until `cancel`.
-    pub async fn run(self, cancel: CancellationToken) {
-        match self.store.recover_outbox().await {
+    /// Sends until `cancel`: one supervised task per notifier, started again if it fails (a
+    /// failed one's claimed rows are put back, in doubt, before it starts again).
+    pub async fn run(self, cancel: CancellationToken, tasks: Arc<Tasks>) {
+        match self.store.recover_outbox(None).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(n, "notifications were being sent when perfwatch stopped; sending them again"),
             Err(err) => tracing::error!(error = %err, "cannot recover the outbox"),
         }
-        let tasks: Vec<_> = self
-            .senders
-            .into_iter()
-            .map(|notifier| {
-                let drain = Drainer {
-                    notifier,
-                    store: self.store.clone(),
-                    reader: self.reader.clone(),
-                    wake: self.wake.clone(),
-                };
-                tokio::spawn(drain.run(cancel.clone()))
-            })
-            .collect();
-        for task in tasks {
-            let _ = task.await;
+        let mut drainers = tokio::task::JoinSet::new();
+        for notifier in self.senders {
+            let beat = tasks.register(&format!("delivery/{}", notifier.name), Some(STUCK_AFTER));
+            let drain = Drainer {
+                notifier,
+                store: self.store.clone(),
+                reader: self.reader.clone(),
+                wake: self.wake.clone(),
+                beat: beat.clone(),
+            };
+            let stop = cancel.clone();
+            let mut starts = 0u64;
+            let start = move || {
+                starts += 1;
+                let (drain, stop, again) = (drain.clone(), stop.clone(), starts > 1);
+                async move {
+                    if again {
+                        drain.recover().await;
+                    }
+                    drain.run(stop).await
+                }
+            };
+            drainers.spawn(supervise(beat, Restart::Yes, cancel.clone(), start));
         }
+        while drainers.join_next().await.is_some() {}
         tracing::debug!("notification delivery finished");
     }
 }
 
+/// A notifier's sender that has not beaten for this long is reported stuck (it beats at least
+/// every [`IDLE_RECHECK`], and a batch of sends is bounded by the notifier's timeouts).
+const STUCK_AFTER: Duration = Duration::from_secs(300);
+
 /// One notifier's queue.
+#[derive(Clone)]
 struct Drainer {
-    notifier: Notifier,
+    notifier: Arc<Notifier>,
     store: StoreHandle,
     reader: Reader,
     wake: Arc<Notify>,
+    beat: Beat,
 }
 
 impl Drainer {
+    /// Puts this notifier's rows a failed run left `sending` back in the queue, in doubt.
+    async fn recover(&self) {
+        match self.store.recover_outbox(Some(self.notifier.name.clone())).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!(notifier = %self.notifier.name, n, "sending again what the failed sender had claimed")
+            }
+            Err(err) => tracing::error!(notifier = %self.notifier.name, error = %err, "cannot recover the outbox"),
+        }
+    }
+
     async fn run(self, cancel: CancellationToken) {
         let mut next_send = tokio::time::Instant::now();
         while !cancel.is_cancelled() {
+            self.beat.beat();
             // Registered before looking, so an enqueue between the look and the wait still wakes us.
             let woken = self.wake.notified();
             tokio::pin!(woken);

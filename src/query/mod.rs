@@ -33,6 +33,8 @@ pub enum QueryError {
     Stat(#[from] StatError),
     #[error("{0}")]
     BadRequest(String),
+    #[error("flushes kept committing while the read was taken; try again")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -106,7 +108,7 @@ where
             Attempt::Stale(returned) => work = returned,
         }
     }
-    Err(QueryError::BadRequest("flushes kept committing during the read; try again".into()))
+    Err(QueryError::Busy)
 }
 
 fn validate(request: &QueryRequest) -> Result<(), QueryError> {

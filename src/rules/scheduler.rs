@@ -8,6 +8,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The scheduler beats at least this often, idle or not (see `supervise`).
+pub const BEAT_EVERY: Duration = Duration::from_secs(10);
+
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -228,16 +231,19 @@ impl Scheduler {
     }
 
     /// Evaluates each group when it is due until `cancel`; switches rules when asked.
-    pub async fn run(mut self, cancel: CancellationToken) {
+    /// Evaluates until `cancel`, beating `beat` at least every [`BEAT_EVERY`].
+    pub async fn run(mut self, cancel: CancellationToken, beat: crate::supervise::Beat) {
         let schedule = |groups: &[Arc<Group>]| -> Vec<i64> {
             groups.iter().map(|g| align_up(clock::now_s(), g.interval_s)).collect()
         };
         let mut next_due = schedule(&self.groups);
         loop {
+            beat.beat();
             // With no groups, wait for a reload, an ack, a notification timer or the end.
             let due = next_due.iter().min().copied().unwrap_or(i64::MAX / 2000);
             let page_at = self.paging.next_wake().map(|t| t.max(0)).unwrap_or(i64::MAX / 2000);
             let wait = Duration::from_millis(((due.min(page_at) * 1000) - clock::now_ms()).max(0) as u64);
+            let wait = wait.min(BEAT_EVERY);
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 ack = self.acks.recv() => {
@@ -259,6 +265,9 @@ impl Scheduler {
                 _ = tokio::time::sleep(wait) => {}
             }
             let now_s = clock::now_s();
+            if due > now_s && page_at > now_s {
+                continue; // woke only to beat
+            }
             if due > now_s {
                 // Only a notification timer came due.
                 self.page(now_s).await;

@@ -188,9 +188,10 @@ impl StoreHandle {
         self.write(move |tx| outbox::finish(tx, &id, &result, at_s, latency_ms)).await
     }
 
-    /// Puts notifications a crash left `sending` back in the queue, in doubt; returns how many.
-    pub async fn recover_outbox(&self) -> Result<usize, StoreError> {
-        self.write(outbox::recover).await
+    /// Puts notifications a crash (or a failed sender of `notifier`) left `sending` back in
+    /// the queue, in doubt; returns how many.
+    pub async fn recover_outbox(&self, notifier: Option<String>) -> Result<usize, StoreError> {
+        self.write(move |tx| outbox::recover(tx, notifier.as_deref())).await
     }
 
     /// The secret named `name`, made and stored the first time it is asked for.

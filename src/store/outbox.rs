@@ -178,8 +178,15 @@ pub fn save_groups(tx: &Transaction<'_>, groups: &[(String, Option<String>)]) ->
 }
 
 /// After a restart: rows a crash left `sending` go back to `pending`, marked in doubt.
-pub fn recover(tx: &Transaction<'_>) -> Result<usize, StoreError> {
-    Ok(tx.execute("UPDATE outbox SET status = 'pending', in_doubt = 1 WHERE status = 'sending'", [])?)
+/// Puts rows left `sending` (by a crash, or a failed sender of `notifier`) back, in doubt.
+pub fn recover(tx: &Transaction<'_>, notifier: Option<&str>) -> Result<usize, StoreError> {
+    Ok(match notifier {
+        None => tx.execute("UPDATE outbox SET status = 'pending', in_doubt = 1 WHERE status = 'sending'", [])?,
+        Some(name) => tx.execute(
+            "UPDATE outbox SET status = 'pending', in_doubt = 1 WHERE status = 'sending' AND notifier = ?1",
+            [name],
+        )?,
+    })
 }
 
 fn outbox_row(row: &Row<'_>) -> rusqlite::Result<OutboxRow> {

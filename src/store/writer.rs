@@ -57,6 +57,19 @@ impl Writer {
 
     pub fn run(mut self, mut rx: mpsc::Receiver<WriterMsg>) {
         while let Some(msg) = rx.blocking_recv() {
+            // A panic in one job (a bug) loses that job's answer, not the writer: its
+            // transaction rolls back while unwinding and the next message is served.
+            let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(msg)));
+            if let Err(panic) = handled {
+                let cause = format!("it panicked: {}", super::reader::panic_message(panic.as_ref()));
+                telemetry::task_failed("store writer", &cause, true);
+            }
+        }
+        tracing::debug!("store writer finished");
+    }
+
+    fn handle(&mut self, msg: WriterMsg) {
+        {
             let started = Instant::now();
             let job = match &msg {
                 WriterMsg::Flush { .. } => "flush",
@@ -84,7 +97,6 @@ impl Writer {
             }
             crate::telemetry::store_write(job, started.elapsed());
         }
-        tracing::debug!("store writer finished");
     }
 
     fn flush(&mut self, batch: &FlushBatch) -> Result<FlushReport, StoreError> {

@@ -259,6 +259,8 @@ async fn a_rollup_that_cannot_be_stored_is_quarantined_and_never_blocks_the_rest
     let id = series_id("bad");
     let raw = store.reader.read(move |tx| tx.rollups(0, id, t0, t0 + 60)).await.unwrap();
     assert_eq!(raw.len(), 1, "the good row of the second batch is stored");
+    // Downsampling ran after the row-by-row flush, up to its floor. (The corrupt row lies in a
+    // window already downsampled; one in a window not yet downsampled would still stop it.)
     let watermarks = store.reader.read(|tx| tx.watermarks()).await.unwrap();
-    assert!(watermarks[1].is_some_and(|w| w >= t0 + 60), "downsampling went on: {watermarks:?}");
+    assert_eq!(watermarks[1], Some(t0 + 120), "downsampling went on: {watermarks:?}");
 }
