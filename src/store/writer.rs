@@ -113,7 +113,7 @@ impl Writer {
         let started = Instant::now();
         let tx = self.conn.transaction()?;
         insert_series(&tx, batch)?;
-        let mut n_quarantined = 0;
+        let mut quarantined = Vec::new();
         {
             let mut upsert = RollupUpsert::new(&tx, &self.tiers[0].raw_table())?;
             for delta in &batch.rollups {
@@ -133,7 +133,7 @@ impl Writer {
                     }
                     Err(err) => {
                         quarantine(&tx, batch.seq, delta, &err)?;
-                        n_quarantined += 1;
+                        quarantined.push((delta.series, delta.start_s, err.to_string()));
                     }
                 }
             }
@@ -150,6 +150,11 @@ impl Writer {
         }
         set_meta(&tx, "last_flush_seq", batch.seq as i64)?;
         tx.commit()?;
+        // Told only once committed: a try that rolls back (and is retried) sets nothing aside.
+        for (series, start_s, why) in &quarantined {
+            telemetry::rollup_quarantined(*series, *start_s, why);
+        }
+        let n_quarantined = quarantined.len();
         let duration = started.elapsed();
         let n_rollups = batch.rollups.len() - n_quarantined;
         telemetry::flush_committed(n_rollups, duration);
@@ -212,7 +217,6 @@ fn quarantine(tx: &Transaction<'_>, seq: u64, delta: &RollupDelta, why: &StoreEr
             sketch
         ],
     )?;
-    telemetry::rollup_quarantined(delta.series, delta.start_s, &why.to_string());
     Ok(())
 }
 

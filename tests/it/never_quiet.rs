@@ -314,11 +314,12 @@ async fn an_ack_link_never_acknowledges_a_later_incident_of_its_group() {
     assert!(html.contains("Already acknowledged") && html.contains("carol acknowledged it at"), "{html}");
 }
 
-/// A daemon whose HTTP server closes slow and idle connections after 2 s, with at most
+/// A daemon whose HTTP server closes slow and idle connections after 2 s (a request with its
+/// body after 3 s), with at most
 /// `max_connections` open.
 async fn daemon_with_http_limits(dir: &std::path::Path, max_connections: usize) -> (perfwatch::Daemon, String) {
     let yaml = format!(
-        "http:\n  listen: 127.0.0.1:0\n  header_read_timeout: 2s\n  max_connections: {max_connections}\nstatsd:\n  listen: null\nstorage:\n  path: {}\n",
+        "http:\n  listen: 127.0.0.1:0\n  header_read_timeout: 2s\n  request_timeout: 3s\n  max_connections: {max_connections}\nstatsd:\n  listen: null\nstorage:\n  path: {}\n",
         dir.join("perfwatch.db").display()
     );
     let config = perfwatch::config::Config::parse(&yaml, "limits.yaml").expect("test config is valid");
@@ -516,4 +517,88 @@ async fn a_full_disk_keeps_pushes_in_memory_refuses_past_the_bound_and_loses_not
     let body: Value = response.send().await.unwrap().json().await.unwrap();
     assert_eq!(body["series"], json!([]), "the refused push was not taken");
     daemon.shutdown().await;
+}
+
+/// A connection the server has accepted and served once (a health check), so its connection
+/// task is known to be running.
+async fn served_connection(base: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://")).await.unwrap();
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&answer).contains("alive") {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the health check was answered");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    stream
+}
+
+/// Sends `head` on `stream`, then one body byte every 500 ms until the server answers or
+/// closes; returns the status line (empty when closed without one).
+async fn trickle_body(mut stream: tokio::net::TcpStream, head: &'static str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            read = stream.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+            },
+            _ = tick.tick() => {
+                if stream.write_all(b"x").await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    String::from_utf8_lossy(&answer).lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn a_trickled_body_is_cut_off_and_does_not_hold_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let (daemon, base) = daemon_with_http_limits(dir.path(), 100).await;
+    // The acknowledge form needs no token: a body a byte at a time used to hold its slot forever.
+    let head = "POST /ack/whatever HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 4000\r\n\r\n";
+    let stream = served_connection(&base).await;
+    let answered = tokio::time::timeout(Duration::from_secs(20), trickle_body(stream, head)).await;
+    let status = answered.expect("answered or closed by the request timeout");
+    assert!(status.contains(" 408 "), "{status}");
+
+    daemon.shutdown().await;
+
+    // A request still running at the 10 s drain deadline (here it could run 60 s) is cut off:
+    // its connection task held the flusher's handle, and the stop used to wait for it.
+    let yaml = format!(
+        "http:\n  listen: 127.0.0.1:0\nstatsd:\n  listen: null\nstorage:\n  path: {}\n  ballast_bytes: 0\n",
+        dir.path().join("perfwatch.db").display()
+    );
+    let config = perfwatch::config::Config::parse(&yaml, "drain.yaml").unwrap();
+    let daemon = perfwatch::Daemon::start(config, None).await.expect("daemon starts");
+    let base = format!("http://{}", daemon.http_addr);
+    // `Expect: 100-continue`: hyper says "100 Continue" once the handler reads the body, so
+    // the request is known to be in flight before the stop.
+    let mut stream = served_connection(&base).await;
+    let head = "POST /api/v1/push HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4000\r\n\r\n";
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = [0u8; 256];
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await.unwrap().unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100"), "the handler reads the body");
+    }
+    let trickling = tokio::spawn(trickle_body(stream, ""));
+    let stopped = tokio::time::timeout(Duration::from_secs(30), daemon.shutdown()).await;
+    assert!(stopped.is_ok(), "the stop finished within the drain deadline while a request trickled");
+    let _ = trickling.await;
 }
