@@ -176,3 +176,42 @@ mod tests {
         assert_eq!(saturating_add(-1.0, f64::NEG_INFINITY), -f64::MAX);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    //! Rollups merge the same way in any order: downsampling and queries rely on it.
+
+    use proptest::prelude::*;
+
+    use super::Rollup;
+
+    proptest! {
+        #[test]
+        fn merging_parts_in_any_order_matches_observing_everything(
+            parts in prop::collection::vec(prop::collection::vec((1e-4f64..10.0, 0i64..1_000_000), 1..20), 1..6),
+            reverse in any::<bool>(),
+        ) {
+            let mut whole = Rollup::empty(true);
+            for (value, ts) in parts.iter().flatten() {
+                whole.observe(*value, 1.0, *ts);
+            }
+            let mut order: Vec<&Vec<(f64, i64)>> = parts.iter().collect();
+            if reverse {
+                order.reverse();
+            }
+            let mut merged = Rollup::empty(true);
+            for part in order {
+                let mut rollup = Rollup::empty(true);
+                for (value, ts) in part {
+                    rollup.observe(*value, 1.0, *ts);
+                }
+                merged.merge(&rollup);
+            }
+            prop_assert_eq!(merged.count, whole.count);
+            prop_assert!((merged.sum - whole.sum).abs() <= whole.sum * 1e-12);
+            prop_assert_eq!((merged.min, merged.max), (whole.min, whole.max));
+            prop_assert_eq!(merged.last_ms, whole.last_ms);
+            prop_assert_eq!(merged.sketch.as_ref().map(|s| s.count()), whole.sketch.as_ref().map(|s| s.count()));
+        }
+    }
+}

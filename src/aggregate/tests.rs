@@ -163,3 +163,70 @@ fn idle_cumulative_state_is_forgotten_in_memory_and_on_disk() {
     assert!(batch.cumulative[0].values.is_none(), "deleted from the store too");
     assert_eq!(agg.n_series(), 0, "idle longer than idle_after too: evicted");
 }
+
+mod properties {
+    //! Cumulative totals into deltas through the aggregator, for any sequence of totals with
+    //! resets, across a restart that restores the saved state as the daemon does.
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::ingest::cumulative::counter_delta;
+
+    /// Counter totals: each step either grows the total or resets it to a smaller value.
+    fn totals() -> impl Strategy<Value = Vec<f64>> {
+        prop::collection::vec((any::<bool>(), 0u32..1000), 1..60).prop_map(|steps| {
+            let mut total = 0u32;
+            steps
+                .into_iter()
+                .map(|(reset, n)| {
+                    total = if reset { n % (total + 1) } else { total + n };
+                    f64::from(total)
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn the_deltas_add_up_to_what_each_process_counted(totals in totals(), restart_at in 0usize..60) {
+            // What happened, counted directly: the first total whole, then each rise, and after
+            // a reset the new total whole.
+            let mut expected = 0.0;
+            let mut previous: Option<f64> = None;
+            for total in &totals {
+                expected += match previous {
+                    Some(before) if *total >= before => total - before,
+                    _ => *total,
+                };
+                previous = Some(*total);
+            }
+            let key = series("jobs_total", MetricKind::Counter);
+            let mut agg = Aggregator::new(settings(), 0);
+            let mut stored = 0.0;
+            let mut saved: Option<Vec<f64>> = None;
+            for (idx, total) in totals.iter().enumerate() {
+                if idx == restart_at {
+                    // A restart: everything drained to the "store", a new aggregator given back
+                    // the saved state.
+                    let batch = agg.drain(i64::MAX, NOW_MS);
+                    stored += batch.rollups.iter().map(|r| r.rollup.sum).sum::<f64>();
+                    if let Some(change) = batch.cumulative.iter().find(|c| c.series == key.id) {
+                        saved = change.values.clone();
+                    }
+                    agg = Aggregator::new(settings(), batch.seq);
+                    if let Some(values) = saved.clone() {
+                        agg.restore_cumulative(key, 1, values, NOW_MS / 1000);
+                    }
+                }
+                agg.record_cumulative(key, 1, 1_764_000_000, &[*total], |before, now, rollup| {
+                    rollup.increment(counter_delta(before, now[0]), NOW_MS)
+                })
+                .unwrap();
+            }
+            let batch = agg.drain(i64::MAX, NOW_MS);
+            stored += batch.rollups.iter().map(|r| r.rollup.sum).sum::<f64>();
+            prop_assert_eq!(stored, expected);
+        }
+    }
+}
