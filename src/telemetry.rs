@@ -30,6 +30,7 @@ pub const TASK_RESTARTS: &str = "perfwatch_task_restarts_total";
 pub const TASK_UP: &str = "perfwatch_task_up";
 pub const UNFLUSHED_BYTES: &str = "perfwatch_unflushed_bytes";
 pub const ROLLUPS_QUARANTINED: &str = "perfwatch_rollups_quarantined_total";
+pub const ROLLUPS_UNREADABLE: &str = "perfwatch_rollups_unreadable_total";
 pub const HTTP_CONNECTIONS: &str = "perfwatch_http_connections";
 pub const HTTP_CONNECTIONS_REFUSED: &str = "perfwatch_http_connections_refused_total";
 pub const HTTP_ACCEPT_FAILURES: &str = "perfwatch_http_accept_failures_total";
@@ -57,6 +58,10 @@ pub fn describe() {
     describe_histogram!(NOTIFICATION_LATENCY, "Seconds a notification delivery attempt took, by notifier.");
     describe_gauge!(DATABASE_BYTES, "Size of the SQLite database file in bytes (without its WAL).");
     describe_histogram!(STORE_WRITE_DURATION, "Seconds a store write transaction took, by job.");
+    describe_counter!(
+        ROLLUPS_UNREADABLE,
+        "Stored rollups downsampling could not read, left out of their coarse window."
+    );
     describe_counter!(ROLLUPS_QUARANTINED, "Rollups a flush could not store, set aside in the quarantine table.");
     describe_gauge!(UNFLUSHED_BYTES, "Bytes of drained rollups waiting for the database (grows while flushes fail).");
     describe_counter!(
@@ -219,4 +224,15 @@ pub fn task_failed(task: &str, cause: &str, restarting: bool) {
 
 pub fn task_up(task: &str, up: bool) {
     gauge!(TASK_UP, "task" => task.to_owned()).set(if up { 1.0 } else { 0.0 });
+}
+
+/// A stored rollup of `series` in the window at `window_s` could not be read while downsampling.
+pub fn rollup_unreadable(series: u64, window_s: i64, why: &str) {
+    tracing::error!(
+        series,
+        window_s,
+        reason = why,
+        "a stored rollup does not read back; downsampling goes on without it"
+    );
+    counter!(ROLLUPS_UNREADABLE).increment(1);
 }

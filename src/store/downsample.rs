@@ -147,15 +147,16 @@ impl Downsampler {
                 let mut rows = read.query(params![*series as i64, start, end])?;
                 while let Some(row) = rows.next()? {
                     let window = align_down(row.get(0)?, target.resolution_s);
-                    let rollup = read_rollup(row, 1)?;
+                    let Some(rollup) = readable(read_rollup(row, 1), *series, window)? else { continue };
                     match windows.last_mut() {
                         Some((w, merged)) if *w == window => merged.merge(&rollup),
                         _ => windows.push((window, rollup)),
                     }
                 }
                 for (window, rollup) in &windows {
-                    upsert.merge(*series, *window, rollup)?;
-                    written.push((*series, *window));
+                    if written_or_skipped(upsert.merge(*series, *window, rollup), *series, *window)? {
+                        written.push((*series, *window));
+                    }
                 }
                 if span.latest < end {
                     done.push(*series);
@@ -191,19 +192,21 @@ fn merge_raw(conn: &mut Connection, tiers: &[Tier], start: i64, end: i64) -> Res
             let mut rows = read.query(params![window, window + target.resolution_s])?;
             while let Some(row) = rows.next()? {
                 let series = row.get::<_, i64>(0)? as SeriesId;
-                let rollup = read_rollup(row, 1)?;
+                let Some(rollup) = readable(read_rollup(row, 1), series, window)? else { continue };
                 match &mut current {
                     Some((s, merged)) if *s == series => merged.merge(&rollup),
                     _ => {
-                        if let Some((s, merged)) = current.replace((series, rollup)) {
-                            upsert.merge(s, window, &merged)?;
+                        if let Some((s, merged)) = current.replace((series, rollup))
+                            && written_or_skipped(upsert.merge(s, window, &merged), s, window)?
+                        {
                             written.push((s, window));
                         }
                     }
                 }
             }
-            if let Some((s, merged)) = current {
-                upsert.merge(s, window, &merged)?;
+            if let Some((s, merged)) = current
+                && written_or_skipped(upsert.merge(s, window, &merged), s, window)?
+            {
                 written.push((s, window));
             }
             window += target.resolution_s;
@@ -212,4 +215,31 @@ fn merge_raw(conn: &mut Connection, tiers: &[Tier], start: i64, end: i64) -> Res
     set_meta(&tx, &target.watermark_key(), end)?;
     tx.commit()?;
     Ok(written)
+}
+
+/// A source row that does not read back (a corrupt sketch, a value SQLite cannot give as a
+/// number) is left out of its window, logged and counted, so one bad row never stops the
+/// coarse tiers; a failure retrying may cure (disk, I/O) still fails the run.
+fn readable(read: Result<Rollup, StoreError>, series: SeriesId, window: i64) -> Result<Option<Rollup>, StoreError> {
+    match read {
+        Ok(rollup) => Ok(Some(rollup)),
+        Err(err) if err.is_transient() => Err(err),
+        Err(err) => {
+            crate::telemetry::rollup_unreadable(series, window, &err.to_string());
+            Ok(None)
+        }
+    }
+}
+
+/// Whether a merge into the coarse tier was written; a target row that does not read back is
+/// left as it is, logged and counted, like an unreadable source row.
+fn written_or_skipped(merged: Result<(), StoreError>, series: SeriesId, window: i64) -> Result<bool, StoreError> {
+    match merged {
+        Ok(()) => Ok(true),
+        Err(err) if err.is_transient() => Err(err),
+        Err(err) => {
+            crate::telemetry::rollup_unreadable(series, window, &err.to_string());
+            Ok(false)
+        }
+    }
 }

@@ -259,8 +259,24 @@ async fn a_rollup_that_cannot_be_stored_is_quarantined_and_never_blocks_the_rest
     let id = series_id("bad");
     let raw = store.reader.read(move |tx| tx.rollups(0, id, t0, t0 + 60)).await.unwrap();
     assert_eq!(raw.len(), 1, "the good row of the second batch is stored");
-    // Downsampling ran after the row-by-row flush, up to its floor. (The corrupt row lies in a
-    // window already downsampled; one in a window not yet downsampled would still stop it.)
+    // Downsampling ran after the row-by-row flush, up to its floor.
     let watermarks = store.reader.read(|tx| tx.watermarks()).await.unwrap();
     assert_eq!(watermarks[1], Some(t0 + 120), "downsampling went on: {watermarks:?}");
+
+    // A corrupt row in a window not yet downsampled is left out of it; downsampling goes on.
+    let mut beside = Rollup::empty(true);
+    beside.observe(0.75, 1.0, (t0 + 130) * 1000);
+    let rollups = vec![RollupDelta { series: series_id("good"), start_s: t0 + 130, rollup: beside }];
+    let batch = FlushBatch { seq: 3, accept_floor_s: t0 + 120, new_series: vec![], rollups, cumulative: vec![] };
+    store.handle.flush(Arc::new(batch)).await.expect("the batch commits");
+    conn.execute(
+        "UPDATE raw_10s SET sketch = x'ffffffff' WHERE series_id = ?1 AND start_s = ?2",
+        rusqlite::params![series_id("good") as i64, t0 + 130],
+    )
+    .unwrap();
+    let batch =
+        FlushBatch { seq: 4, accept_floor_s: t0 + 180, new_series: vec![], rollups: vec![], cumulative: vec![] };
+    store.handle.flush(Arc::new(batch)).await.expect("the batch commits");
+    let watermarks = store.reader.read(|tx| tx.watermarks()).await.unwrap();
+    assert_eq!(watermarks[1], Some(t0 + 180), "past the corrupt row: {watermarks:?}");
 }
