@@ -5,10 +5,13 @@
 #
 #   benches/loadgen.sh            # every scenario, 10 s each
 #   DURATION=5s benches/loadgen.sh 'json-1*' otlp-10-1k-4c   # only scenarios matching a pattern
+#   PERFWATCH_DAEMON=/tmp/old/perfwatch benches/loadgen.sh json-1-1k-4c  # another daemon build,
+#                                        # same load generator (before/after comparisons)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
 bin=target/release/perfwatch
+daemon=${PERFWATCH_DAEMON:-$bin}
 duration=${DURATION:-10s}
 patterns=("$@")
 
@@ -55,7 +58,7 @@ for entry in "${scenarios[@]}"; do
     "$bin" loadgen $args --print-rules "$n_rules" > "$dir/rules.yaml"
     printf 'rules:\n  paths: [%s/rules.yaml]\n' "$dir" >> "$dir/perfwatch.yaml"
   fi
-  PERFWATCH_LOG=warn "$bin" run --config "$dir/perfwatch.yaml" 2>"$dir/daemon.log" &
+  PERFWATCH_LOG=warn "$daemon" run --config "$dir/perfwatch.yaml" 2>"$dir/daemon.log" &
   pid=$!
   for _ in $(seq 100); do curl -sf localhost:9464/healthz >/dev/null 2>&1 && break; sleep 0.1; done
   rate=(--rate 0)
