@@ -44,6 +44,20 @@ async fn aggregator(store: &Store) -> Aggregator {
     Aggregator::new(settings, last_seq)
 }
 
+/// The tiers' watermarks once the writer has downsampled tier `tier` up to `want`: the writer
+/// answers a flush as soon as it commits and downsamples after, so a read right after a flush
+/// can see the previous watermark. Gives up (and returns what it saw) after ten seconds.
+async fn watermarks_once(store: &Store, tier: usize, want: i64) -> Vec<Option<i64>> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let watermarks = store.reader.read(|tx| tx.watermarks()).await.unwrap();
+        if watermarks[tier].is_some_and(|w| w >= want) || std::time::Instant::now() >= deadline {
+            return watermarks;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 fn request(stat: &str, from_s: i64, to_s: i64, step_s: Option<i64>) -> QueryRequest {
     QueryRequest {
         selector: Selector::parse("lat").unwrap(),
@@ -93,7 +107,8 @@ async fn coarse_tiers_match_the_fine_data() {
     let t0 = t0();
     let agg = aggregator(&store).await;
 
-    let watermarks = store.reader.read(|tx| tx.watermarks()).await.unwrap();
+    watermarks_once(&store, 1, t0 + 7140).await;
+    let watermarks = watermarks_once(&store, 2, t0 + 3600).await;
     // The floor reached t0+7180: minutes up to t0+7140 are complete, and the first hour.
     assert_eq!(watermarks, vec![None, Some(t0 + 7140), Some(t0 + 3600)]);
     let id = series_id("lat{endpoint=\"/vendors/:id\"}");
@@ -260,7 +275,7 @@ async fn a_rollup_that_cannot_be_stored_is_quarantined_and_never_blocks_the_rest
     let raw = store.reader.read(move |tx| tx.rollups(0, id, t0, t0 + 60)).await.unwrap();
     assert_eq!(raw.len(), 1, "the good row of the second batch is stored");
     // Downsampling ran after the row-by-row flush, up to its floor.
-    let watermarks = store.reader.read(|tx| tx.watermarks()).await.unwrap();
+    let watermarks = watermarks_once(&store, 1, t0 + 120).await;
     assert_eq!(watermarks[1], Some(t0 + 120), "downsampling went on: {watermarks:?}");
 
     // A corrupt row in a window not yet downsampled is left out of it; downsampling goes on.
@@ -277,6 +292,6 @@ async fn a_rollup_that_cannot_be_stored_is_quarantined_and_never_blocks_the_rest
     let batch =
         FlushBatch { seq: 4, accept_floor_s: t0 + 180, new_series: vec![], rollups: vec![], cumulative: vec![] };
     store.handle.flush(Arc::new(batch)).await.expect("the batch commits");
-    let watermarks = store.reader.read(|tx| tx.watermarks()).await.unwrap();
+    let watermarks = watermarks_once(&store, 1, t0 + 180).await;
     assert_eq!(watermarks[1], Some(t0 + 180), "past the corrupt row: {watermarks:?}");
 }
