@@ -267,6 +267,7 @@ routes:\n  - policy: page\n    group_wait: 0s\npolicies:\n  page:\n    steps:\n 
     })
     .await;
     assert_eq!(page.1["text"], "<@U0BEN00001> [FIRING:1] ApiSlow", "the on-call is @mentioned");
+    let _firing = d.keep_pushing(crate::notify::lat(0.5));
     let blocks = page.1["attachments"][0]["blocks"].to_string();
     assert!(blocks.contains("On call (platform): <@U0BEN00001>"), "{blocks}");
 

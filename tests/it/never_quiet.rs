@@ -289,6 +289,7 @@ async fn an_ack_link_never_acknowledges_a_later_incident_of_its_group() {
         texts(&slack)[n_before..].iter().any(|t| t.starts_with("[FIRING")).then_some(())
     })
     .await;
+    let _firing = d.keep_pushing(crate::notify::lat(0.5));
 
     let shown = d.client.get(&old_link).send().await.unwrap();
     assert_eq!(shown.status(), 410);

@@ -13,6 +13,15 @@ pub struct TestDaemon {
     pub client: reqwest::Client,
 }
 
+/// A push repeated in the background until this is dropped (see [`TestDaemon::keep_pushing`]).
+pub struct KeepPushing(tokio::task::JoinHandle<()>);
+
+impl Drop for KeepPushing {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 impl TestDaemon {
     /// A daemon with `extra` YAML merged under the test's own settings.
     pub async fn start(extra: &str) -> TestDaemon {
@@ -62,6 +71,19 @@ impl TestDaemon {
     pub async fn restart(mut self, extra: &str) -> TestDaemon {
         self.daemon.take().expect("running").shutdown().await;
         TestDaemon::start_in(self.dir.take().expect("dir"), extra).await
+    }
+
+    /// Pushes `body` every 250 ms until the answer is dropped: a rule over a window of a few
+    /// seconds keeps seeing data (and its alert keeps firing) however slowly the test's own
+    /// steps run on a loaded machine.
+    pub fn keep_pushing(&self, body: Value) -> KeepPushing {
+        let (client, url) = (self.client.clone(), format!("{}/api/v1/push", self.base));
+        KeepPushing(tokio::spawn(async move {
+            loop {
+                let _ = client.post(&url).json(&body).send().await;
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+        }))
     }
 
     pub async fn push_json(&self, body: &Value) -> (u16, Value) {

@@ -69,10 +69,9 @@ fn request(stat: &str, from_s: i64, to_s: i64, step_s: Option<i64>) -> QueryRequ
     }
 }
 
-/// Two hours of 10 s rows for one timing series, flushed as the daemon would (one batch per
+/// Two hours from `t0` of 10 s rows for one timing series, flushed as the daemon would (one batch per
 /// interval, the accept floor trailing by two intervals), and the values they hold.
-async fn write_two_hours(store: &Store) -> Vec<(i64, Vec<f64>)> {
-    let t0 = t0();
+async fn write_two_hours(store: &Store, t0: i64) -> Vec<(i64, Vec<f64>)> {
     let key = "lat{endpoint=\"/vendors/:id\"}";
     let id = series_id(key);
     let mut written = Vec::new();
@@ -103,8 +102,9 @@ async fn write_two_hours(store: &Store) -> Vec<(i64, Vec<f64>)> {
 async fn coarse_tiers_match_the_fine_data() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(StoreSettings { path: dir.path().join("t.db"), tiers: tiers(), n_readers: 2 }).unwrap();
-    let written = write_two_hours(&store).await;
+    // One t0 for writing and checking: an hour may turn while the 720 flushes run.
     let t0 = t0();
+    let written = write_two_hours(&store, t0).await;
     let agg = aggregator(&store).await;
 
     watermarks_once(&store, 1, t0 + 7140).await;
@@ -143,8 +143,8 @@ async fn coarse_tiers_match_the_fine_data() {
 async fn retention_expires_each_tier_on_its_own_schedule() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(StoreSettings { path: dir.path().join("t.db"), tiers: tiers(), n_readers: 1 }).unwrap();
-    write_two_hours(&store).await;
     let t0 = t0();
+    write_two_hours(&store, t0).await;
     let id = series_id("lat{endpoint=\"/vendors/:id\"}");
     let count_rows = |tier: usize| {
         let reader = store.reader.clone();
