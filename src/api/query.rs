@@ -10,10 +10,9 @@ use warp::reply::Response;
 use super::{ApiError, ApiState, reply};
 use crate::clock;
 use crate::model::{MetricKind, SeriesKey};
+use crate::query::execute;
+use crate::query::params::parse_request;
 use crate::query::selector::Selector;
-use crate::query::stat::Stat;
-use crate::query::time::{parse_duration_s, parse_time};
-use crate::query::{QueryRequest, execute};
 
 #[derive(Serialize)]
 struct QueryBody {
@@ -27,7 +26,7 @@ struct SeriesBody {
 }
 
 pub async fn query(state: Arc<ApiState>, params: HashMap<String, String>) -> Result<Response, ApiError> {
-    let request = parse_request(&params, clock::now_s())?;
+    let request = parse_request(&params, clock::now_s()).map_err(ApiError::query)?;
     let result = execute(&state.reader, &state.aggregator, request).await.map_err(ApiError::query)?;
     let body = QueryBody {
         series: result
@@ -39,40 +38,6 @@ pub async fn query(state: Arc<ApiState>, params: HashMap<String, String>) -> Res
             .collect(),
     };
     Ok(reply::json(StatusCode::OK, &body))
-}
-
-/// Reads `metric`, `stat`, `from`, `to`, `step` and `group_by` (pure, for tests).
-pub fn parse_request(params: &HashMap<String, String>, now_s: i64) -> Result<QueryRequest, ApiError> {
-    let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, message);
-    let metric = params.get("metric").ok_or_else(|| {
-        bad("metric is required, e.g. metric=api_request_duration_seconds{endpoint=\"/vendors/:id\"}".into())
-    })?;
-    let selector = Selector::parse(metric).map_err(|e| bad(format!("metric: {e}")))?;
-    let stat = params.get("stat").ok_or_else(|| {
-        bad("stat is required: count, sum, avg, min, max, last, rate or a quantile such as p99".into())
-    })?;
-    let stat = Stat::parse(stat).map_err(|e| bad(e.to_string()))?;
-    let from_s =
-        parse_time(params.get("from").map_or("-1h", String::as_str), now_s).map_err(|e| bad(format!("from: {e}")))?;
-    // `to` is exclusive; the default includes the interval open now.
-    let to_s = match params.get("to") {
-        Some(text) => parse_time(text, now_s).map_err(|e| bad(format!("to: {e}")))?,
-        None => now_s + 1,
-    };
-    let step_s = match params.get("step") {
-        None => None,
-        Some(text) => Some(
-            text.parse::<i64>()
-                .ok()
-                .or_else(|| parse_duration_s(text))
-                .filter(|s| *s > 0)
-                .ok_or_else(|| bad(format!("step {text:?} is not a duration; write e.g. 60 or 1m")))?,
-        ),
-    };
-    let group_by = params
-        .get("group_by")
-        .map(|text| text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect());
-    Ok(QueryRequest { selector, stat, from_s, to_s, step_s, group_by })
 }
 
 #[derive(Serialize)]

@@ -2,6 +2,7 @@
 //! plus what memory holds (open intervals and batches on their way to disk). Quantiles over
 //! windows and across series come from merged sketches, never from averaged percentiles.
 
+pub mod params;
 pub mod plan;
 pub mod selector;
 pub mod stat;
@@ -111,7 +112,8 @@ where
     Err(QueryError::Busy)
 }
 
-fn validate(request: &QueryRequest) -> Result<(), QueryError> {
+/// Whether the window is ordered and the step gives at most `MAX_POINTS` points.
+pub(crate) fn validate(request: &QueryRequest) -> Result<(), QueryError> {
     if request.from_s >= request.to_s {
         return Err(QueryError::BadRequest(format!("from ({}) must be before to ({})", request.from_s, request.to_s)));
     }
