@@ -59,27 +59,37 @@ pub async fn serve(
             telemetry::sample_rejected("statsd", "store_backlog");
             continue;
         }
-        let datagram = &buf[..len];
         bump.reset();
         let mut batch = IngestBatch::new(&aggregator, &limits, &bump, "statsd", clock::now_ms(), scratch);
         let mut line_tags = recycle(tags);
-        for (line_no, line) in lines(datagram) {
-            // Each line on its own: bad bytes in one line cost only that line.
-            let Ok(line) = std::str::from_utf8(line) else {
-                telemetry::sample_rejected("statsd", "not_utf8");
-                continue;
-            };
-            let result = ingest_line(&mut batch, line, &mut line_tags);
-            batch.count(&result);
-            if let Err(reject) = result
-                && last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
-            {
-                last_log = Some(Instant::now());
-                tracing::debug!(line_no, line, reason = %reject, "bad StatsD line");
-            }
-        }
+        ingest_datagram(&mut batch, &buf[..len], &mut line_tags, &mut last_log);
         tags = recycle(line_tags);
         scratch = batch.finish();
+    }
+}
+
+/// Ingests every line of one datagram into `batch`. Each line stands on its own: bad bytes or a
+/// bad value in one line cost only that line. A refused line is logged at debug level when
+/// `last_log` is a second old or more.
+pub fn ingest_datagram<'a>(
+    batch: &mut IngestBatch<'a>,
+    datagram: &'a [u8],
+    tags: &mut Vec<(&'a str, &'a str)>,
+    last_log: &mut Option<Instant>,
+) {
+    for (line_no, line) in lines(datagram) {
+        let Ok(line) = std::str::from_utf8(line) else {
+            telemetry::sample_rejected("statsd", "not_utf8");
+            continue;
+        };
+        let result = ingest_line(batch, line, tags);
+        batch.count(&result);
+        if let Err(reject) = result
+            && last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            *last_log = Some(Instant::now());
+            tracing::debug!(line_no, line, reason = %reject, "bad StatsD line");
+        }
     }
 }
 
