@@ -7,6 +7,7 @@ mod crash;
 mod dashboards;
 mod email;
 mod exposition;
+mod fuzz_corpus;
 mod gate;
 mod influx;
 mod json_push;
