@@ -28,6 +28,7 @@ pub mod ingest;
 pub mod loadgen;
 pub mod model;
 pub mod notify;
+pub mod own_metrics;
 pub mod query;
 pub mod rules;
 pub mod shutdown;
@@ -77,6 +78,7 @@ pub struct Daemon {
     delivery: JoinHandle<()>,
     sighup: JoinHandle<()>,
     watchdog: JoinHandle<()>,
+    own_metrics: Option<JoinHandle<()>>,
     flush: Option<FlushHandle>,
     flusher: JoinHandle<FinalFlush>,
     writer_thread: std::thread::JoinHandle<()>,
@@ -158,6 +160,25 @@ impl Daemon {
             cancel.clone(),
             move || shutdown::reload_on_sighup(sighup_reloader.clone(), stop.clone()),
         ));
+        let own = Arc::new(own_metrics::OwnMetrics {
+            prometheus,
+            aggregator: aggregator.clone(),
+            limits: config.limits.clone(),
+            reader: store.reader.clone(),
+            health: flush.health().clone(),
+            notifiers: delivery_handle.notifier_names().map(str::to_owned).collect(),
+            db_path: config.db_path.clone(),
+        });
+        let own_task = config.record_own_metrics.then(|| {
+            let (recorder, stop) = (own.clone(), cancel.clone());
+            let interval = std::time::Duration::from_secs(config.aggregator.interval_s as u64);
+            tokio::spawn(supervise::supervise(
+                tasks.register("own_metrics", None),
+                Restart::Yes,
+                cancel.clone(),
+                move || recorder.clone().run(interval, stop.clone()),
+            ))
+        });
         let delivery = tokio::spawn(delivery.run(cancel.clone(), tasks.clone()));
         let state = Arc::new(ApiState {
             aggregator: aggregator.clone(),
@@ -170,7 +191,7 @@ impl Daemon {
             reloader: reloader.clone(),
             delivery: delivery_handle,
             ack_key,
-            prometheus,
+            own,
             export: config.export.clone(),
             otlp_labels: config.otlp_labels.clone(),
             cpu: api::CpuPool::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
@@ -225,6 +246,7 @@ impl Daemon {
             delivery,
             sighup,
             watchdog,
+            own_metrics: own_task,
             flush: Some(flush),
             flusher,
             writer_thread: store.writer_thread,
@@ -248,6 +270,9 @@ impl Daemon {
         let _ = (&mut self.delivery).await;
         let _ = (&mut self.sighup).await;
         let _ = (&mut self.watchdog).await;
+        if let Some(task) = self.own_metrics.take() {
+            let _ = task.await;
+        }
         // Ingest has stopped; the flusher sees its last handle go and drains everything.
         self.flush.take();
         let final_flush = self.flusher.await.unwrap_or_else(|err| FinalFlush {

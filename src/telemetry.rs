@@ -34,6 +34,10 @@ pub const ROLLUPS_UNREADABLE: &str = "perfwatch_rollups_unreadable_total";
 pub const HTTP_CONNECTIONS: &str = "perfwatch_http_connections";
 pub const HTTP_CONNECTIONS_REFUSED: &str = "perfwatch_http_connections_refused_total";
 pub const HTTP_ACCEPT_FAILURES: &str = "perfwatch_http_accept_failures_total";
+pub const FLUSH_AGE: &str = "perfwatch_flush_age_seconds";
+pub const SERIES_LIMIT: &str = "perfwatch_series_limit";
+pub const STORAGE_FREE: &str = "perfwatch_storage_free_bytes";
+pub const STORAGE_SIZE: &str = "perfwatch_storage_size_bytes";
 
 /// HELP text for every family, so the exposition passes `promtool check metrics`.
 pub fn describe() {
@@ -73,6 +77,10 @@ pub fn describe() {
     describe_gauge!(HTTP_CONNECTIONS, "HTTP connections open.");
     describe_counter!(HTTP_CONNECTIONS_REFUSED, "HTTP connections closed at once: http.max_connections were open.");
     describe_counter!(HTTP_ACCEPT_FAILURES, "Failed accepts of HTTP connections (e.g. out of file descriptors).");
+    describe_gauge!(FLUSH_AGE, "Seconds since the last flush committed to the database.");
+    describe_gauge!(SERIES_LIMIT, "The active series limit (limits.max_series).");
+    describe_gauge!(STORAGE_FREE, "Bytes free to perfwatch on the database's file system.");
+    describe_gauge!(STORAGE_SIZE, "Size in bytes of the database's file system.");
 }
 
 /// `protocol` is one of json, prometheus, statsd; `n` samples (or entries) were taken.
@@ -97,6 +105,19 @@ pub fn flush_failed() {
 
 pub fn flush_lag(seconds: f64) {
     gauge!(FLUSH_LAG).set(seconds);
+}
+
+pub fn flush_age(seconds: f64) {
+    gauge!(FLUSH_AGE).set(seconds);
+}
+
+pub fn series_limit(n: usize) {
+    gauge!(SERIES_LIMIT).set(n as f64);
+}
+
+pub fn storage_space(free_bytes: u64, size_bytes: u64) {
+    gauge!(STORAGE_FREE).set(free_bytes as f64);
+    gauge!(STORAGE_SIZE).set(size_bytes as f64);
 }
 
 pub fn active_series(n: usize) {

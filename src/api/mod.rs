@@ -26,7 +26,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
-use metrics_exporter_prometheus::PrometheusHandle;
 use warp::filters::BoxedFilter;
 use warp::http::header::AUTHORIZATION;
 use warp::http::{HeaderMap, StatusCode};
@@ -54,7 +53,8 @@ pub struct ApiState {
     pub delivery: crate::notify::delivery::DeliveryHandle,
     /// Verifies acknowledge links.
     pub ack_key: Arc<crate::notify::ack_link::AckKey>,
-    pub prometheus: Option<PrometheusHandle>,
+    /// perfwatch's own metrics: the exposition and the gauges refreshed for it.
+    pub own: Arc<crate::own_metrics::OwnMetrics>,
     /// What /metrics re-exports of the pushed metrics.
     pub export: crate::export::ExportSettings,
     /// Which OTLP resource attributes become labels.
@@ -363,17 +363,9 @@ pub fn routes(
         .and_then(|state, headers| guarded(state, headers, Guard::Api, "admin_flush", flush_all));
     let metrics = warp::path!("metrics").and(warp::get()).and(base()).and_then(|state, headers| {
         guarded(state, headers, Guard::Api, "metrics", |state: Arc<ApiState>| async move {
-            // Gauges that live in the database are read at scrape time.
-            let (outbox, alerts, db_bytes) = state
-                .reader
-                .read(|tx| Ok((tx.outbox_counts()?, tx.alert_counts()?, tx.database_bytes()?)))
-                .await
-                .map_err(ApiError::internal)?;
-            let notifiers: Vec<String> = state.delivery.notifier_names().map(str::to_owned).collect();
-            telemetry::outbox_depth(&notifiers, &outbox);
-            telemetry::alerts_active(&alerts);
-            telemetry::database_bytes(db_bytes);
-            let mut text = state.prometheus.as_ref().map(|p| p.render()).unwrap_or_default();
+            // Gauges that are read, not counted (the database's, the disk's) are read now.
+            state.own.refresh().await.map_err(ApiError::internal)?;
+            let mut text = state.own.prometheus.as_ref().map(|p| p.render()).unwrap_or_default();
             if state.export.enabled {
                 // A failing re-export must not cost Prometheus perfwatch's own health.
                 match crate::export::render(&state.aggregator, &state.reader, &state.export, clock::now_s()).await {

@@ -232,6 +232,8 @@ struct RawStorage {
     max_unflushed_bytes: u64,
     /// Disk space kept in reserve for the final flush on a full disk (0: none).
     ballast_bytes: u64,
+    /// Record perfwatch's own /metrics each interval as the group job="perfwatch".
+    record_own_metrics: bool,
 }
 
 impl Default for RawStorage {
@@ -244,6 +246,7 @@ impl Default for RawStorage {
             tiers: default_tiers(),
             max_unflushed_bytes: 256 << 20,
             ballast_bytes: 64 << 20,
+            record_own_metrics: true,
         }
     }
 }
@@ -326,6 +329,8 @@ pub struct Config {
     pub max_unflushed_bytes: u64,
     /// Disk space kept in reserve beside the database for a final flush on a full disk.
     pub ballast_bytes: u64,
+    /// Whether perfwatch records its own metrics (for `rules/perfwatch-self.yaml`).
+    pub record_own_metrics: bool,
     pub aggregator: AggregatorSettings,
     pub tiers: Vec<Tier>,
     pub limits: Limits,
@@ -499,6 +504,7 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
         db_path,
         max_unflushed_bytes: storage.max_unflushed_bytes,
         ballast_bytes: storage.ballast_bytes,
+        record_own_metrics: storage.record_own_metrics,
         aggregator: AggregatorSettings {
             interval_s: storage.interval.0,
             lateness_intervals: storage.lateness_intervals,

@@ -16,6 +16,7 @@ mod never_quiet;
 mod node_clients;
 mod notify;
 mod otlp;
+mod own_metrics;
 mod persistence;
 mod pushgateway;
 mod rule_kinds;

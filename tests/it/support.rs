@@ -31,9 +31,11 @@ impl TestDaemon {
 
     pub async fn start_in(dir: tempfile::TempDir, extra: &str) -> TestDaemon {
         let db = dir.path().join("perfwatch.db");
-        // No emergency ballast: a hundred test daemons need not reserve 64 MiB each.
+        // No emergency ballast: a hundred test daemons need not reserve 64 MiB each. Nor
+        // recording of perfwatch's own metrics: the test daemons share one process-wide
+        // recorder, so each would record all of theirs (tests/it/own_metrics.rs runs a process).
         let config_yaml = format!(
-            "http:\n  listen: 127.0.0.1:0\nstatsd:\n  listen: 127.0.0.1:0\nstorage:\n  path: {}\n  ballast_bytes: 0\n{extra}",
+            "http:\n  listen: 127.0.0.1:0\nstatsd:\n  listen: 127.0.0.1:0\nstorage:\n  path: {}\n  ballast_bytes: 0\n  record_own_metrics: false\n{extra}",
             db.display()
         );
         let config = Config::parse(&config_yaml, "test.yaml").expect("test config is valid");
