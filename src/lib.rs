@@ -23,6 +23,8 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod export;
+pub mod health;
+pub mod heartbeat;
 pub mod html;
 pub mod ingest;
 pub mod loadgen;
@@ -79,6 +81,7 @@ pub struct Daemon {
     sighup: JoinHandle<()>,
     watchdog: JoinHandle<()>,
     own_metrics: Option<JoinHandle<()>>,
+    heartbeat: Option<JoinHandle<()>>,
     flush: Option<FlushHandle>,
     flusher: JoinHandle<FinalFlush>,
     writer_thread: std::thread::JoinHandle<()>,
@@ -179,6 +182,29 @@ impl Daemon {
                 move || recorder.clone().run(interval, stop.clone()),
             ))
         });
+        let heartbeat = match config.heartbeat.clone() {
+            Some(heartbeat_config) => {
+                let heartbeat = Arc::new(heartbeat::Heartbeat {
+                    config: heartbeat_config,
+                    flush: flush.health().clone(),
+                    tasks: tasks.clone(),
+                    delivery: delivery_handle.health().clone(),
+                    interval_s: config.aggregator.interval_s,
+                });
+                let client = reqwest::Client::builder()
+                    .user_agent(concat!("perfwatch/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(notify::NotifierError::from)?;
+                let stop = cancel.clone();
+                Some(tokio::spawn(supervise::supervise(
+                    tasks.register("heartbeat", None),
+                    Restart::Yes,
+                    cancel.clone(),
+                    move || heartbeat.clone().run(client.clone(), stop.clone()),
+                )))
+            }
+            None => None,
+        };
         let delivery = tokio::spawn(delivery.run(cancel.clone(), tasks.clone()));
         let state = Arc::new(ApiState {
             aggregator: aggregator.clone(),
@@ -247,6 +273,7 @@ impl Daemon {
             sighup,
             watchdog,
             own_metrics: own_task,
+            heartbeat,
             flush: Some(flush),
             flusher,
             writer_thread: store.writer_thread,
@@ -270,7 +297,7 @@ impl Daemon {
         let _ = (&mut self.delivery).await;
         let _ = (&mut self.sighup).await;
         let _ = (&mut self.watchdog).await;
-        if let Some(task) = self.own_metrics.take() {
+        for task in [self.own_metrics.take(), self.heartbeat.take()].into_iter().flatten() {
             let _ = task.await;
         }
         // Ingest has stopped; the flusher sees its last handle go and drains everything.

@@ -35,6 +35,7 @@ pub const HTTP_CONNECTIONS: &str = "perfwatch_http_connections";
 pub const HTTP_CONNECTIONS_REFUSED: &str = "perfwatch_http_connections_refused_total";
 pub const HTTP_ACCEPT_FAILURES: &str = "perfwatch_http_accept_failures_total";
 pub const FLUSH_AGE: &str = "perfwatch_flush_age_seconds";
+pub const HEARTBEATS: &str = "perfwatch_heartbeats_total";
 pub const SERIES_LIMIT: &str = "perfwatch_series_limit";
 pub const STORAGE_FREE: &str = "perfwatch_storage_free_bytes";
 pub const STORAGE_SIZE: &str = "perfwatch_storage_size_bytes";
@@ -77,6 +78,7 @@ pub fn describe() {
     describe_gauge!(HTTP_CONNECTIONS, "HTTP connections open.");
     describe_counter!(HTTP_CONNECTIONS_REFUSED, "HTTP connections closed at once: http.max_connections were open.");
     describe_counter!(HTTP_ACCEPT_FAILURES, "Failed accepts of HTTP connections (e.g. out of file descriptors).");
+    describe_counter!(HEARTBEATS, "Heartbeats (dead man's switch), by result: sent, failed, skipped (not well).");
     describe_gauge!(FLUSH_AGE, "Seconds since the last flush committed to the database.");
     describe_gauge!(SERIES_LIMIT, "The active series limit (limits.max_series).");
     describe_gauge!(STORAGE_FREE, "Bytes free to perfwatch on the database's file system.");
@@ -105,6 +107,11 @@ pub fn flush_failed() {
 
 pub fn flush_lag(seconds: f64) {
     gauge!(FLUSH_LAG).set(seconds);
+}
+
+/// `result`: sent, failed (the request did), skipped (perfwatch is not well).
+pub fn heartbeat(result: &'static str) {
+    counter!(HEARTBEATS, "result" => result).increment(1);
 }
 
 pub fn flush_age(seconds: f64) {

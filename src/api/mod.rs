@@ -455,37 +455,14 @@ const RETRY_AFTER_S: u64 = 30;
 
 /// Ready when the database takes writes and flushes keep up; otherwise 503 saying which.
 fn readiness(state: &ApiState) -> Response {
-    let health = state.flush.health();
     let interval_s = state.aggregator.settings().interval_s;
-    let now_ms = clock::now_ms();
-    if let Some(failure) = health.failure() {
-        let message = format!(
-            "the database cannot be written since {} s ago ({failure}); {} of at most {} bytes (storage.max_unflushed_bytes) wait in memory, pushes beyond that are refused; free disk space or fix the error, perfwatch retries by itself",
-            (now_ms - health.last_commit_ms()) / 1000,
-            health.unflushed_bytes(),
-            health.max_unflushed_bytes()
-        );
-        return reply::error(StatusCode::SERVICE_UNAVAILABLE, &message);
+    match crate::health::readiness(state.flush.health(), &state.tasks, interval_s, clock::now_ms()) {
+        Ok(lag_ms) => reply::json(
+            StatusCode::OK,
+            &serde_json::json!({ "status": "ready", "flush_lag_seconds": lag_ms as f64 / 1000.0 }),
+        ),
+        Err(why) => reply::error(StatusCode::SERVICE_UNAVAILABLE, &why),
     }
-    let problems = state.tasks.problems(now_ms);
-    if !problems.is_empty() {
-        return reply::error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!("{}; the log says why at error level", problems.join("; ")),
-        );
-    }
-    let stuck_ms = now_ms - health.last_attempt_ms();
-    if stuck_ms > crate::systemd::stalled_after_ms(interval_s) {
-        return reply::error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!(
-                "the flusher has not finished a flush for {} s; check the database disk and the logs",
-                stuck_ms / 1000
-            ),
-        );
-    }
-    let lag_ms = now_ms - health.last_commit_ms();
-    reply::json(StatusCode::OK, &serde_json::json!({ "status": "ready", "flush_lag_seconds": lag_ms as f64 / 1000.0 }))
 }
 
 fn finish(route: &'static str, result: Result<Response, ApiError>) -> Handled {

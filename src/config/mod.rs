@@ -16,11 +16,13 @@ use crate::ingest::limits::Limits;
 use crate::store::tiers::Tier;
 
 mod email;
+mod heartbeat;
 mod notify;
 mod oncall;
 mod routing;
 
 pub use self::email::{EmailConfig, SmtpTls};
+pub use self::heartbeat::HeartbeatConfig;
 pub use self::notify::{Delivery, NotifierConfig, NotifierKind, SlackTarget};
 pub use self::routing::{OnCallTarget, Policy, PolicyWindow, Route, Routing, Step};
 
@@ -132,6 +134,7 @@ struct RawConfig {
     schedules: std::collections::BTreeMap<String, oncall::RawSchedule>,
     export: RawExport,
     otlp: RawOtlp,
+    heartbeat: Option<heartbeat::RawHeartbeat>,
 }
 
 /// `otlp:` how OTLP resource attributes become labels.
@@ -343,6 +346,8 @@ pub struct Config {
     pub notifiers: std::collections::BTreeMap<String, NotifierConfig>,
     /// Where alerts go; with nothing configured, every alert to every notifier.
     pub routing: Routing,
+    /// The dead man's switch, if configured.
+    pub heartbeat: Option<HeartbeatConfig>,
 }
 
 impl Config {
@@ -485,6 +490,7 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
         })
         .collect();
     let routing = routing::validate(raw.routes, raw.policies, &reach, schedules, &mut problems);
+    let heartbeat = heartbeat::validate(raw.heartbeat, &mut problems);
     if !problems.is_empty() {
         return Err(ConfigError::Invalid { path: origin.to_owned(), problems });
     }
@@ -529,6 +535,7 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
         otlp_labels: crate::ingest::otlp::ResourceLabels(raw.otlp.resource_labels),
         notifiers,
         routing,
+        heartbeat,
     })
 }
 

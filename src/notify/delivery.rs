@@ -12,6 +12,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::health::{Attempt, DeliveryHealth};
 use super::message::Message;
 use super::{Notifier, NotifierError, Outcome};
 use crate::config::NotifierConfig;
@@ -31,6 +32,7 @@ const IDLE_RECHECK: Duration = Duration::from_secs(60);
 pub struct DeliveryHandle {
     wake: Arc<Notify>,
     notifiers: Arc<BTreeMap<String, NotifierConfig>>,
+    health: Arc<DeliveryHealth>,
 }
 
 impl DeliveryHandle {
@@ -41,6 +43,11 @@ impl DeliveryHandle {
     pub fn notifier_names(&self) -> impl Iterator<Item = &str> {
         self.notifiers.keys().map(String::as_str)
     }
+
+    /// Whether each notifier is delivering.
+    pub fn health(&self) -> &Arc<DeliveryHealth> {
+        &self.health
+    }
 }
 
 pub struct Delivery {
@@ -48,6 +55,7 @@ pub struct Delivery {
     reader: Reader,
     senders: Vec<Arc<Notifier>>,
     wake: Arc<Notify>,
+    health: Arc<DeliveryHealth>,
 }
 
 impl Delivery {
@@ -62,8 +70,9 @@ impl Delivery {
             .map(|(name, config)| Notifier::new(name, config, client.clone()).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         let wake = Arc::new(Notify::new());
-        let handle = DeliveryHandle { wake: wake.clone(), notifiers: Arc::new(notifiers) };
-        Ok((Delivery { store, reader, senders, wake }, handle))
+        let health = Arc::new(DeliveryHealth::default());
+        let handle = DeliveryHandle { wake: wake.clone(), notifiers: Arc::new(notifiers), health: health.clone() };
+        Ok((Delivery { store, reader, senders, wake, health }, handle))
     }
 
     /// Puts in-doubt rows back in the queue, then drains every notifier until `cancel`.
@@ -84,6 +93,7 @@ impl Delivery {
                 reader: self.reader.clone(),
                 wake: self.wake.clone(),
                 beat: beat.clone(),
+                health: self.health.clone(),
             };
             let stop = cancel.clone();
             let mut starts = 0u64;
@@ -116,6 +126,7 @@ struct Drainer {
     reader: Reader,
     wake: Arc<Notify>,
     beat: Beat,
+    health: Arc<DeliveryHealth>,
 }
 
 impl Drainer {
@@ -212,15 +223,22 @@ impl Drainer {
             AttemptResult::Failed { .. } => "failed",
         };
         telemetry::notification_attempt(&self.notifier.name, label, latency);
+        let name = &self.notifier.name;
+        let now_ms = clock::now_ms();
         match &result {
             AttemptResult::Sent { .. } => {
-                tracing::info!(notifier = %self.notifier.name, id = %row.id, kind = %row.kind, "notification sent")
+                self.health.record(name, Attempt::Sent, "", now_ms);
+                tracing::info!(notifier = %name, id = %row.id, kind = %row.kind, "notification sent")
             }
             AttemptResult::Retry { error, retry_at_s } | AttemptResult::Deferred { reason: error, retry_at_s } => {
-                tracing::warn!(notifier = %self.notifier.name, id = %row.id, %error, retry_at_s, "notification not delivered; will retry")
+                if matches!(result, AttemptResult::Retry { .. }) {
+                    self.health.record(name, Attempt::Retried, error, now_ms);
+                }
+                tracing::warn!(notifier = %name, id = %row.id, %error, retry_at_s, "notification not delivered; will retry")
             }
             AttemptResult::Failed { error } => {
-                tracing::error!(notifier = %self.notifier.name, id = %row.id, %error, "notification failed for good")
+                self.health.record(name, Attempt::GaveUp, error, now_ms);
+                tracing::error!(notifier = %name, id = %row.id, %error, "notification failed for good")
             }
         }
         self.finish(&row, result, latency).await;

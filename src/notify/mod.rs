@@ -5,6 +5,7 @@
 pub mod ack_link;
 pub mod delivery;
 mod email;
+pub mod health;
 mod log;
 pub mod message;
 mod slack;

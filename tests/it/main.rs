@@ -9,6 +9,7 @@ mod email;
 mod exposition;
 mod fuzz_corpus;
 mod gate;
+mod heartbeat;
 mod influx;
 mod json_push;
 mod limits;
