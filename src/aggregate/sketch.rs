@@ -16,6 +16,10 @@ pub const MIN_INDEXABLE: f64 = 1e-9;
 /// A bound on bins so hostile input cannot grow a sketch without limit; the lowest bins are
 /// folded together past it (γ^4096 spans 35 decades, so real latencies never get there).
 const MAX_BINS: usize = 4096;
+/// Bin indices a stored sketch may hold: real values index between about -1,040 (1 ns) and
+/// 35,500 (f64::MAX), so anything beyond this is a corrupt blob, and index arithmetic on the
+/// valid range cannot overflow an i32.
+const MAX_INDEX: i32 = 1 << 20;
 
 const GAMMA: f64 = (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY);
 
@@ -31,6 +35,8 @@ pub enum SketchError {
     Version(u8),
     #[error("sketch blob has {0} bins, more than the {MAX_BINS} allowed")]
     TooManyBins(u64),
+    #[error("sketch blob starts at bin {0}, beyond any value's bin")]
+    OutOfRange(i32),
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -24,7 +24,9 @@ fn every_target_survives_its_corpus_and_past_crashes() {
         for path in seeds.iter().chain(&inputs(&root.join("regressions").join(target))) {
             let data = std::fs::read(path).unwrap();
             if let Err(panic) = std::panic::catch_unwind(|| targets::run(target, &data)) {
-                let why = panic.downcast_ref::<String>().cloned().unwrap_or_else(|| format!("{panic:?}"));
+                let why = (panic.downcast_ref::<String>().cloned())
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| format!("{panic:?}"));
                 failures.push(format!("{target} on {}: {why}", path.display()));
             }
         }

@@ -4,7 +4,7 @@
 //! ~90 bins). The encoder picks the smaller; both decode. `merge_encoded` adds a blob into a
 //! sketch without building an intermediate one, which is how reads merge stored rows.
 
-use super::{MAX_BINS, Sketch, SketchError};
+use super::{MAX_BINS, MAX_INDEX, Sketch, SketchError};
 
 const DENSE: u8 = 1;
 const SPARSE: u8 = 2;
@@ -92,6 +92,10 @@ impl<'b> Parsed<'b> {
         if n > MAX_BINS as u64 {
             return Err(SketchError::TooManyBins(n));
         }
+        // The whole run (at most MAX_BINS wide) must lie among the indices values can have.
+        if !(-MAX_INDEX..=MAX_INDEX - MAX_BINS as i32).contains(&offset) {
+            return Err(SketchError::OutOfRange(offset));
+        }
         Ok(Parsed { version, offset, zero, n, body })
     }
 
@@ -122,7 +126,7 @@ impl<'b> Parsed<'b> {
                     .checked_add(usize::try_from(gap).map_err(|_| SketchError::Truncated)?)
                     .ok_or(SketchError::Truncated)?;
                 if delta >= MAX_BINS {
-                    return Err(SketchError::TooManyBins(delta as u64 + 1));
+                    return Err(SketchError::TooManyBins((delta as u64).saturating_add(1)));
                 }
                 add(delta, take_varint(&mut body)?);
             }

@@ -95,6 +95,12 @@ fn few_samples_store_sparse_and_round_trip() {
     assert_eq!(Sketch::decode(&blob[..blob.len() - 1]), Err(SketchError::Truncated));
     // A gap that would run past the bin limit is refused, not allocated.
     assert!(matches!(Sketch::decode(&[2, 0, 0, 1, 0xff, 0xff, 0x03, 1]), Err(SketchError::TooManyBins(_))));
+    // Found by fuzzing: a gap of 2^64-1 (its count overflowed), and a run starting near
+    // i32::MAX, whose index arithmetic overflowed; both are refused as corrupt.
+    let huge_gap = [2, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 1];
+    assert!(matches!(Sketch::decode(&huge_gap), Err(SketchError::TooManyBins(_))));
+    let far = [1, 0xfe, 0xff, 0xff, 0xff, 0x0f, 0, 1, 1];
+    assert_eq!(Sketch::decode(&far), Err(SketchError::OutOfRange(i32::MAX)));
 }
 
 #[test]
