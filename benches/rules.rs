@@ -76,7 +76,14 @@ fn evaluation(c: &mut Criterion) {
             Vec::new()
         };
         let rollups = interval(&specs, start_s, &mut rng);
-        let batch = FlushBatch { seq, accept_floor_s: start_s - 20, new_series, rollups, cumulative: Vec::new() };
+        let batch = FlushBatch {
+            seq,
+            accept_floor_s: start_s - 20,
+            now_s: start_s,
+            new_series,
+            rollups,
+            cumulative: Vec::new(),
+        };
         runtime.block_on(store.handle.flush(Arc::new(batch))).unwrap();
     }
     for _ in 0..200 {

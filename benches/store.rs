@@ -34,7 +34,14 @@ fn batch(seq: u64, start_s: i64, with_series: bool) -> Arc<FlushBatch> {
     } else {
         Vec::new()
     };
-    Arc::new(FlushBatch { seq, accept_floor_s: start_s - 20, new_series, rollups, cumulative: Vec::new() })
+    Arc::new(FlushBatch {
+        seq,
+        accept_floor_s: start_s - 20,
+        now_s: start_s,
+        new_series,
+        rollups,
+        cumulative: Vec::new(),
+    })
 }
 
 fn flush(c: &mut Criterion) {
@@ -106,6 +113,7 @@ fn query(c: &mut Criterion) {
     let day = FlushBatch {
         seq: 1,
         accept_floor_s: to,
+        now_s: to,
         new_series: vec![NewSeries { id, key: key.into(), kind: MetricKind::Timing }],
         rollups,
         cumulative: Vec::new(),

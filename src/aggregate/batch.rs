@@ -12,6 +12,9 @@ pub struct FlushBatch {
     /// The oldest interval start still accepting samples when this batch was drained: every
     /// interval before it is final once this batch commits (the downsampler's watermark).
     pub accept_floor_s: i64,
+    /// When the batch was drained (unix seconds): the store's "now" for what it does with the
+    /// batch (cumulative state's age, retention), so all of it runs on one clock.
+    pub now_s: i64,
     pub new_series: Vec<NewSeries>,
     pub rollups: Vec<RollupDelta>,
     pub cumulative: Vec<CumulativeChange>,

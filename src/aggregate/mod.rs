@@ -271,6 +271,7 @@ impl Aggregator {
         let mut batch = FlushBatch {
             seq: self.next_seq.fetch_add(1, Ordering::SeqCst),
             accept_floor_s: self.floor_s.load(Ordering::SeqCst),
+            now_s,
             ..FlushBatch::default()
         };
         let mut n_evicted = 0;

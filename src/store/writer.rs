@@ -22,8 +22,8 @@ use crate::aggregate::rollup::Rollup;
 use crate::model::SeriesKey;
 use crate::telemetry;
 
-/// How often the writer expires rows on its own.
-const EXPIRE_EVERY: Duration = Duration::from_secs(300);
+/// How often (in the batches' time) the writer expires rows on its own.
+const EXPIRE_EVERY_S: i64 = 300;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FlushReport {
@@ -46,13 +46,14 @@ pub struct Writer {
     conn: Connection,
     tiers: Vec<Tier>,
     downsampler: Downsampler,
-    last_expire: Option<Instant>,
+    /// The batch time of the last expiry.
+    last_expire_s: Option<i64>,
 }
 
 impl Writer {
     pub fn new(conn: Connection, tiers: Vec<Tier>) -> Result<Writer, StoreError> {
         let downsampler = Downsampler::load(&conn, &tiers)?;
-        Ok(Writer { conn, tiers, downsampler, last_expire: None })
+        Ok(Writer { conn, tiers, downsampler, last_expire_s: None })
     }
 
     pub fn run(mut self, mut rx: mpsc::Receiver<WriterMsg>) {
@@ -87,7 +88,7 @@ impl Writer {
                     // Only after a commit: the downsampler treats everything below the batch's
                     // floor as final, which holds only once the batch is on disk.
                     if committed {
-                        self.maintain(batch.accept_floor_s);
+                        self.maintain(batch.accept_floor_s, batch.now_s);
                     }
                 }
                 WriterMsg::Expire { now_s, reply } => {
@@ -143,7 +144,7 @@ impl Writer {
                 Some(values) => tx.execute(
                     "INSERT INTO push_state (series_id, grp, state, updated_s) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (series_id) DO UPDATE SET grp = excluded.grp, state = excluded.state, updated_s = excluded.updated_s",
-                    params![change.series as i64, change.group as i64, encode_f64s(values), crate::clock::now_s()],
+                    params![change.series as i64, change.group as i64, encode_f64s(values), batch.now_s],
                 )?,
                 None => tx.execute("DELETE FROM push_state WHERE series_id = ?1", [change.series as i64])?,
             };
@@ -161,14 +162,15 @@ impl Writer {
         Ok(FlushReport { n_rollups, n_quarantined, duration })
     }
 
-    /// Downsampling and expiry; failures are logged and retried on the next flush.
-    fn maintain(&mut self, accept_floor_s: i64) {
+    /// Downsampling and expiry as of `now_s` (the batch's time); failures are logged and
+    /// retried on the next flush.
+    fn maintain(&mut self, accept_floor_s: i64, now_s: i64) {
         if let Err(err) = self.downsampler.run(&mut self.conn, &self.tiers, accept_floor_s) {
             tracing::error!(error = %err, "downsampling failed; will retry after the next flush");
         }
-        if self.last_expire.is_none_or(|t| t.elapsed() >= EXPIRE_EVERY) {
-            self.last_expire = Some(Instant::now());
-            match retention::expire(&mut self.conn, &self.tiers, crate::clock::now_s()) {
+        if self.last_expire_s.is_none_or(|t| now_s - t >= EXPIRE_EVERY_S) {
+            self.last_expire_s = Some(now_s);
+            match retention::expire(&mut self.conn, &self.tiers, now_s) {
                 Ok(n) if n > 0 => tracing::info!(rows = n, "expired rows past retention"),
                 Ok(_) => {}
                 Err(err) => tracing::error!(error = %err, "expiring old rows failed"),
@@ -223,9 +225,12 @@ fn quarantine(tx: &Transaction<'_>, seq: u64, delta: &RollupDelta, why: &StoreEr
 fn insert_series(tx: &Transaction<'_>, batch: &FlushBatch) -> Result<(), StoreError> {
     let mut insert = tx.prepare_cached(
         "INSERT INTO series (id, name, key, kind, created_s) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (id) DO UPDATE SET kind = excluded.kind WHERE key = excluded.key",
+         ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, created_s = excluded.created_s
+         WHERE key = excluded.key",
     )?;
-    let now_s = crate::clock::now_s();
+    // `created_s` is when the series last came into memory (new, or back after it idled out):
+    // retention never forgets a series that came back within the longest retention.
+    let now_s = batch.now_s;
     for series in &batch.new_series {
         let name = SeriesKey::parse(&series.key).map(|k| k.name).unwrap_or_default();
         let changed = insert.execute(params![series.id as i64, name, &*series.key, series.kind.to_code(), now_s])?;

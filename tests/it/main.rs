@@ -2,6 +2,7 @@
 
 mod alerts;
 mod allocations;
+mod churn;
 mod cli;
 mod crash;
 mod dashboards;

@@ -91,6 +91,7 @@ async fn write_two_hours(store: &Store, t0: i64) -> Vec<(i64, Vec<f64>)> {
             },
             rollups: vec![RollupDelta { series: id, start_s: start, rollup }],
             cumulative: vec![],
+            ..FlushBatch::default()
         };
         store.handle.flush(Arc::new(batch)).await.expect("flush commits");
         written.push((start, values));
@@ -183,6 +184,7 @@ async fn a_first_flush_of_many_intervals_reaches_every_tier() {
         new_series: vec![NewSeries { id, key: key.into(), kind: MetricKind::Timing }],
         rollups,
         cumulative: vec![],
+        ..FlushBatch::default()
     };
     store.handle.flush(Arc::new(batch)).await.unwrap();
     for seq in 2..10 {
@@ -219,6 +221,7 @@ fn batch_with(seq: u64, start: i64, bad: Rollup, floor: i64) -> FlushBatch {
             RollupDelta { series: good_id, start_s: start, rollup: good },
         ],
         cumulative: vec![],
+        ..FlushBatch::default()
     }
 }
 
@@ -257,6 +260,7 @@ async fn a_rollup_that_cannot_be_stored_is_quarantined_and_never_blocks_the_rest
             RollupDelta { series: series_id("bad"), start_s: t0 + 10, rollup: fine },
         ],
         cumulative: vec![],
+        ..FlushBatch::default()
     };
     let report = store.handle.flush(Arc::new(batch)).await.expect("the batch commits");
     assert_eq!((report.n_rollups, report.n_quarantined), (1, 1));
@@ -282,15 +286,28 @@ async fn a_rollup_that_cannot_be_stored_is_quarantined_and_never_blocks_the_rest
     let mut beside = Rollup::empty(true);
     beside.observe(0.75, 1.0, (t0 + 130) * 1000);
     let rollups = vec![RollupDelta { series: series_id("good"), start_s: t0 + 130, rollup: beside }];
-    let batch = FlushBatch { seq: 3, accept_floor_s: t0 + 120, new_series: vec![], rollups, cumulative: vec![] };
+    let batch = FlushBatch {
+        seq: 3,
+        accept_floor_s: t0 + 120,
+        new_series: vec![],
+        rollups,
+        cumulative: vec![],
+        ..FlushBatch::default()
+    };
     store.handle.flush(Arc::new(batch)).await.expect("the batch commits");
     conn.execute(
         "UPDATE raw_10s SET sketch = x'ffffffff' WHERE series_id = ?1 AND start_s = ?2",
         rusqlite::params![series_id("good") as i64, t0 + 130],
     )
     .unwrap();
-    let batch =
-        FlushBatch { seq: 4, accept_floor_s: t0 + 180, new_series: vec![], rollups: vec![], cumulative: vec![] };
+    let batch = FlushBatch {
+        seq: 4,
+        accept_floor_s: t0 + 180,
+        new_series: vec![],
+        rollups: vec![],
+        cumulative: vec![],
+        ..FlushBatch::default()
+    };
     store.handle.flush(Arc::new(batch)).await.expect("the batch commits");
     let watermarks = watermarks_once(&store, 1, t0 + 180).await;
     assert_eq!(watermarks[1], Some(t0 + 180), "past the corrupt row: {watermarks:?}");
