@@ -173,12 +173,17 @@ pub fn nearest_rank(q: f64, n: u64) -> u64 {
 
 #[inline]
 fn bin_index(value: f64) -> i32 {
-    (value.ln() / ln_gamma()).ceil() as i32
+    // An infinite value (a histogram bucket bound of +Inf, say) goes to the top bin, whose
+    // estimate is still finite, rather than to an index at the edge of i32, where arithmetic
+    // overflows.
+    let top = (f64::MAX.ln() / ln_gamma()).floor();
+    (value.ln() / ln_gamma()).ceil().min(top) as i32
 }
 
 /// The estimate for bin `idx`: within α of every value the bin holds.
 fn bin_value(idx: i32) -> f64 {
-    2.0 * GAMMA.powi(idx) / (GAMMA + 1.0)
+    // γ^i · 2/(γ+1), in that order: the top bin's γ^i is near f64::MAX and 2·γ^i would overflow.
+    GAMMA.powi(idx) * (2.0 / (GAMMA + 1.0))
 }
 
 mod blob;

@@ -253,3 +253,14 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn an_infinite_value_lands_in_the_top_bin_and_round_trips() {
+    // Found by fuzzing: a Prometheus histogram whose only counts are in a bucket of +Inf bound.
+    let mut sketch = Sketch::new();
+    sketch.add(f64::INFINITY, 2);
+    sketch.add(0.2, 1);
+    let top = sketch.quantile(1.0).unwrap();
+    assert!(top.is_finite() && top > 1e307, "{top}");
+    assert_eq!(Sketch::decode(&sketch.to_blob()).unwrap(), sketch);
+}
