@@ -80,6 +80,7 @@ fn evaluation(c: &mut Criterion) {
             seq,
             accept_floor_s: start_s - 20,
             now_s: start_s,
+            upto_s: start_s,
             new_series,
             rollups,
             cumulative: Vec::new(),

@@ -4,10 +4,19 @@
 use crate::aggregate::flusher::FlushHealth;
 use crate::supervise::Tasks;
 
-/// Why perfwatch is not ready, in words for `/readyz` and the log; `Ok` with the flush lag
-/// (ms since the last commit) when it is: the database takes writes, every supervised task
-/// runs and beats, and the flusher finishes its attempts in time.
-pub fn readiness(flush: &FlushHealth, tasks: &Tasks, interval_s: i64, now_ms: i64) -> Result<i64, String> {
+/// What `/readyz` reports when perfwatch is ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ready {
+    /// Milliseconds since the last flush committed.
+    pub flush_lag_ms: i64,
+    /// Samples accepted for intervals before this (unix seconds) are on disk.
+    pub durable_before_s: i64,
+}
+
+/// Why perfwatch is not ready, in words for `/readyz` and the log; `Ok` when it is: the
+/// database takes writes, every supervised task runs and beats, and the flusher finishes its
+/// attempts in time.
+pub fn readiness(flush: &FlushHealth, tasks: &Tasks, interval_s: i64, now_ms: i64) -> Result<Ready, String> {
     if let Some(failure) = flush.failure() {
         return Err(format!(
             "the database cannot be written since {} s ago ({failure}); {} of at most {} bytes (storage.max_unflushed_bytes) wait in memory, pushes beyond that are refused; free disk space or fix the error, perfwatch retries by itself",
@@ -27,5 +36,5 @@ pub fn readiness(flush: &FlushHealth, tasks: &Tasks, interval_s: i64, now_ms: i6
             stuck_ms / 1000
         ));
     }
-    Ok(now_ms - flush.last_commit_ms())
+    Ok(Ready { flush_lag_ms: now_ms - flush.last_commit_ms(), durable_before_s: flush.durable_before_s() })
 }

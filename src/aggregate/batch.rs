@@ -15,6 +15,9 @@ pub struct FlushBatch {
     /// When the batch was drained (unix seconds): the store's "now" for what it does with the
     /// batch (cumulative state's age, retention), so all of it runs on one clock.
     pub now_s: i64,
+    /// Every interval before this was drained into this batch or an earlier one: once it
+    /// commits, whatever was accepted for those intervals is on disk.
+    pub upto_s: i64,
     pub new_series: Vec<NewSeries>,
     pub rollups: Vec<RollupDelta>,
     pub cumulative: Vec<CumulativeChange>,

@@ -33,6 +33,9 @@ const BALLAST_RETRY: Duration = Duration::from_secs(60);
 /// How flushing goes, shared with ingest (admission), readiness and the watchdog.
 pub struct FlushHealth {
     last_commit_ms: AtomicI64,
+    /// The `upto_s` of the last committed batch: what was accepted for earlier intervals is
+    /// on disk.
+    durable_before_s: AtomicI64,
     /// When the last flush attempt ended, committed or not: the flusher is alive.
     last_attempt_ms: AtomicI64,
     unflushed_bytes: AtomicU64,
@@ -64,6 +67,7 @@ impl FlushHealth {
         let now = clock::now_ms();
         FlushHealth {
             last_commit_ms: AtomicI64::new(now),
+            durable_before_s: AtomicI64::new(0),
             last_attempt_ms: AtomicI64::new(now),
             unflushed_bytes: AtomicU64::new(0),
             max_unflushed_bytes,
@@ -74,6 +78,11 @@ impl FlushHealth {
     /// Unix ms of the last successful commit (the start time before any).
     pub fn last_commit_ms(&self) -> i64 {
         self.last_commit_ms.load(Ordering::Relaxed)
+    }
+
+    /// Samples accepted for intervals before this (unix seconds) are on disk.
+    pub fn durable_before_s(&self) -> i64 {
+        self.durable_before_s.load(Ordering::Relaxed)
     }
 
     /// Unix ms at which the last flush attempt ended, committed or failed.
@@ -243,6 +252,7 @@ impl Flusher {
                     n_rollups += report.n_rollups as u64;
                     let committed_at = crate::clock::now_ms();
                     self.health.last_commit_ms.store(committed_at, Ordering::Relaxed);
+                    self.health.durable_before_s.fetch_max(batch.upto_s, Ordering::Relaxed);
                     // Writing a long backlog is progress too: the watchdog must not kill it.
                     self.health.last_attempt_ms.store(committed_at, Ordering::Relaxed);
                     telemetry::flush_lag((committed_at - now_ms) as f64 / 1000.0);

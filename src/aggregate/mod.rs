@@ -272,6 +272,7 @@ impl Aggregator {
             seq: self.next_seq.fetch_add(1, Ordering::SeqCst),
             accept_floor_s: self.floor_s.load(Ordering::SeqCst),
             now_s,
+            upto_s: upto_s.min(now_s + 1),
             ..FlushBatch::default()
         };
         let mut n_evicted = 0;

@@ -457,9 +457,13 @@ const RETRY_AFTER_S: u64 = 30;
 fn readiness(state: &ApiState) -> Response {
     let interval_s = state.aggregator.settings().interval_s;
     match crate::health::readiness(state.flush.health(), &state.tasks, interval_s, clock::now_ms()) {
-        Ok(lag_ms) => reply::json(
+        Ok(ready) => reply::json(
             StatusCode::OK,
-            &serde_json::json!({ "status": "ready", "flush_lag_seconds": lag_ms as f64 / 1000.0 }),
+            &serde_json::json!({
+                "status": "ready",
+                "flush_lag_seconds": ready.flush_lag_ms as f64 / 1000.0,
+                "durable_before": ready.durable_before_s,
+            }),
         ),
         Err(why) => reply::error(StatusCode::SERVICE_UNAVAILABLE, &why),
     }
