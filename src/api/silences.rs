@@ -54,11 +54,10 @@ pub async fn create(state: Arc<ApiState>, request: NewSilence) -> Result<Respons
     };
     let ends_s = match (&request.ends_at, &request.duration) {
         (Some(text), None) => parse_time(text, now_s).map_err(|e| bad(format!("ends_at: {e}")))?,
-        (None, Some(text)) => {
-            starts_s
-                + parse_duration_s(text)
-                    .ok_or_else(|| bad(format!("duration {text:?} is not a duration; write e.g. 2h")))?
-        }
+        (None, Some(text)) => parse_duration_s(text)
+            .and_then(|duration| starts_s.checked_add(duration))
+            .filter(|ends_s| *ends_s <= crate::query::time::MAX_TIME_S)
+            .ok_or_else(|| bad(format!("duration {text:?} is not a duration up to year 9999; write e.g. 2h")))?,
         _ => return Err(bad("give exactly one of ends_at and duration".into())),
     };
     if ends_s <= starts_s.max(now_s) {

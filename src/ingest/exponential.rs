@@ -68,10 +68,12 @@ fn went_down(previous: &[f64], current: &[f64]) -> bool {
 
 /// The value a bucket's observations stand for (in the histogram's unit).
 pub fn representative(index: i64, scale: i32) -> f64 {
-    let base = 2f64.powf(2f64.powi(-scale));
-    let lower = base.powf(index as f64);
-    let upper = lower * base;
-    2.0 * lower * upper / (lower + upper)
+    // 2·lo·hi/(lo+hi) = b^i · 2b/(1+b), in logarithms: at scale -10 the base b is 2^1024,
+    // which is no f64, and a large index overflows b^i long before the value itself does.
+    // The result may still be infinite (or 0) for an index beyond any f64; callers refuse it.
+    let ln_base = 2f64.powi(-scale) * std::f64::consts::LN_2;
+    let ln_factor = std::f64::consts::LN_2 - (-ln_base).exp().ln_1p();
+    (index as f64 * ln_base + ln_factor).exp()
 }
 
 /// The largest relative error [`representative`] makes at `scale`.
@@ -97,6 +99,15 @@ mod tests {
             }
         }
         assert!((relative_error(8) - 0.00135).abs() < 1e-5 && (relative_error(5) - 0.0108).abs() < 1e-4);
+    }
+
+    #[test]
+    fn representatives_at_the_extreme_scales_are_numbers() {
+        // Scale -10: base 2^1024, no f64; bucket 0 is (1, 2^1024] and stands for 2 (2b/(1+b)).
+        assert!((representative(0, -10) - 2.0).abs() < 1e-12, "{}", representative(0, -10));
+        // Far beyond any f64: infinite, never NaN (callers refuse it).
+        assert_eq!(representative(1100, 0), f64::INFINITY);
+        assert!(representative(-1100, 20) >= 0.0);
     }
 
     #[test]

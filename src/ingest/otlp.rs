@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 
 use crate::aggregate::Observation;
+use crate::aggregate::rollup::MAX_MAGNITUDE;
 use crate::ingest::cumulative::{apply_histogram, counter_delta, histogram_state};
 use crate::ingest::exponential;
 use crate::ingest::parse::PushOutcome;
@@ -201,6 +202,13 @@ fn cumulative_counter<'a>(
     b: &mut Buffers<'a>,
 ) -> Result<(), Reject> {
     let value = value(point)?;
+    if !(in_range(value) && value >= 0.0) {
+        return Err(Reject::BadValue {
+            kind: MetricKind::Counter,
+            value,
+            why: "a monotonic total must be finite, non-negative and within 1e300",
+        });
+    }
     let series = resolve(batch, metric, point.attributes, b, MetricKind::Counter)?;
     let ts_ms = timestamp_ms(point.time_unix_nano).unwrap_or(batch.now_ms());
     // State: [start time, total]; a new start time is a reset.
@@ -215,6 +223,11 @@ fn cumulative_counter<'a>(
 /// the rest fits what it expects.
 fn same_stream<'p>(previous: Option<&'p [f64]>, current: &[f64]) -> Option<&'p [f64]> {
     previous.filter(|p| !p.is_empty() && p.first() == current.first()).map(|p| &p[1..])
+}
+
+/// Whether `v` is a number ingest takes: finite and within [`MAX_MAGNITUDE`].
+fn in_range(v: f64) -> bool {
+    v.is_finite() && v.abs() <= MAX_MAGNITUDE
 }
 
 /// Seconds per unit of a histogram's values.
@@ -241,6 +254,13 @@ fn explicit_histogram<'a>(
     }
     let scale = unit_scale(metric.unit);
     let sum = point.sum.unwrap_or(0.0) * scale;
+    if !in_range(sum) {
+        return Err(Reject::BadValue {
+            kind: MetricKind::Timing,
+            value: sum,
+            why: "the sum must be finite, within 1e300",
+        });
+    }
     let count = point.count as f64;
     let series = resolve(batch, metric, point.attributes, b, MetricKind::Timing)?;
     let ts_ms = timestamp_ms(point.time_unix_nano).unwrap_or(batch.now_ms());
@@ -286,6 +306,18 @@ fn exponential_histogram<'a>(
     }
     let unit = unit_scale(metric.unit);
     let sum = point.sum.unwrap_or(0.0) * unit;
+    let last_index = i64::from(point.positive_offset) + point.positive.len() as i64 - 1;
+    let top = if point.positive.is_empty() { 0.0 } else { exponential::representative(last_index, point.scale) * unit };
+    if !in_range(top) {
+        return Err(Reject::BadValue { kind: MetricKind::Timing, value: top, why: "its buckets go beyond 1e300 s" });
+    }
+    if !in_range(sum) {
+        return Err(Reject::BadValue {
+            kind: MetricKind::Timing,
+            value: sum,
+            why: "the sum must be finite, within 1e300",
+        });
+    }
     let series = resolve(batch, metric, point.attributes, b, MetricKind::Timing)?;
     let ts_ms = timestamp_ms(point.time_unix_nano).unwrap_or(batch.now_ms());
     let (count, zero) = (point.count as f64, point.zero_count as f64);

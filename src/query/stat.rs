@@ -83,8 +83,9 @@ impl Stat {
             },
             Stat::Quantile(q) => {
                 // Clamp to the exact extremes: p0 is the min and p100 the max, to the digit.
+                // (clamp panics when min > max, which a rollup of no finite value has.)
                 let estimate = rollup.sketch.as_ref()?.quantile(*q)?;
-                estimate.clamp(rollup.min, rollup.max)
+                if rollup.min <= rollup.max { estimate.clamp(rollup.min, rollup.max) } else { estimate }
             }
         })
     }

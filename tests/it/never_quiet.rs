@@ -603,3 +603,51 @@ async fn a_trickled_body_is_cut_off_and_does_not_hold_shutdown() {
     assert!(stopped.is_ok(), "the stop finished within the drain deadline while a request trickled");
     let _ = trickling.await;
 }
+
+/// Found by reading the casts (issue 13's audit): an OTLP exponential histogram at scale -10
+/// stored NaN bucket values and a rollup with min > max, and every quantile over it panicked
+/// (rule evaluation included); OTLP cumulative totals skipped the finite and non-negative
+/// checks; a silence's duration could overflow its end.
+#[tokio::test]
+async fn extreme_otlp_points_and_durations_are_refused_or_stored_sound() {
+    let d = TestDaemon::start("").await;
+    let now_ns = (perfwatch::clock::now_ms() * 1_000_000).to_string();
+    let point =
+        |data: serde_json::Value| serde_json::json!({"resourceMetrics": [{"scopeMetrics": [{"metrics": [data]}]}]});
+    let exp = point(serde_json::json!({"name": "wide", "exponentialHistogram": {"aggregationTemporality": 2,
+        "dataPoints": [{"startTimeUnixNano": "1", "timeUnixNano": now_ns, "count": "1", "sum": 1.5, "scale": -10,
+                        "positive": {"offset": 0, "bucketCounts": ["1"]}}]}}));
+    let far = point(serde_json::json!({"name": "far", "exponentialHistogram": {"aggregationTemporality": 2,
+        "dataPoints": [{"startTimeUnixNano": "1", "timeUnixNano": now_ns, "count": "1", "scale": 0,
+                        "positive": {"offset": 1100, "bucketCounts": ["1"]}}]}}));
+    let total = |value: serde_json::Value| {
+        point(serde_json::json!({"name": "hits", "sum": {"aggregationTemporality": 2, "isMonotonic": true,
+            "dataPoints": [{"startTimeUnixNano": "1", "timeUnixNano": now_ns, "asDouble": value}]}}))
+    };
+    let post = |body: serde_json::Value| {
+        let (client, url) = (d.client.clone(), format!("{}/v1/metrics", d.base));
+        async move { client.post(url).json(&body).send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    assert!(post(exp).await.get("partialSuccess").is_none(), "the scale -10 point is taken");
+    for (body, why) in [
+        (far, "beyond 1e300"),
+        (total(serde_json::json!("Infinity")), "finite"),
+        (total(serde_json::json!(-5)), "non-negative"),
+    ] {
+        let answer = post(body).await;
+        let message = answer["partialSuccess"]["errorMessage"].as_str().unwrap_or_default().to_owned();
+        assert!(message.contains(why), "{answer}");
+    }
+    d.flush().await;
+    let (status, answer) = d.get("/api/v1/query?metric=wide&stat=p99&from=-5m").await;
+    assert_eq!(status, 200, "{answer}");
+    let p99 = answer["series"][0]["points"][0][1].as_f64().unwrap();
+    // The bucket (1 s, 2^1024 s] stands for 2 s, as the sketch records it.
+    assert!(p99.is_finite() && p99 > 0.0, "{answer}");
+
+    let silence = serde_json::json!({"match": "{team=\"platform\"}", "duration": "9223372036854775807s", "author": "ana", "comment": "x"});
+    let response = d.client.post(format!("{}/api/v1/silences", d.base)).json(&silence).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("year 9999"), "{text}");
+}
