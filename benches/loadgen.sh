@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end throughput: a release perfwatch and the load generator on this machine, sharing
 # its cores, one scenario at a time against a fresh database. Prints one Markdown table row per
-# scenario: observations/s the daemon acknowledged, its CPU and peak RSS.
+# scenario: observations/s the daemon acknowledged, its CPU and peak RSS, and the latency of
+# `GET /healthz` asked every 20 ms on a new connection meanwhile.
 #
 #   benches/loadgen.sh            # every scenario, 10 s each
 #   DURATION=5s benches/loadgen.sh 'json-1*' otlp-10-1k-4c   # only scenarios matching a pattern
@@ -64,7 +65,7 @@ for entry in "${scenarios[@]}"; do
   rate=(--rate 0)
   [[ "$args" == *--rate* ]] && rate=()
   # shellcheck disable=SC2086
-  summary=$("$bin" loadgen $args "${rate[@]}" --duration "${run_for:-$duration}" --watch-pid "$pid" 2>/dev/null)
+  summary=$("$bin" loadgen $args "${rate[@]}" --duration "${run_for:-$duration}" --watch-pid "$pid" --probe-health 2>/dev/null)
   if [[ -n "$n_rules" ]]; then
     # Rule evaluations during the run: how many, and their median and slowest (the exporter's
     # summary over its recent window).

@@ -4,6 +4,7 @@
 //! daemon's own counters and the kernel's drop counter).
 
 pub mod encode;
+mod probe;
 mod procfs;
 pub mod rules;
 pub mod workload;
@@ -65,6 +66,10 @@ pub struct LoadgenArgs {
     /// Print a benchmark rule file of this many rules over the --series workload, and exit.
     #[arg(long)]
     pub print_rules: Option<usize>,
+    /// Meanwhile ask the daemon's /healthz every 20 ms on a new connection and report its
+    /// latency (p50, p99, max) in the summary.
+    #[arg(long)]
+    pub probe_health: bool,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -139,8 +144,13 @@ pub async fn run(args: LoadgenArgs) -> Result<String, CliError> {
         }
     }
     let progress = tokio::spawn(progress(counters.clone(), args.watch_pid, deadline));
+    let probe = args.probe_health.then(|| probe::spawn(&args.server.url, deadline.into_std()));
     while tasks.join_next().await.is_some() {}
     progress.abort();
+    let probe = match probe {
+        Some(thread) => tokio::task::spawn_blocking(move || thread.join().ok()).await.ok().flatten(),
+        None => None,
+    };
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!();
 
@@ -159,6 +169,9 @@ pub async fn run(args: LoadgenArgs) -> Result<String, CliError> {
         if let Some(peak) = procfs::peak_rss_kib(pid) {
             summary += &format!(", peak RSS {:.1} MiB", peak as f64 / 1024.0);
         }
+    }
+    if let Some(report) = probe {
+        summary += &format!("; {}", report.summary());
     }
     if args.format == Format::Statsd {
         // Give the daemon a moment to finish what is in its socket buffer.

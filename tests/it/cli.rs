@@ -85,9 +85,12 @@ async fn loadgen_counts_match_what_was_stored() {
     for format in ["json", "otlp", "influx"] {
         let d = TestDaemon::start("").await;
         let base = d.base.clone();
+        // The JSON run also probes /healthz meanwhile.
+        let probe = if format == "json" { "--probe-health" } else { "--seed=1" };
         let (ok, stdout, stderr) = tokio::task::spawn_blocking(move || {
             perfwatch(&[
                 "loadgen",
+                probe,
                 "--url",
                 &base,
                 "--format",
@@ -113,6 +116,16 @@ async fn loadgen_counts_match_what_was_stored() {
         let sent: f64 =
             stdout.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("summary starts with the count");
         assert!(sent > 0.0 && stdout.contains(" 0 errors"), "{format}: {stdout}");
+        if format == "json" {
+            // ~100 probes in 2 s at one per 20 ms; all answered.
+            let probes: usize = stdout
+                .split(" over ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next()?.parse().ok())
+                .unwrap_or_else(|| panic!("the summary reports the probe: {stdout}"));
+            assert!(stdout.contains("/healthz p50 ") && probes >= 20, "{stdout}");
+            assert!(stdout.contains(" probes, 0 failed"), "{stdout}");
+        }
         // Every observation sent is stored: the counts of every metric add up to it.
         let metrics = d.get("/api/v1/metrics").await.1;
         let mut stored = 0.0;
