@@ -27,7 +27,7 @@ pub fn gained(previous: Option<&[f64]>, current: &[f64], unit: f64, buckets: &mu
     // The previous point counts only when it is a whole state, can be brought to this scale
     // and nothing went down.
     let base = previous
-        .filter(|p| p.len() >= 5)
+        .filter(|p| is_exponential_state(p))
         .and_then(|p| Some((p, (p[3] as i32).checked_sub(scale).filter(|d| (0..64).contains(d))?)))
         .filter(|(p, _)| !went_down(p, current));
     buckets.clear();
@@ -60,6 +60,18 @@ pub fn gained(previous: Option<&[f64]>, current: &[f64], unit: f64, buckets: &mu
         Some((p, _)) => (current[0] - p[0], current[1] - p[1]),
         None => (current[0], current[1]),
     }
+}
+
+/// Whether `state` has the shape [`state`] writes: another kind of histogram's state (a stream
+/// that switched kinds under the same start time) or a damaged one is no base to diff against.
+/// An explicit histogram's state always holds its `+Inf` bound, which no exponential one does.
+fn is_exponential_state(state: &[f64]) -> bool {
+    let integral_in = |v: f64, range: std::ops::RangeInclusive<f64>| v.fract() == 0.0 && range.contains(&v);
+    state.len() >= 5
+        && integral_in(state[3], f64::from(*SCALES.start())..=f64::from(*SCALES.end()))
+        && integral_in(state[4], f64::from(i32::MIN)..=f64::from(i32::MAX))
+        && state.iter().all(|v| v.is_finite())
+        && [state[0], state[2]].iter().chain(&state[5..]).all(|n| *n >= 0.0)
 }
 
 fn went_down(previous: &[f64], current: &[f64]) -> bool {

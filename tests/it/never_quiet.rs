@@ -651,3 +651,37 @@ async fn extreme_otlp_points_and_durations_are_refused_or_stored_sound() {
     let text = response.text().await.unwrap();
     assert!(text.contains("year 9999"), "{text}");
 }
+
+/// Found by issue 13's audit: an OTLP stream that switched from an explicit to an exponential
+/// histogram (same series, same start time) read the explicit state as exponential — a bucket's
+/// cumulative count as the scale, the next bound as the offset — and diffed the point against
+/// that: 7 of its 10 observations counted, all 10 in the buckets. A switch either way is a new
+/// stream: the point counts whole.
+#[tokio::test]
+async fn a_stream_switching_histogram_kinds_counts_as_a_reset() {
+    let d = TestDaemon::start("").await;
+    let now_ns = (perfwatch::clock::now_ms() * 1_000_000).to_string();
+    let post = |data: (&str, serde_json::Value)| {
+        let metric =
+            serde_json::json!({"name": "switched", data.0: {"aggregationTemporality": 2, "dataPoints": [data.1]}});
+        let body = serde_json::json!({"resourceMetrics": [{"scopeMetrics": [{"metrics": [metric]}]}]});
+        let (client, url) = (d.client.clone(), format!("{}/v1/metrics", d.base));
+        async move {
+            let response = client.post(url).json(&body).send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let explicit = serde_json::json!({"startTimeUnixNano": "1", "timeUnixNano": now_ns, "count": "3",
+        "sum": 6.0, "explicitBounds": [0.0], "bucketCounts": ["1", "2"]});
+    assert_eq!(post(("histogram", explicit)).await, (200, "{}".to_owned()));
+    let exponential = serde_json::json!({"startTimeUnixNano": "1", "timeUnixNano": now_ns, "count": "10",
+        "sum": 20.0, "scale": 0, "positive": {"offset": 0, "bucketCounts": ["10"]}});
+    assert_eq!(post(("exponentialHistogram", exponential)).await, (200, "{}".to_owned()));
+    // And back: an explicit point after the exponential one counts whole too.
+    let explicit = serde_json::json!({"startTimeUnixNano": "1", "timeUnixNano": now_ns, "count": "12",
+        "sum": 7.0, "explicitBounds": [0.0], "bucketCounts": ["2", "10"]});
+    assert_eq!(post(("histogram", explicit)).await, (200, "{}".to_owned()));
+    d.flush().await;
+    let count = d.query_one(&[("metric", "switched"), ("stat", "count"), ("group_by", "")]).await;
+    assert_eq!(count, 25.0, "3 from the first explicit point, all 10 of the exponential one, all 12 of the last");
+}
