@@ -13,6 +13,7 @@ use crate::aggregate::AggregatorSettings;
 use crate::alert::oncall::Schedule;
 use crate::export::ExportSettings;
 use crate::ingest::limits::Limits;
+use crate::query::time::MAX_DURATION_S;
 use crate::store::tiers::Tier;
 
 mod email;
@@ -84,11 +85,12 @@ struct DurationVisitor {
 
 impl DurationVisitor {
     fn accept(&self, seconds: i64) -> bool {
-        seconds > 0 || (self.allow_zero && seconds == 0)
+        (seconds > 0 || (self.allow_zero && seconds == 0)) && seconds <= MAX_DURATION_S
     }
 
-    fn kind(&self) -> &'static str {
-        if self.allow_zero { "non-negative" } else { "positive" }
+    fn refusal(&self, what: impl fmt::Display) -> String {
+        let kind = if self.allow_zero { "non-negative" } else { "positive" };
+        format!("{what} is not a {kind} duration of at most 10000 years; write e.g. 10s, 5m, 1h, 7d")
     }
 }
 
@@ -103,19 +105,17 @@ impl serde::de::Visitor<'_> for DurationVisitor {
         i64::try_from(n)
             .ok()
             .filter(|n| self.accept(*n))
-            .ok_or_else(|| E::custom(format!("{n} is not a {} number of seconds", self.kind())))
+            .ok_or_else(|| E::custom(self.refusal(format_args!("{n} (seconds)"))))
     }
 
     fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<i64, E> {
-        Some(n)
-            .filter(|n| self.accept(*n))
-            .ok_or_else(|| E::custom(format!("{n} is not a {} number of seconds", self.kind())))
+        Some(n).filter(|n| self.accept(*n)).ok_or_else(|| E::custom(self.refusal(format_args!("{n} (seconds)"))))
     }
 
     fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<i64, E> {
         crate::query::time::parse_duration_s(text)
             .filter(|s| self.accept(*s))
-            .ok_or_else(|| E::custom(format!("{text:?} is not a duration; write e.g. 10s, 5m, 1h, 7d")))
+            .ok_or_else(|| E::custom(self.refusal(format_args!("{text:?}"))))
     }
 }
 
@@ -608,7 +608,7 @@ mod tests {
     fn bad_durations_report_where() {
         let err = Config::parse("storage:\n  interval: ten\n", "c.yaml").unwrap_err().to_string();
         assert!(err.starts_with("c.yaml:2:"), "{err}");
-        assert!(err.contains("not a duration"), "{err}");
+        assert!(err.contains("is not a positive duration"), "{err}");
     }
 
     #[test]

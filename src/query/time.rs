@@ -35,10 +35,14 @@ pub fn parse_time(text: &str, now_s: i64) -> Result<i64, TimeError> {
     seconds.filter(|s| (MIN_TIME_S..=MAX_TIME_S).contains(s)).ok_or_else(err)
 }
 
-/// Seconds in a duration such as `90s`, `5m`, `1h30m`, `7d`, `1w`.
+/// The longest duration perfwatch reads: the span of the calendar it reads (10,000 years), so
+/// a time plus or minus a duration cannot overflow, in seconds or in milliseconds.
+pub const MAX_DURATION_S: i64 = MAX_TIME_S - MIN_TIME_S;
+
+/// Seconds in a duration such as `90s`, `5m`, `1h30m`, `7d`, `1w`; at most [`MAX_DURATION_S`].
 pub fn parse_duration_s(text: &str) -> Option<i64> {
     let duration = humantime::parse_duration(text).ok()?;
-    i64::try_from(duration.as_secs()).ok().filter(|s| *s > 0 || text.starts_with('0'))
+    i64::try_from(duration.as_secs()).ok().filter(|s| *s > 0 || text.starts_with('0')).filter(|s| *s <= MAX_DURATION_S)
 }
 
 #[cfg(test)]
@@ -60,5 +64,7 @@ mod tests {
         assert_eq!(parse_time("253402300799", now), Ok(MAX_TIME_S));
         assert_eq!(parse_duration_s("1h30m"), Some(5400));
         assert_eq!(parse_duration_s("7d"), Some(604_800));
+        assert_eq!(parse_duration_s("10000y"), None, "beyond the calendar");
+        assert!(parse_duration_s("9999y").is_some_and(|s| s <= MAX_DURATION_S), "humantime's year is 365.25 days");
     }
 }

@@ -685,3 +685,36 @@ async fn a_stream_switching_histogram_kinds_counts_as_a_reset() {
     let count = d.query_one(&[("metric", "switched"), ("stat", "count"), ("group_by", "")]).await;
     assert_eq!(count, 25.0, "3 from the first explicit point, all 10 of the exponential one, all 12 of the last");
 }
+
+/// Found by issue 13's audit: a rule's `for:`, `window:` or regression `offset:` near the
+/// largest 64-bit number of seconds overflowed when added to the evaluation time (a 500 from
+/// `POST /api/v1/gate` in a debug build, a silently wrapped time in release). Durations longer
+/// than the calendar perfwatch reads (10,000 years) are refused where they are read, naming
+/// the file, line and column.
+#[tokio::test]
+async fn durations_beyond_the_calendar_are_refused_where_rules_are_read() {
+    let d = TestDaemon::start("").await;
+    d.push_json(&serde_json::json!({"metrics": [{"name": "lat", "type": "timing", "value": 0.5}]})).await;
+    let rule = |field: &str| {
+        let content = format!(
+            "groups:\n  - name: g\n    rules:\n      - alert: A\n        metric: lat\n        stat: max\n        window: 1m\n        above: 0.1\n{field}\n"
+        );
+        serde_json::json!({"files": [{"name": "huge.yaml", "content": content}]})
+    };
+    for (field, line) in [
+        ("        for: 9223372036854775807", 9),
+        ("        for: 9223372036854775807s", 9),
+        ("        regression: {offset: 9223372036854775807, factor: 1.5}", 9),
+        ("        labels: {}\n        annotations: {}\n        for: 400000000000", 11),
+    ] {
+        let response = d.client.post(format!("{}/api/v1/gate", d.base)).json(&rule(field)).send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, 400, "{field}: {text}");
+        assert!(text.contains(&format!("huge.yaml:{line}:")) && text.contains("10000 years"), "{field}: {text}");
+    }
+    let window = rule("").to_string().replace("window: 1m", "window: 9223372036854775807s");
+    let response = d.client.post(format!("{}/api/v1/gate", d.base)).body(window).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    assert!(response.text().await.unwrap().contains("10000 years"));
+}

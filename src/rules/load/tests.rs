@@ -94,7 +94,7 @@ fn mistakes_are_placed_and_explained() {
     // 3. A bad duration.
     check(
         &rule("        metric: m\n        stat: p99\n        above: 1\n        window: 5x\n"),
-        &[(8, 17, "not a duration")],
+        &[(8, 17, "is not a positive duration")],
     );
     // 4. A bad selector.
     check(&rule("        metric: m{x=1}\n        stat: p99\n        above: 1\n"), &[(5, 17, "bad selector")]);
@@ -177,6 +177,6 @@ fn for_zero_fires_at_once_as_in_prometheus() {
     assert_eq!((groups[0].rules[0].for_s, groups[0].rules[0].keep_firing_for_s), (0, 0));
     check(
         &rule("        metric: m\n        stat: max\n        above: 1\n        window: 0s\n"),
-        &[(8, 17, "not a duration")],
+        &[(8, 17, "is not a positive duration")],
     );
 }
