@@ -184,6 +184,12 @@ impl<'a> IngestBatch<'a> {
         Ok(Resolved { id: series_id(&self.key), kind })
     }
 
+    /// Whether `obs` is a value a series of `kind` takes, without recording it: for inputs
+    /// that must take or refuse several values as one.
+    pub fn check(&self, kind: MetricKind, obs: &Observation<'_>) -> Result<(), Reject> {
+        check_values(kind, obs)
+    }
+
     /// Records `obs` for the series last resolved, at `ts_ms` (default: now).
     pub fn record(&mut self, series: Resolved, ts_ms: Option<i64>, obs: Observation<'_>) -> Result<(), Reject> {
         debug_assert_eq!(series_id(&self.key), series.id, "the key buffer holds the series last resolved");

@@ -11,7 +11,7 @@ use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
 use super::limits::Limits;
-use super::parse::statsd::{GaugeValue, StatsdLine, StatsdType, lines, parse_line};
+use super::parse::statsd::{GaugeValue, StatsdError, StatsdLine, StatsdType, lines, parse_line};
 use super::sink::{IngestBatch, Reject, Scratch, recycle};
 use crate::aggregate::flusher::FlushHealth;
 use crate::aggregate::{Aggregator, Observation};
@@ -107,47 +107,39 @@ pub fn ingest_line<'a>(
         StatsdType::Gauge => MetricKind::Gauge,
         StatsdType::TimingMs | StatsdType::Distribution => MetricKind::Timing,
     };
-    check_values(&parsed)?;
+    // Every value is read and checked before any is recorded (`a:1:-5|ms` stores neither).
+    each_observation(&parsed, |obs| batch.check(kind, &obs))?;
     let series = batch.resolve(parsed.name, &[], tags, kind)?;
-    let ts = parsed.timestamp_ms;
-    match parsed.kind {
-        StatsdType::Counter => {
-            // StatsD counters may go down (`decr`), unlike JSON counters.
-            for value in parsed.values() {
-                batch.record(series, ts, Observation::CounterDelta(value.expect("checked") / parsed.rate))?;
-            }
-        }
-        StatsdType::Gauge => {
-            for value in parsed.gauge_values() {
-                let obs = match value.expect("checked") {
-                    GaugeValue::Set(v) => Observation::Gauge(v),
-                    GaugeValue::Delta(d) => Observation::GaugeDelta(d),
-                };
-                batch.record(series, ts, obs)?;
-            }
-        }
-        StatsdType::TimingMs | StatsdType::Distribution => {
-            let scale = if parsed.kind == StatsdType::TimingMs { 0.001 } else { 1.0 };
-            for value in parsed.values() {
-                let values = [value.expect("checked") * scale];
-                batch.record(series, ts, Observation::Timings { values: &values, weight: 1.0 / parsed.rate })?;
-            }
-        }
-        StatsdType::Set => {
-            for member in parsed.members() {
-                let hash = xxhash_rust::xxh3::xxh3_64(member.as_bytes());
-                batch.record(series, ts, Observation::SetMember(hash))?;
-            }
-        }
-    }
-    Ok(())
+    each_observation(&parsed, |obs| batch.record(series, parsed.timestamp_ms, obs))
 }
 
-fn check_values(parsed: &StatsdLine<'_>) -> Result<(), Reject> {
+/// Calls `f` with each of the line's observations in order, stopping at the first error (a
+/// value that does not parse, or whatever `f` refuses).
+fn each_observation(
+    parsed: &StatsdLine<'_>,
+    mut f: impl FnMut(Observation<'_>) -> Result<(), Reject>,
+) -> Result<(), Reject> {
+    let unreadable = |e: StatsdError| Reject::Parse(e.to_string());
     match parsed.kind {
-        StatsdType::Set => Ok(()),
-        StatsdType::Gauge => parsed.gauge_values().try_for_each(|v| v.map(|_| ())),
-        _ => parsed.values().try_for_each(|v| v.map(|_| ())),
+        // StatsD counters may go down (`decr`), unlike JSON counters.
+        StatsdType::Counter => {
+            parsed.values().try_for_each(|value| f(Observation::CounterDelta(value.map_err(unreadable)? / parsed.rate)))
+        }
+        StatsdType::Gauge => parsed.gauge_values().try_for_each(|value| {
+            f(match value.map_err(unreadable)? {
+                GaugeValue::Set(v) => Observation::Gauge(v),
+                GaugeValue::Delta(d) => Observation::GaugeDelta(d),
+            })
+        }),
+        StatsdType::TimingMs | StatsdType::Distribution => {
+            let scale = if parsed.kind == StatsdType::TimingMs { 0.001 } else { 1.0 };
+            parsed.values().try_for_each(|value| {
+                let values = [value.map_err(unreadable)? * scale];
+                f(Observation::Timings { values: &values, weight: 1.0 / parsed.rate })
+            })
+        }
+        StatsdType::Set => parsed
+            .members()
+            .try_for_each(|member| f(Observation::SetMember(xxhash_rust::xxh3::xxh3_64(member.as_bytes())))),
     }
-    .map_err(|e| Reject::Parse(e.to_string()))
 }

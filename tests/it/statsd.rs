@@ -59,6 +59,20 @@ async fn bad_datagrams_do_not_stop_the_listener() {
     wait_value(&d, "after_garbage", "sum", 1.0).await;
 }
 
+/// A line of several values is taken or refused whole: one bad value among them used to leave
+/// the values before it stored while the line was counted as refused.
+#[tokio::test]
+async fn a_line_with_one_bad_value_stores_none_of_its_values() {
+    let d = TestDaemon::start("").await;
+    send(&d, "multi.t:5:-5|ms\nmulti.g:1:1e301|g\nmulti.c:2:x|c\nmulti.ok:1:2|c\nsentinel:1|c");
+    wait_value(&d, "sentinel", "sum", 1.0).await;
+    assert_eq!(d.query_one(&[("metric", "multi_ok"), ("stat", "sum")]).await, 3.0);
+    for refused in ["multi_t", "multi_g", "multi_c"] {
+        let series = d.query(&[("metric", refused), ("stat", "count"), ("group_by", "")]).await;
+        assert!(series.is_empty(), "{refused}: {series:?}");
+    }
+}
+
 #[tokio::test]
 async fn bad_lines_are_counted_by_reason_in_metrics() {
     let d = TestDaemon::start("").await;
