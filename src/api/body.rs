@@ -180,6 +180,31 @@ mod tests {
         assert_eq!(raw(body, 1024).inflate().unwrap(), b"a 1\nb 2\n");
     }
 
+    /// Defect 10 of issue 13: the buffer was reserved at four times the compressed size, so a
+    /// body that barely compresses claimed four times its size. It grows as it inflates now.
+    #[test]
+    fn the_inflated_buffer_grows_with_what_it_holds() {
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let incompressible: Vec<u8> = (0..64 * 1024)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let body = gzip(&incompressible);
+        assert!(body.len() > incompressible.len(), "random bytes do not compress");
+        let inflated = raw(body, 1 << 20).inflate().unwrap();
+        assert_eq!(inflated, incompressible);
+        assert!(
+            inflated.capacity() <= 2 * inflated.len(),
+            "capacity {} for {} bytes",
+            inflated.capacity(),
+            inflated.len()
+        );
+    }
+
     #[test]
     fn inflating_past_the_limit_is_413() {
         let err = raw(gzip(&[b'x'; 4096]), 4095).inflate().unwrap_err();

@@ -208,6 +208,46 @@ async fn a_gzip_body_of_several_members_is_read_whole() {
     assert_eq!(d.query(&[("metric", "gz_v"), ("stat", "count")]).await.len(), 2, "both members stored");
 }
 
+/// Defect 10: a gzip body was inflated, parsed and aggregated on the async runtime's worker
+/// threads. This test's runtime has one thread, the daemon's too: were the 30 MiB push below
+/// handled there, `/healthz` could not answer until it ended. It answers meanwhile, again and
+/// again, and the push is stored whole.
+#[tokio::test]
+async fn a_large_gzip_push_leaves_the_async_workers_free() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let d = TestDaemon::start("").await;
+    let line = b"gz_big,shard=a v=1.5\n";
+    let n_lines = (30 << 20) / line.len();
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for _ in 0..n_lines {
+        encoder.write_all(line).unwrap();
+    }
+    let body = encoder.finish().unwrap();
+    let mut stream = tokio::net::TcpStream::connect(d.base.trim_start_matches("http://")).await.unwrap();
+    let head = format!(
+        "POST /write HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body).await.unwrap();
+    let push = tokio::spawn(async move {
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+    let mut answered = 0;
+    while !push.is_finished() {
+        let response = d.client.get(format!("{}/healthz", d.base)).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        answered += 1;
+    }
+    let answer = push.await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+    assert!(answered >= 10, "/healthz answered {answered} times while the push was handled");
+    d.flush().await;
+    assert_eq!(d.query_one(&[("metric", "gz_big_v"), ("stat", "count"), ("group_by", "")]).await, n_lines as f64);
+}
+
 #[tokio::test]
 async fn bad_bytes_names_and_doubles_cost_only_their_own_sample() {
     let d = TestDaemon::start("").await;
