@@ -8,6 +8,12 @@ use super::sketch::Sketch;
 /// `±f64::MAX` instead of overflowing, so no rollup ever holds an infinity or NaN.
 pub const MAX_MAGNITUDE: f64 = 1e300;
 
+/// Whether ingest takes `v` as a value: finite and within [`MAX_MAGNITUDE`].
+#[inline]
+pub fn storable(v: f64) -> bool {
+    v.is_finite() && v.abs() <= MAX_MAGNITUDE
+}
+
 /// `a + b`, held at `±f64::MAX` where it would overflow (and `a` kept if `b` is NaN): a
 /// rollup's count and sum stay finite however many intervals or series are merged.
 #[inline]

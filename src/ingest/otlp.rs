@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use crate::aggregate::Observation;
-use crate::aggregate::rollup::MAX_MAGNITUDE;
+use crate::aggregate::rollup::storable;
 use crate::ingest::cumulative::{apply_histogram, counter_delta, histogram_state};
 use crate::ingest::exponential;
 use crate::ingest::parse::PushOutcome;
@@ -202,7 +202,7 @@ fn cumulative_counter<'a>(
     b: &mut Buffers<'a>,
 ) -> Result<(), Reject> {
     let value = value(point)?;
-    if !(in_range(value) && value >= 0.0) {
+    if !(storable(value) && value >= 0.0) {
         return Err(Reject::BadValue {
             kind: MetricKind::Counter,
             value,
@@ -223,11 +223,6 @@ fn cumulative_counter<'a>(
 /// the rest fits what it expects.
 fn same_stream<'p>(previous: Option<&'p [f64]>, current: &[f64]) -> Option<&'p [f64]> {
     previous.filter(|p| !p.is_empty() && p.first() == current.first()).map(|p| &p[1..])
-}
-
-/// Whether `v` is a number ingest takes: finite and within [`MAX_MAGNITUDE`].
-fn in_range(v: f64) -> bool {
-    v.is_finite() && v.abs() <= MAX_MAGNITUDE
 }
 
 /// Seconds per unit of a histogram's values.
@@ -254,7 +249,7 @@ fn explicit_histogram<'a>(
     }
     let scale = unit_scale(metric.unit);
     let sum = point.sum.unwrap_or(0.0) * scale;
-    if !in_range(sum) {
+    if !storable(sum) {
         return Err(Reject::BadValue {
             kind: MetricKind::Timing,
             value: sum,
@@ -308,10 +303,10 @@ fn exponential_histogram<'a>(
     let sum = point.sum.unwrap_or(0.0) * unit;
     let last_index = i64::from(point.positive_offset) + point.positive.len() as i64 - 1;
     let top = if point.positive.is_empty() { 0.0 } else { exponential::representative(last_index, point.scale) * unit };
-    if !in_range(top) {
+    if !storable(top) {
         return Err(Reject::BadValue { kind: MetricKind::Timing, value: top, why: "its buckets go beyond 1e300 s" });
     }
-    if !in_range(sum) {
+    if !storable(sum) {
         return Err(Reject::BadValue {
             kind: MetricKind::Timing,
             value: sum,

@@ -6,7 +6,7 @@ use thiserror::Error;
 
 use super::limits::Limits;
 use super::names;
-use crate::aggregate::rollup::{MAX_MAGNITUDE, Rollup};
+use crate::aggregate::rollup::{Rollup, storable};
 use crate::aggregate::{Aggregator, Observation, RecordError, SeriesRef};
 use crate::model::{MetricKind, series_id, write_canonical_key};
 use crate::telemetry;
@@ -215,12 +215,8 @@ impl<'a> IngestBatch<'a> {
             return Err(Reject::BadValue { kind: series.kind, value: *bad, why: "it must be a number" });
         }
         // The difference of two totals in range is finite, so deltas cannot overflow.
-        if let Some(bad) = values.iter().find(|v| v.is_finite() && v.abs() > MAX_MAGNITUDE) {
-            return Err(Reject::BadValue {
-                kind: series.kind,
-                value: *bad,
-                why: "its magnitude is over 1e300, the largest perfwatch stores",
-            });
+        if let Some(bad) = values.iter().find(|v| v.is_finite() && !storable(**v)) {
+            return Err(Reject::BadValue { kind: series.kind, value: *bad, why: TOO_LARGE });
         }
         debug_assert_eq!(series_id(&self.key), series.id, "the key buffer holds the series last resolved");
         let ts_ms = ts_ms.unwrap_or(self.now_ms);
@@ -249,10 +245,11 @@ impl<'a> IngestBatch<'a> {
 /// million. Heavier weights would let one datagram swamp a series' counts.
 pub const MAX_WEIGHT: f64 = 1e6;
 
+/// Why a finite value beyond [`crate::aggregate::rollup::MAX_MAGNITUDE`] is refused.
+const TOO_LARGE: &str = "its magnitude is over 1e300, the largest perfwatch stores";
+
 fn check_values(kind: MetricKind, obs: &Observation<'_>) -> Result<(), Reject> {
     let bad = |value: f64, why| Err(Reject::BadValue { kind, value, why });
-    const TOO_LARGE: &str = "its magnitude is over 1e300, the largest perfwatch stores";
-    let in_range = |v: f64| v.abs() <= MAX_MAGNITUDE;
     match *obs {
         Observation::Timings { values, weight } => {
             if !(weight.is_finite() && weight > 0.0 && weight <= MAX_WEIGHT) {
@@ -262,7 +259,7 @@ fn check_values(kind: MetricKind, obs: &Observation<'_>) -> Result<(), Reject> {
                 if !value.is_finite() || *value < 0.0 {
                     return bad(*value, "timings are non-negative seconds");
                 }
-                if !in_range(*value) {
+                if !storable(*value) {
                     return bad(*value, TOO_LARGE);
                 }
             }
@@ -271,13 +268,13 @@ fn check_values(kind: MetricKind, obs: &Observation<'_>) -> Result<(), Reject> {
             if !(count.is_finite() && count >= 0.0 && sum.is_finite()) {
                 return bad(count, "a histogram's count and sum must be finite, the count non-negative");
             }
-            if !in_range(count) || !in_range(sum) {
-                return bad(if in_range(count) { sum } else { count }, TOO_LARGE);
+            if !storable(count) || !storable(sum) {
+                return bad(if storable(count) { sum } else { count }, TOO_LARGE);
             }
             if let Some((value, _)) = buckets.iter().find(|(v, _)| !v.is_finite() || *v < 0.0) {
                 return bad(*value, "timings are non-negative seconds");
             }
-            if let Some((value, _)) = buckets.iter().find(|(v, _)| !in_range(*v)) {
+            if let Some((value, _)) = buckets.iter().find(|(v, _)| !storable(*v)) {
                 return bad(*value, TOO_LARGE);
             }
         }
@@ -285,7 +282,7 @@ fn check_values(kind: MetricKind, obs: &Observation<'_>) -> Result<(), Reject> {
             if let Some(level) = levels.iter().find(|v| !v.is_finite()) {
                 return bad(*level, "it must be finite");
             }
-            if let Some(level) = levels.iter().find(|v| !in_range(**v)) {
+            if let Some(level) = levels.iter().find(|v| !storable(**v)) {
                 return bad(*level, TOO_LARGE);
             }
         }
@@ -299,7 +296,7 @@ fn check_values(kind: MetricKind, obs: &Observation<'_>) -> Result<(), Reject> {
         | Observation::Gauge(v)
         | Observation::GaugeDelta(v)
         | Observation::CounterDelta(v)
-            if !in_range(v) =>
+            if !storable(v) =>
         {
             return bad(v, TOO_LARGE);
         }
