@@ -48,7 +48,7 @@ async fn main() {
     );
     let daemon = Daemon::start(Config::parse(&yaml, "bench.yaml").unwrap(), None).await.unwrap();
     let push_url = format!("http://{}/api/v1/push", daemon.http_addr);
-    let client = reqwest::Client::new();
+    let client = perfwatch::http_client::client();
 
     let mut latencies = Vec::new();
     let mut after_tick = Vec::new();

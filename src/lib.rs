@@ -26,6 +26,7 @@ pub mod export;
 pub mod health;
 pub mod heartbeat;
 pub mod html;
+pub mod http_client;
 pub mod ingest;
 pub mod loadgen;
 pub mod model;
@@ -191,10 +192,7 @@ impl Daemon {
                     delivery: delivery_handle.health().clone(),
                     interval_s: config.aggregator.interval_s,
                 });
-                let client = reqwest::Client::builder()
-                    .user_agent(concat!("perfwatch/", env!("CARGO_PKG_VERSION")))
-                    .build()
-                    .map_err(notify::NotifierError::from)?;
+                let client = http_client::builder().build().map_err(notify::NotifierError::from)?;
                 let stop = cancel.clone();
                 Some(tokio::spawn(supervise::supervise(
                     tasks.register("heartbeat", None),

@@ -70,7 +70,7 @@ pub async fn list(args: AlertsArgs) -> Result<String, CliError> {
     let mut params = Vec::new();
     params.extend(args.state.map(|s| ("state", s)));
     params.extend(args.severity.map(|s| ("severity", s)));
-    let client = reqwest::Client::new();
+    let client = crate::http_client::client();
     let request = args.server.request(&client, reqwest::Method::GET, "/api/v1/alerts")?.query(&params);
     let answer = send_json(&args.server.url, request).await?;
     Ok(alerts_table(&answer))
@@ -127,7 +127,7 @@ pub fn alerts_table(answer: &Value) -> String {
 }
 
 pub async fn ack(args: AckArgs) -> Result<String, CliError> {
-    let client = reqwest::Client::new();
+    let client = crate::http_client::client();
     let (path, body) = if args.undo {
         (format!("/api/v1/alerts/{}/unack", args.id), json!({}))
     } else {
@@ -147,7 +147,7 @@ pub async fn ack(args: AckArgs) -> Result<String, CliError> {
 }
 
 pub async fn silence(command: SilenceCommand) -> Result<String, CliError> {
-    let client = reqwest::Client::new();
+    let client = crate::http_client::client();
     match command {
         SilenceCommand::Add { matchers, duration, ends_at, author, comment, server } => {
             let author = author

@@ -70,7 +70,7 @@ async fn judge_remote(server: &ServerArgs, paths: &[PathBuf], at: &str) -> Resul
             .map_err(|e| CliError::Usage(format!("{}: cannot read: {e}", path.display())))?;
         files.push(serde_json::json!({ "name": path.display().to_string(), "content": content }));
     }
-    let client = reqwest::Client::new();
+    let client = crate::http_client::client();
     let request = server
         .request(&client, reqwest::Method::POST, "/api/v1/gate")?
         .json(&serde_json::json!({ "files": files, "at": at }));

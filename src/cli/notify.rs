@@ -40,7 +40,7 @@ pub struct NotificationsArgs {
 pub async fn notify(command: NotifyCommand) -> Result<String, CliError> {
     let NotifyCommand::Test { name, by, wait, server } = command;
     let by = by.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "perfwatch".into());
-    let client = reqwest::Client::new();
+    let client = crate::http_client::client();
     let request = server
         .request(&client, reqwest::Method::POST, &format!("/api/v1/notifiers/{name}/test"))?
         .json(&json!({ "by": by }));
@@ -81,7 +81,7 @@ pub async fn list(args: NotificationsArgs) -> Result<String, CliError> {
     let mut params = vec![("limit", args.limit.to_string())];
     params.extend(args.notifier.clone().map(|v| ("notifier", v)));
     params.extend(args.status.clone().map(|v| ("status", v)));
-    let client = reqwest::Client::new();
+    let client = crate::http_client::client();
     let request = args.server.request(&client, reqwest::Method::GET, "/api/v1/notifications")?.query(&params);
     let answer = send_json(&args.server.url, request).await?;
     Ok(table(&answer))

@@ -44,7 +44,7 @@ pub fn body(args: &PushArgs) -> Result<serde_json::Value, CliError> {
 
 pub async fn run(args: PushArgs) -> Result<String, CliError> {
     let body = body(&args)?;
-    let client = reqwest::Client::new();
+    let client = crate::http_client::client();
     let request = args.server.request(&client, reqwest::Method::POST, "/api/v1/push")?.json(&body);
     let answer = send_json(&args.server.url, request).await?;
     if let Some(reason) = answer["errors"].get(0).and_then(|e| e["reason"].as_str()) {

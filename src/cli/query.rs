@@ -30,7 +30,7 @@ pub async fn run(args: QueryArgs) -> Result<String, CliError> {
     params.extend(args.to.clone().map(|v| ("to", v)));
     params.extend(args.step.clone().map(|v| ("step", v)));
     params.extend(args.group_by.clone().map(|v| ("group_by", v)));
-    let client = reqwest::Client::new();
+    let client = crate::http_client::client();
     let request = args.server.request(&client, reqwest::Method::GET, "/api/v1/query")?.query(&params);
     let answer = send_json(&args.server.url, request).await?;
     Ok(table(&answer, &args.stat))

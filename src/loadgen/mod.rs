@@ -120,13 +120,13 @@ pub async fn run(args: LoadgenArgs) -> Result<String, CliError> {
                     _ => ("/v1/metrics", "application/x-protobuf"),
                 };
                 let bodies = body_pool(&args, &specs, conn);
-                let request = args.server.request(&reqwest::Client::new(), reqwest::Method::POST, path)?;
+                let request = args.server.request(&crate::http_client::client(), reqwest::Method::POST, path)?;
                 let request = request.header("content-type", content_type);
                 tasks.spawn(send_http(request, bodies, rate, deadline, counters));
             }
             Format::Prometheus => {
                 let request = args.server.request(
-                    &reqwest::Client::new(),
+                    &crate::http_client::client(),
                     reqwest::Method::PUT,
                     &format!("/metrics/job/loadgen/instance/conn-{conn}"),
                 )?;
@@ -349,7 +349,7 @@ async fn daemon_accepted(args: &LoadgenArgs) -> Option<u64> {
     if args.format != Format::Statsd {
         return None;
     }
-    let request = args.server.request(&reqwest::Client::new(), reqwest::Method::GET, "/metrics").ok()?;
+    let request = args.server.request(&crate::http_client::client(), reqwest::Method::GET, "/metrics").ok()?;
     let text = request.send().await.ok()?.text().await.ok()?;
     Some(
         text.lines()

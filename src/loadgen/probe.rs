@@ -48,7 +48,7 @@ pub fn spawn(url: &str, deadline: Instant) -> std::thread::JoinHandle<ProbeRepor
 
 async fn probe(target: &str, deadline: Instant, report: &mut ProbeReport) {
     // No idle connections kept: every probe connects anew, as an outside checker does.
-    let client = reqwest::Client::builder().pool_max_idle_per_host(0).timeout(TIMEOUT).build();
+    let client = crate::http_client::builder().pool_max_idle_per_host(0).timeout(TIMEOUT).build();
     let Ok(client) = client else { return };
     let mut next = Instant::now();
     while Instant::now() < deadline {

@@ -64,7 +64,7 @@ impl Delivery {
         reader: Reader,
         notifiers: BTreeMap<String, NotifierConfig>,
     ) -> Result<(Delivery, DeliveryHandle), NotifierError> {
-        let client = reqwest::Client::builder().user_agent(concat!("perfwatch/", env!("CARGO_PKG_VERSION"))).build()?;
+        let client = crate::http_client::builder().build()?;
         let senders = notifiers
             .iter()
             .map(|(name, config)| Notifier::new(name, config, client.clone()).map(Arc::new))

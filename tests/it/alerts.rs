@@ -196,7 +196,7 @@ async fn sighup_reloads_rules_in_the_running_binary() {
     )
     .unwrap();
     let daemon = crate::support::DaemonProcess::spawn(&config);
-    let client = reqwest::Client::new();
+    let client = perfwatch::http_client::client();
     let loaded = |want: f64| {
         let (client, url) = (client.clone(), format!("{}/metrics", daemon.base));
         async move {

@@ -41,7 +41,7 @@ async fn twenty_sigkills_under_load_lose_nothing_durable_and_page_once() {
         ),
     )
     .unwrap();
-    let client = reqwest::Client::new();
+    let client = perfwatch::http_client::client();
     let body = json!({"metrics": [
         {"name": "acked_total", "type": "counter", "value": 1},
         {"name": "lat", "type": "timing", "values": [0.5, 0.01, 0.02]},

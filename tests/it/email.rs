@@ -304,7 +304,7 @@ async fn an_on_call_address_the_relay_refuses_does_not_cost_the_page_to_the_othe
     let Some(smtp) = SmtpServer::start(&["--refuse", "gone@wedding.example"]) else { return };
     let yaml = format!("notifiers:\n  mail:\n{}", mail_notifier(smtp.port, "none", "", "[oncall@wedding.example]"));
     let config = perfwatch::config::Config::parse(&yaml, "mail.yaml").unwrap();
-    let notifier = Notifier::new("mail", &config.notifiers["mail"], reqwest::Client::new()).unwrap();
+    let notifier = Notifier::new("mail", &config.notifiers["mail"], perfwatch::http_client::client()).unwrap();
     let mut message = Message::test("mail", "ana");
     message.kind = Kind::Firing;
     message.oncall = vec![OnCallMention {

@@ -71,7 +71,7 @@ async fn fields_become_gauges_and_bad_lines_are_refused_by_number_keeping_the_re
 async fn influx_clients_token_and_gzip_are_understood() {
     let dir = tempfile::tempdir().unwrap();
     let (daemon, base) = crate::support::daemon_with_tokens(dir.path(), "push-secret", None).await;
-    let client = reqwest::Client::new();
+    let client = perfwatch::http_client::client();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(b"temp,room=hall celsius=21.5\n").unwrap();
     let body = gz.finish().unwrap();

@@ -61,7 +61,7 @@ async fn series_limit_is_429_for_new_series_and_existing_ones_keep_working() {
 async fn tokens_guard_push_and_read() {
     let dir = tempfile::tempdir().unwrap();
     let (daemon, base) = crate::support::daemon_with_tokens(dir.path(), "push-secret", Some("api-secret")).await;
-    let client = reqwest::Client::new();
+    let client = perfwatch::http_client::client();
     let body = json!({"metrics": [{"name": "t_total", "type": "counter", "value": 1}]});
     let anonymous = client.post(format!("{base}/api/v1/push")).json(&body).send().await.unwrap();
     assert_eq!(anonymous.status().as_u16(), 401);

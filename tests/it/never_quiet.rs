@@ -112,7 +112,7 @@ async fn a_declared_body_over_the_limit_is_answered_413_before_it_arrives() {
 async fn silence_bodies_get_400_with_the_reason_and_401_without_a_token() {
     let dir = tempfile::tempdir().unwrap();
     let (daemon, base) = daemon_with_tokens(dir.path(), "push-secret", Some("api-secret")).await;
-    let client = reqwest::Client::new();
+    let client = perfwatch::http_client::client();
     let post = |body: &'static str, content_type: &'static str, token: Option<&'static str>| {
         let mut request =
             client.post(format!("{base}/api/v1/silences")).header("content-type", content_type).body(body);
@@ -406,7 +406,7 @@ async fn idle_and_slow_connections_neither_starve_a_pusher_nor_stay_open() {
         held.spawn(until_closed(stream, n >= 2_000));
     }
     // A normal client pushes at full speed meanwhile: every push is taken.
-    let client = reqwest::Client::new();
+    let client = perfwatch::http_client::client();
     for n in 0..200 {
         let body = json!({"metrics": [{"name": "beside_the_flood", "type": "counter", "value": 1}]});
         let response = client.post(format!("{base}/api/v1/push")).json(&body).send().await.unwrap();
@@ -450,7 +450,7 @@ async fn connections_past_the_limit_are_closed_at_once_and_slots_come_back() {
     let refused_after = until_closed(extra, false).await;
     assert!(refused_after < Duration::from_secs(2), "closed at once, not by the timeout: {refused_after:?}");
     // The idle ones time out; then requests are served again.
-    let client = reqwest::Client::new();
+    let client = perfwatch::http_client::client();
     wait_for("a free connection slot", Duration::from_secs(20), || async {
         let response = client.get(format!("{base}/healthz")).send().await.ok()?;
         (response.status() == 200).then_some(())
@@ -498,7 +498,7 @@ async fn a_full_disk_keeps_pushes_in_memory_refuses_past_the_bound_and_loses_not
     let config = perfwatch::config::Config::parse(&yaml, "full.yaml").unwrap();
     let daemon = perfwatch::Daemon::start(config.clone(), None).await.expect("daemon starts");
     let base = format!("http://{}", daemon.http_addr);
-    let client = reqwest::Client::new();
+    let client = perfwatch::http_client::client();
     let push = |body: Value| {
         let request = client.post(format!("{base}/api/v1/push")).json(&body);
         async move { request.send().await.unwrap() }

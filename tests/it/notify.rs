@@ -430,7 +430,7 @@ async fn sigkill_mid_escalation_neither_skips_nor_repeats_a_step() {
         ),
     )
     .unwrap();
-    let client = reqwest::Client::new();
+    let client = perfwatch::http_client::client();
     let push = |base: String| {
         let client = client.clone();
         async move {

@@ -38,7 +38,7 @@ async fn last(client: &reqwest::Client, base: &str, metric: &str) -> Option<f64>
 async fn perfwatch_records_its_own_metrics_and_pages_on_them() {
     let dir = tempfile::tempdir().unwrap();
     let d = daemon(dir.path(), 400);
-    let client = reqwest::Client::new();
+    let client = perfwatch::http_client::client();
 
     // Its own gauges and counters, queryable like any metric.
     let limit = wait_for("the series limit recorded", Duration::from_secs(20), || {

@@ -46,7 +46,7 @@ impl TestDaemon {
             extra: extra.to_owned(),
             base,
             dir: Some(dir),
-            client: reqwest::Client::new(),
+            client: perfwatch::http_client::client(),
         }
     }
 
