@@ -84,7 +84,7 @@ pub struct Daemon {
     own_metrics: Option<JoinHandle<()>>,
     heartbeat: Option<JoinHandle<()>>,
     flush: Option<FlushHandle>,
-    flusher: JoinHandle<FinalFlush>,
+    flusher: JoinHandle<Result<FinalFlush, String>>,
     writer_thread: std::thread::JoinHandle<()>,
 }
 
@@ -120,10 +120,11 @@ impl Daemon {
         let ballast = store::ballast::Ballast::beside(&config.db_path, config.ballast_bytes);
         let (flusher, flush, flush_requests) =
             Flusher::new(aggregator.clone(), store.handle.clone(), ballast, config.max_unflushed_bytes);
-        let flusher = tokio::spawn(flusher.run(flush_requests));
-
         let cancel = CancellationToken::new();
         let tasks = Arc::new(supervise::Tasks::default());
+        // The flusher owns the memory's way to disk and the final flush: it cannot start again.
+        // A stall shows as the flush age (`health::readiness`), a panic as the task down.
+        let flusher = tokio::spawn(supervise::watch(tasks.register("flusher", None), flusher.run(flush_requests)));
         let (delivery, delivery_handle) =
             notify::delivery::Delivery::new(store.handle.clone(), store.reader.clone(), config.notifiers.clone())?;
         let ack_key = Arc::new(notify::ack_link::AckKey::new(&store.handle.secret("ack_link").await?));
@@ -300,10 +301,11 @@ impl Daemon {
         }
         // Ingest has stopped; the flusher sees its last handle go and drains everything.
         self.flush.take();
-        let final_flush = self.flusher.await.unwrap_or_else(|err| FinalFlush {
-            lost_rollups: 0,
-            error: Some(format!("the flusher task failed: {err}")),
-        });
+        let final_flush = match self.flusher.await {
+            Ok(Ok(final_flush)) => final_flush,
+            Ok(Err(cause)) => FinalFlush { lost_rollups: 0, error: Some(format!("the flusher failed: {cause}")) },
+            Err(err) => FinalFlush { lost_rollups: 0, error: Some(format!("the flusher task failed: {err}")) },
+        };
         let _ = tokio::task::spawn_blocking(move || self.writer_thread.join()).await;
         match final_flush.error {
             None => tracing::info!("perfwatch stopped; everything accepted is on disk"),

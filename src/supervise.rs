@@ -124,6 +124,21 @@ where
     }
 }
 
+/// Runs a task that cannot be started again (it owns what a new start would lack) to its
+/// end: a panic is logged at error, counted and reports the task down, as [`supervise`] does
+/// for [`Restart::No`], and comes back as the cause.
+pub async fn watch<T>(beat: Beat, task: impl std::future::Future<Output = T>) -> Result<T, String> {
+    match std::panic::AssertUnwindSafe(task).catch_unwind().await {
+        Ok(value) => Ok(value),
+        Err(panic) => {
+            let cause = format!("it panicked: {}", crate::store::reader::panic_message(panic.as_ref()));
+            telemetry::task_failed(&beat.0.name, &cause, false);
+            beat.0.set_down(Some(cause.clone()));
+            Err(cause)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicUsize;

@@ -63,7 +63,7 @@ impl std::fmt::Display for Backlogged {
 }
 
 impl FlushHealth {
-    fn new(max_unflushed_bytes: u64) -> FlushHealth {
+    pub(crate) fn new(max_unflushed_bytes: u64) -> FlushHealth {
         let now = clock::now_ms();
         FlushHealth {
             last_commit_ms: AtomicI64::new(now),
@@ -73,6 +73,14 @@ impl FlushHealth {
             max_unflushed_bytes,
             failure: Mutex::new(None),
         }
+    }
+
+    /// A flush attempt ended at `now_ms`, leaving `unflushed_bytes` in memory; `failure` says
+    /// why it did not commit.
+    pub(crate) fn attempted(&self, now_ms: i64, unflushed_bytes: u64, failure: Option<String>) {
+        self.unflushed_bytes.store(unflushed_bytes, Ordering::Relaxed);
+        self.last_attempt_ms.store(now_ms, Ordering::Relaxed);
+        *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = failure;
     }
 
     /// Unix ms of the last successful commit (the start time before any).
@@ -232,9 +240,7 @@ impl Flusher {
         telemetry::active_series(self.aggregator.n_series());
         let result = self.commit_pending(now_ms).await;
         let unflushed: usize = self.pending.iter().map(|b| b.heap_bytes()).sum();
-        self.health.unflushed_bytes.store(unflushed as u64, Ordering::Relaxed);
-        self.health.last_attempt_ms.store(clock::now_ms(), Ordering::Relaxed);
-        *self.health.failure.lock().unwrap_or_else(|e| e.into_inner()) = result.as_ref().err().map(|e| e.to_string());
+        self.health.attempted(clock::now_ms(), unflushed as u64, result.as_ref().err().map(|e| e.to_string()));
         telemetry::unflushed_bytes(unflushed);
         if result.is_ok() {
             self.keep_ballast().await;

@@ -758,3 +758,40 @@ async fn durations_beyond_the_calendar_are_refused_where_rules_are_read() {
     assert_eq!(response.status().as_u16(), 400);
     assert!(response.text().await.unwrap().contains("10000 years"));
 }
+
+/// A task that panics is logged, counted in `perfwatch_task_restarts_total{task}` and shown in
+/// `perfwatch_task_up{task}`, through the process's real metrics recorder; one that can start
+/// again comes back up.
+#[tokio::test]
+async fn a_failed_task_is_counted_and_shown_down_in_metrics() {
+    use perfwatch::supervise::{Restart, Tasks, supervise, watch};
+    let recorder = crate::support::recorder();
+    let tasks = Tasks::default();
+    let failed = watch(tasks.register("it_one_shot", None), async { panic!("one-shot bug") }).await;
+    assert_eq!(failed, Err("it panicked: one-shot bug".to_owned()));
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (counted, stop) = (runs.clone(), cancel.clone());
+    let flaky = tokio::spawn(supervise(tasks.register("it_flaky", None), Restart::Yes, cancel.clone(), move || {
+        let (runs, stop) = (counted.clone(), stop.clone());
+        async move {
+            if runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                panic!("first run fails");
+            }
+            stop.cancelled().await;
+        }
+    }));
+    wait_for("the flaky task's second run", Duration::from_secs(10), || async {
+        (runs.load(std::sync::atomic::Ordering::SeqCst) >= 2).then_some(())
+    })
+    .await;
+    let text = recorder.render();
+    let value = |metric: &str, task: &str| crate::support::metric_value(&text, metric, &[&format!("task=\"{task}\"")]);
+    assert_eq!(value("perfwatch_task_restarts_total", "it_one_shot"), 1.0, "{text}");
+    assert_eq!(value("perfwatch_task_up", "it_one_shot"), 0.0);
+    assert_eq!(value("perfwatch_task_restarts_total", "it_flaky"), 1.0);
+    assert_eq!(value("perfwatch_task_up", "it_flaky"), 1.0, "up again after its restart");
+    assert_eq!(tasks.problems(perfwatch::clock::now_ms()), ["task it_one_shot is down (it panicked: one-shot bug)"]);
+    cancel.cancel();
+    flaky.await.unwrap();
+}

@@ -78,7 +78,7 @@ async fn the_daemon_speaks_systemds_notify_protocol() {
     let ready = tokio::task::block_in_place(|| wait_for_state(&socket, &mut seen, "READY=1"));
     assert!(ready.contains("STATUS=serving HTTP on 127.0.0.1:"), "{ready}");
     // READY means serving: the HTTP listener answers.
-    let health = reqwest::get(format!("{}/healthz", daemon.base)).await.unwrap();
+    let health = perfwatch::http_client::client().get(format!("{}/healthz", daemon.base)).send().await.unwrap();
     assert_eq!(health.status(), 200);
     // The watchdog is pinged at half its 0.4 s interval while flushes commit.
     tokio::task::block_in_place(|| {
