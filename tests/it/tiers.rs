@@ -230,6 +230,9 @@ async fn a_rollup_that_cannot_be_stored_is_quarantined_and_never_blocks_the_rest
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
     let store = Store::open(StoreSettings { path: path.clone(), tiers: tiers(), n_readers: 2 }).unwrap();
+    let recorder = crate::support::recorder();
+    let counted = || crate::support::metric_value(&recorder.render(), "perfwatch_rollups_quarantined_total", &[]);
+    let counted_before = counted();
     let t0 = t0();
     // Not finite: NaN would be stored as NULL, which the tier refuses (it used to fail the
     // batch, and every batch behind it, for good).
@@ -274,6 +277,8 @@ async fn a_rollup_that_cannot_be_stored_is_quarantined_and_never_blocks_the_rest
     assert_eq!(quarantined.len(), 2, "{quarantined:?}");
     assert!(quarantined[0].1.contains("not a finite number"), "{quarantined:?}");
     assert!(quarantined[1].1.contains("corrupt sketch"), "{quarantined:?}");
+    // Counted for /metrics, which rules/perfwatch-self.yaml pages on.
+    assert!(counted() >= counted_before + 2.0, "perfwatch_rollups_quarantined_total counts both");
     // Later flushes commit, and what committed reaches the coarse tier.
     let id = series_id("bad");
     let raw = store.reader.read(move |tx| tx.rollups(0, id, t0, t0 + 60)).await.unwrap();
