@@ -284,8 +284,9 @@ impl Daemon {
         self.cancel.clone()
     }
 
-    /// Stops accepting, answers what is in flight, flushes everything and waits for the store.
-    pub async fn shutdown(mut self) {
+    /// Stops accepting, answers what is in flight, flushes everything and waits for the store;
+    /// says what could not be written, if anything.
+    pub async fn shutdown(mut self) -> FinalFlush {
         systemd::stopping();
         self.cancel.cancel();
         let _ = self.http.await;
@@ -307,7 +308,7 @@ impl Daemon {
             Err(err) => FinalFlush { lost_rollups: 0, error: Some(format!("the flusher task failed: {err}")) },
         };
         let _ = tokio::task::spawn_blocking(move || self.writer_thread.join()).await;
-        match final_flush.error {
+        match &final_flush.error {
             None => tracing::info!("perfwatch stopped; everything accepted is on disk"),
             Some(error) => tracing::error!(
                 %error,
@@ -315,16 +316,17 @@ impl Daemon {
                 "perfwatch stopped WITHOUT writing everything it accepted"
             ),
         }
+        final_flush
     }
 
-    /// Runs until `signal` completes, then shuts down.
-    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) {
+    /// Runs until `signal` completes, then shuts down (see [`Daemon::shutdown`]).
+    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) -> FinalFlush {
         let cancel = self.cancel.clone();
         tokio::select! {
             _ = signal => {}
             _ = cancel.cancelled() => {}
         }
-        self.shutdown().await;
+        self.shutdown().await
     }
 }
 

@@ -196,12 +196,13 @@ fn run(path: Option<PathBuf>) -> anyhow::Result<std::process::ExitCode> {
         .install_recorder()
         .context("installing the metrics recorder")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(async move {
+    let stopped = runtime.block_on(async move {
         let daemon = Daemon::start(config, Some(prometheus)).await?;
-        daemon.run_until(shutdown::signal()).await;
-        anyhow::Ok(())
+        anyhow::Ok(daemon.run_until(shutdown::signal()).await)
     })?;
-    Ok(std::process::ExitCode::SUCCESS)
+    // Data was lost (the log says what): a failed exit, so systemd and whoever reads its
+    // journal see it.
+    Ok(if stopped.error.is_none() { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
 }
 
 fn init_tracing() {

@@ -560,6 +560,29 @@ async fn a_full_disk_keeps_pushes_in_memory_refuses_past_the_bound_and_loses_not
     daemon.shutdown().await;
 }
 
+/// Defect 8: shutdown logged "everything accepted is on disk" after every final flush attempt
+/// had failed. The stop now says what it could not write (and `perfwatch run` exits 1 then):
+/// here the disk is full and no ballast was kept, so the final flush gives up at its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_that_cannot_write_everything_says_so() {
+    let Some(disk) = crate::support::Tmpfs::mount("8m") else { return };
+    let yaml = format!(
+        "http:\n  listen: 127.0.0.1:0\nstatsd:\n  listen: null\nstorage:\n  path: {}\n  ballast_bytes: 0\n",
+        disk.path.join("perfwatch.db").display()
+    );
+    let config = perfwatch::config::Config::parse(&yaml, "lossy.yaml").unwrap();
+    let daemon = perfwatch::Daemon::start(config, None).await.expect("daemon starts");
+    let (client, base) = (perfwatch::http_client::client(), format!("http://{}", daemon.http_addr));
+    let push = |body: Value| client.post(format!("{base}/api/v1/push")).json(&body).send();
+    assert_eq!(push(many_series("stored", 10)).await.unwrap().status(), 200);
+    fill_disk(&disk.path).await;
+    assert_eq!(push(many_series("held", 3000)).await.unwrap().status(), 200, "held in memory");
+    let stopped = daemon.shutdown().await;
+    let error = stopped.error.expect("the final flush failed and says so");
+    assert!(error.contains("full"), "{error}");
+    assert!(stopped.lost_rollups >= 3000, "{} rollups reported lost", stopped.lost_rollups);
+}
+
 /// A connection the server has accepted and served once (a health check), so its connection
 /// task is known to be running.
 async fn served_connection(base: &str) -> tokio::net::TcpStream {
