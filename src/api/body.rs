@@ -152,6 +152,20 @@ where
     })
 }
 
+/// The limit of the acknowledge page's form (a name and a comment).
+pub const SMALL_FORM: Limit = Limit { bytes: 4096, name: "the 4 KiB limit of this form" };
+
+/// A small HTML form (`application/x-www-form-urlencoded`, at most [`SMALL_FORM`]) as its
+/// fields; a field sent twice keeps its last value.
+pub async fn form<S, B>(stream: S, head: &BodyHead) -> Result<std::collections::HashMap<String, String>, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: Buf,
+{
+    let body = receive(stream, head, SMALL_FORM).await?.inflate()?;
+    Ok(form_urlencoded::parse(&body).into_owned().collect())
+}
+
 /// The body as UTF-8 text.
 pub fn text(body: &[u8]) -> Result<&str, ApiError> {
     std::str::from_utf8(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body is not UTF-8: {e}")))

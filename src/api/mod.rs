@@ -345,14 +345,15 @@ pub fn routes(
         warp::path!("ack" / String).and(warp::get()).and(base()).and_then(|token: String, state, headers| {
             guarded(state, headers, Guard::Link, "ack_link", move |state| ack_link::show(state, token))
         });
-    let ack_post = warp::path!("ack" / String)
-        .and(warp::post())
-        .and(base())
-        .and(warp::body::content_length_limit(4096))
-        .and(warp::body::form::<HashMap<String, String>>())
-        .and_then(|token: String, state, headers, form| {
-            guarded(state, headers, Guard::Link, "ack_link", move |state| ack_link::acknowledge(state, token, form))
-        });
+    let ack_post = warp::path!("ack" / String).and(warp::post()).and(base()).and(warp::body::stream()).and_then(
+        |token: String, state, headers: HeaderMap, stream| {
+            let head = BodyHead::from_headers(&headers);
+            guarded(state, headers, Guard::Link, "ack_link", move |state| async move {
+                let form = body::form(Box::pin(stream), &head).await?;
+                ack_link::acknowledge(state, token, form).await
+            })
+        },
+    );
     let reload = warp::path!("-" / "reload")
         .and(warp::post())
         .and(base())

@@ -101,11 +101,52 @@ async fn admin_bodies_are_refused_by_token_and_size_before_they_are_read() {
 #[tokio::test]
 async fn a_declared_body_over_the_limit_is_answered_413_before_it_arrives() {
     let d = TestDaemon::start("").await;
-    for path in ["/api/v1/push", "/write", "/v1/metrics", "/metrics/job/x"] {
+    // Every route that reads a body: pushes, and the small JSON and form documents.
+    for path in [
+        "/api/v1/push",
+        "/write",
+        "/api/v2/write",
+        "/v1/metrics",
+        "/metrics/job/x",
+        "/api/v1/gate",
+        "/api/v1/silences",
+        "/api/v1/alerts/x/ack",
+        "/api/v1/notifiers/x/test",
+        "/ack/some-token",
+    ] {
         let head = format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 4294967296\r\n\r\n");
         let status = answer_without_body(&d.base, &head, Duration::from_secs(10)).await;
         assert!(status.contains(" 413 "), "{path}: {status}");
     }
+}
+
+/// Headers are bounded: more than 100, or more bytes than hyper's read buffer holds, get 431
+/// at once instead of a buffer that grows with what a client sends.
+#[tokio::test]
+async fn oversized_headers_are_answered_431() {
+    let d = TestDaemon::start("").await;
+    let many: String = (0..101).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let huge = format!("X-Big: {}\r\n", "a".repeat(600 * 1024));
+    for (what, headers) in [("101 headers", many), ("a 600 KiB header", huge)] {
+        let head = format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{headers}\r\n");
+        let status = answer_without_body(&d.base, &head, Duration::from_secs(10)).await;
+        assert!(status.contains(" 431 "), "{what}: {status}");
+    }
+    assert_eq!(d.get("/healthz").await.0, 200, "and the next client is served");
+}
+
+/// The token is checked before a byte of the body is read, on every push route: a client
+/// that asks `Expect: 100-continue` without a token gets 401, never "100 Continue".
+#[tokio::test]
+async fn push_routes_check_the_token_before_the_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let (daemon, base) = daemon_with_tokens(dir.path(), "push-secret", None).await;
+    for path in ["/api/v1/push", "/write", "/api/v2/write", "/v1/metrics", "/metrics/job/x"] {
+        let head = format!("POST {path} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1000\r\n\r\n");
+        let status = answer_without_body(&base, &head, Duration::from_secs(10)).await;
+        assert!(status.contains(" 401 "), "{path}: {status}");
+    }
+    daemon.shutdown().await;
 }
 
 #[tokio::test]
