@@ -496,10 +496,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_handler_is_answered_500_with_an_id() {
-        let handler = async { panic!("a bug") };
+        let handler = async { panic!("detail of the bug") };
         let err = answering_panics("test", handler).await.unwrap_err();
         assert_eq!(err.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(err.message.starts_with("internal error ") && err.message.contains("under this id"), "{}", err.message);
+        assert!(!err.message.contains("detail of the bug"), "the panic's text stays in the log: {}", err.message);
         let fine = answering_panics("test", async { Ok(reply::json(StatusCode::OK, &"ok")) }).await;
         assert_eq!(fine.unwrap().status(), StatusCode::OK);
     }

@@ -304,3 +304,54 @@ impl Buckets {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::aggregate::{AggregatorSettings, Observation, SeriesRef};
+    use crate::store::tiers::Tier;
+    use crate::store::{Store, StoreSettings};
+
+    /// Defect 7 of issue 13: a memory snapshot taken before a flush committed, read with a
+    /// transaction that sees the commit, counts the flushed deltas twice. The read notices and
+    /// takes the snapshot again.
+    #[tokio::test]
+    async fn a_snapshot_older_than_the_committed_flush_is_taken_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let tiers = vec![Tier { resolution_s: 10, retention_s: 3600 }];
+        let store = Store::open(StoreSettings { path: dir.path().join("q.db"), tiers, n_readers: 1 }).unwrap();
+        let settings = AggregatorSettings {
+            interval_s: 10,
+            lateness_intervals: 2,
+            future_intervals: 1,
+            max_series: 10,
+            idle_after_s: 3600,
+            cumulative_idle_after_s: 7200,
+        };
+        let aggregator = Arc::new(Aggregator::new(settings, 0));
+        let now_ms = crate::clock::now_ms();
+        let series = SeriesRef { key: "lat", id: crate::model::series_id("lat"), kind: MetricKind::Timing };
+        let start_s = align_down(now_ms / 1000, 10);
+        aggregator.record(series, start_s, now_ms, Observation::Timings { values: &[0.1], weight: 1.0 }).unwrap();
+        // Taken, then the flush commits before the read: this snapshot still holds the sample.
+        let stale = Mutex::new(Some(aggregator.snapshot("lat", 0, i64::MAX)));
+        store.handle.flush(aggregator.drain(i64::MAX, now_ms)).await.unwrap();
+
+        let takes = Arc::new(AtomicUsize::new(0));
+        let (counted, memory) = (takes.clone(), aggregator.clone());
+        let take = move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let stale = stale.lock().unwrap().take();
+            stale.unwrap_or_else(|| memory.snapshot("lat", 0, i64::MAX))
+        };
+        let used =
+            read_with_memory(&store.reader, take, |tx, snapshot| Ok((snapshot.drained_upto, tx.last_flush_seq()?)))
+                .await
+                .unwrap();
+        assert_eq!(takes.load(Ordering::SeqCst), 2, "the stale snapshot was refused and taken again");
+        assert_eq!(used, (Some(1), 1), "the snapshot used was taken after the drain of flush 1, which the read sees");
+    }
+}
