@@ -75,3 +75,51 @@ fn describe(err: &reqwest::Error) -> String {
         "the request to the heartbeat URL failed".into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::Secret;
+    use crate::supervise::{Restart, supervise};
+
+    fn heartbeat() -> Heartbeat {
+        Heartbeat {
+            config: HeartbeatConfig {
+                url: Secret::new("http://127.0.0.1:9/ping".into()),
+                interval: Duration::from_secs(60),
+                timeout: Duration::from_secs(5),
+                post: false,
+            },
+            flush: Arc::new(FlushHealth::new(1 << 20)),
+            tasks: Arc::new(Tasks::default()),
+            delivery: Arc::new(DeliveryHealth::default()),
+            interval_s: 10,
+        }
+    }
+
+    /// Every way perfwatch can be unwell skips the ping, saying why: writes failing, the
+    /// flusher stalled, a task down (a notifier that cannot deliver is the integration test's).
+    #[tokio::test]
+    async fn no_ping_while_writes_fail_the_flusher_stalls_or_a_task_is_down() {
+        let now = clock::now_ms();
+        let beat = heartbeat();
+        assert_eq!(beat.unwell(now), None, "well: ping");
+
+        beat.flush.attempted(now, 512, Some("disk I/O error".into()));
+        assert!(
+            beat.unwell(now).is_some_and(|why| why.contains("cannot be written") && why.contains("disk I/O error"))
+        );
+        beat.flush.attempted(now, 0, None);
+        assert_eq!(beat.unwell(now), None, "well again once a flush commits");
+
+        let stalled = now + crate::systemd::stalled_after_ms(10) + 1;
+        assert!(beat.unwell(stalled).is_some_and(|why| why.contains("has not finished a flush")));
+
+        let down = beat.tasks.register("delivery", None);
+        supervise(down, Restart::No, CancellationToken::new(), || async {}).await;
+        let why = beat.unwell(now).expect("a task is down");
+        assert!(why.contains("task delivery is down (it ended without being asked to)"), "{why}");
+    }
+}
