@@ -20,6 +20,7 @@ patterns=("$@")
 scenarios=(
   "json-1-1k-1c|--format json --values-per-entry 1 --observations-per-request 1000 --connections 1 --series 1000"
   "json-1-1k-4c|--format json --values-per-entry 1 --observations-per-request 1000 --connections 4 --series 1000"
+  "json-1-1k-4c-hostile|--format json --values-per-entry 1 --observations-per-request 1000 --connections 4 --series 1000 --idle-connections 2000 --slow-connections 1000"
   "json-1-10k-4c|--format json --values-per-entry 1 --observations-per-request 10000 --connections 4 --series 10000"
   "json-10-1k-1c|--format json --values-per-entry 10 --observations-per-request 1000 --connections 1 --series 1000"
   "json-10-1k-4c|--format json --values-per-entry 10 --observations-per-request 1000 --connections 4 --series 1000"

@@ -4,6 +4,7 @@
 //! daemon's own counters and the kernel's drop counter).
 
 pub mod encode;
+mod hostile;
 mod probe;
 mod procfs;
 pub mod rules;
@@ -70,9 +71,18 @@ pub struct LoadgenArgs {
     /// latency (p50, p99, max) in the summary.
     #[arg(long)]
     pub probe_health: bool,
+    /// Meanwhile hold this many connections open that send nothing.
+    #[arg(long, default_value_t = 0)]
+    pub idle_connections: usize,
+    /// Meanwhile hold this many connections that send a request head a byte a second.
+    #[arg(long, default_value_t = 0)]
+    pub slow_connections: usize,
     #[command(flatten)]
     pub server: ServerArgs,
 }
+
+/// How long idle and slow connections are held before the load starts.
+const HOSTILE_HEAD_START: Duration = Duration::from_secs(2);
 
 #[derive(Default)]
 struct Counters {
@@ -106,9 +116,20 @@ pub async fn run(args: LoadgenArgs) -> Result<String, CliError> {
         args.observations_per_request,
         args.duration
     );
+    let mut tasks = tokio::task::JoinSet::new();
+    let hostile = match args.idle_connections + args.slow_connections {
+        0 => None,
+        _ => {
+            // They take their slots for two seconds before the load starts, and hold them to its end.
+            let addr = daemon_addr(&args.server.url).await?;
+            let until = TokioInstant::now() + HOSTILE_HEAD_START + args.duration;
+            let counts = hostile::spawn(addr, args.idle_connections, args.slow_connections, until, &mut tasks);
+            tokio::time::sleep(HOSTILE_HEAD_START).await;
+            Some(counts)
+        }
+    };
     let started = Instant::now();
     let deadline = TokioInstant::now() + args.duration;
-    let mut tasks = tokio::task::JoinSet::new();
     for conn in 0..args.connections {
         let (specs, counters) = (specs.clone(), counters.clone());
         let rate = args.rate / args.connections as f64;
@@ -172,6 +193,15 @@ pub async fn run(args: LoadgenArgs) -> Result<String, CliError> {
     }
     if let Some(report) = probe {
         summary += &format!("; {}", report.summary());
+    }
+    if let Some(counts) = hostile {
+        summary += &format!(
+            "; held {} idle and {} slow connections ({} opened, {} closed by the daemon)",
+            args.idle_connections,
+            args.slow_connections,
+            counts.opened.load(Ordering::Relaxed),
+            counts.closed_by_daemon.load(Ordering::Relaxed)
+        );
     }
     if args.format == Format::Statsd {
         // Give the daemon a moment to finish what is in its socket buffer.
@@ -342,6 +372,15 @@ async fn progress(counters: Arc<Counters>, watch_pid: Option<u32>, deadline: Tok
         eprint!("{line}   ");
         last = (now_obs, Instant::now(), ticks);
     }
+}
+
+/// The daemon's socket address, from its base URL (`http://host:port`).
+async fn daemon_addr(url: &str) -> Result<SocketAddr, CliError> {
+    let authority = url.split("://").nth(1).unwrap_or(url).split('/').next().unwrap_or_default();
+    let mut found = tokio::net::lookup_host(authority)
+        .await
+        .map_err(|e| CliError::Usage(format!("cannot resolve {authority:?} from --url: {e}")))?;
+    found.next().ok_or_else(|| CliError::Usage(format!("{authority:?} from --url has no address")))
 }
 
 /// The daemon's count of accepted StatsD samples, from its /metrics.

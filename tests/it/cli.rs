@@ -85,12 +85,16 @@ async fn loadgen_counts_match_what_was_stored() {
     for format in ["json", "otlp", "influx"] {
         let d = TestDaemon::start("").await;
         let base = d.base.clone();
-        // The JSON run also probes /healthz meanwhile.
-        let probe = if format == "json" { "--probe-health" } else { "--seed=1" };
+        // The JSON run also probes /healthz meanwhile; the Influx run holds idle and slow
+        // connections beside its load.
+        let extra: &[&str] = match format {
+            "json" => &["--probe-health"],
+            "influx" => &["--idle-connections", "5", "--slow-connections", "3"],
+            _ => &[],
+        };
         let (ok, stdout, stderr) = tokio::task::spawn_blocking(move || {
-            perfwatch(&[
+            let mut args = vec![
                 "loadgen",
-                probe,
                 "--url",
                 &base,
                 "--format",
@@ -107,7 +111,9 @@ async fn loadgen_counts_match_what_was_stored() {
                 "200",
                 "--connections",
                 "2",
-            ])
+            ];
+            args.extend(extra);
+            perfwatch(&args)
         })
         .await
         .unwrap();
@@ -125,6 +131,9 @@ async fn loadgen_counts_match_what_was_stored() {
                 .unwrap_or_else(|| panic!("the summary reports the probe: {stdout}"));
             assert!(stdout.contains("/healthz p50 ") && probes >= 20, "{stdout}");
             assert!(stdout.contains(" probes, 0 failed"), "{stdout}");
+        }
+        if format == "influx" {
+            assert!(stdout.contains("held 5 idle and 3 slow connections (8 opened, 0 closed"), "{stdout}");
         }
         // Every observation sent is stored: the counts of every metric add up to it.
         let metrics = d.get("/api/v1/metrics").await.1;
