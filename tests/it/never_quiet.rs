@@ -233,6 +233,39 @@ async fn values_that_would_overflow_a_sum_are_refused_and_flushes_go_on() {
     assert_eq!(d.query_one(&[("metric", "g_fine"), ("stat", "last")]).await, 3.5);
 }
 
+/// Defect 11, its second form: the same input spread over two intervals made both rollups'
+/// sums infinite, and the coarse tier's merge of them stopped downsampling for every series.
+/// The values are refused at the door; a fine series beside them reaches the coarse tier.
+#[tokio::test]
+async fn overflowing_values_over_two_intervals_leave_downsampling_running() {
+    let tiers = "  interval: 1s\n  lateness_intervals: 2\n  tiers:\n    - {resolution: 1s, retention: 1d}\n    - {resolution: 2s, retention: 1d}\n";
+    let d = TestDaemon::start(tiers).await;
+    let now_ms = perfwatch::clock::now_ms();
+    let (first, second) = (now_ms - now_ms % 1000 - 1000, now_ms - now_ms % 1000);
+    let gauge = |value: f64, ts: i64| json!({"name": "g_huge", "type": "gauge", "value": value, "timestamp_ms": ts});
+    let body = json!({"metrics": [
+        gauge(1.7e308, first), gauge(1.7e308, first), gauge(-1.7e308, second), gauge(-1.7e308, second),
+        {"name": "g_fine", "type": "gauge", "value": 3.5, "timestamp_ms": first},
+    ]});
+    let (status, answer) = d.push_json(&body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!((answer["accepted"].as_u64(), answer["rejected"].as_u64()), (Some(1), Some(4)), "{answer}");
+    let db = d.dir.as_ref().unwrap().path().join("perfwatch.db");
+    let d = &d;
+    let coarse = wait_for("g_fine in the 2 s tier", Duration::from_secs(20), || {
+        let db = db.clone();
+        async move {
+            d.flush().await;
+            let conn = rusqlite::Connection::open(&db).ok()?;
+            let sql = "SELECT r.last FROM rollup_2s r JOIN series s ON s.id = r.series_id WHERE s.name = 'g_fine'";
+            conn.query_row(sql, [], |row| row.get::<_, f64>(0)).ok()
+        }
+    })
+    .await;
+    assert_eq!(coarse, 3.5);
+    assert_eq!(d.get("/readyz").await.0, 200);
+}
+
 #[tokio::test]
 async fn a_gzip_body_of_several_members_is_read_whole() {
     let d = TestDaemon::start("").await;
