@@ -389,13 +389,13 @@ fn parse_raw(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
     if text.trim().is_empty() {
         return Ok(RawConfig::default());
     }
-    serde_yaml::from_str(text).map_err(|err| {
+    serde_yaml_ng::from_str(text).map_err(|err| {
         let (line, column) = err.location().map_or((1, 1), |l| (l.line(), l.column()));
         ConfigError::Syntax { path: origin.to_owned(), line, column, message: strip_location(&err.to_string()) }
     })
 }
 
-/// serde_yaml appends " at line L column C"; we print the location first instead.
+/// serde_yaml_ng appends " at line L column C"; we print the location first instead.
 fn strip_location(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(idx) => message[..idx].to_owned(),

@@ -186,7 +186,7 @@ pub fn load_file(path: &Path, routes: Option<&[String]>) -> Result<Vec<Group>, V
 
 /// Parses and validates one file's `text`; `origin` names it in messages.
 pub fn parse(text: &str, origin: &str, routes: Option<&[String]>) -> Result<Vec<Group>, Vec<RuleError>> {
-    let raw: RawFile = serde_yaml::from_str(text).map_err(|err| {
+    let raw: RawFile = serde_yaml_ng::from_str(text).map_err(|err| {
         let (line, column) = err.location().map_or((1, 1), |l| (l.line(), l.column()));
         let message = err.to_string();
         let message = message.rfind(" at line ").map_or(message.clone(), |idx| message[..idx].to_owned());

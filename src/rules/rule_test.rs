@@ -109,7 +109,7 @@ pub struct FileReport {
 /// Runs every test in the file at `path`.
 pub fn run_file(path: &Path) -> Result<FileReport, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    let file: TestFile = serde_yaml::from_str(&text).map_err(|e| {
+    let file: TestFile = serde_yaml_ng::from_str(&text).map_err(|e| {
         let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         format!("{}:{line}:{column}: {e}", path.display())
     })?;
