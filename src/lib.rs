@@ -1,15 +1,19 @@
 //! perfwatch: performance metrics in, alerts out, in one process.
 //!
 //! ```text
-//!  HTTP push (JSON, Pushgateway text)   StatsD UDP
-//!            │                              │
-//!            └──────► ingest (parse → normalise → limits)
+//!  HTTP push (JSON, Pushgateway text/protobuf, OTLP, Influx)   StatsD/DogStatsD UDP
+//!            │                                                  │
+//!            └──────────► ingest (parse → normalise → limits) ◄─┘
 //!                              │
-//!                      aggregate (sharded series, per-interval rollups + DDSketch)
-//!                              │  flusher: closed intervals at each boundary
-//!                      store (SQLite WAL: writer thread, tiers 10s→1m→1h→1d, retention)
+//!                      aggregate (sharded series map, per-interval delta rollups + DDSketch)
+//!                              │  flusher: at each interval boundary, closed intervals
+//!                      store (SQLite WAL: one writer thread, tiers 10s→1m→1h→1d, retention)
 //!                              │
-//!                      query (tier plan + memory snapshot) ──► api (warp: /api/v1/query …)
+//!                      query (tier plan + memory snapshot) ──► api (warp routes, JSON, pages)
+//!                              │
+//!                      rules (YAML groups, evaluated on schedule) → alert (state machine,
+//!                      silences, acks) → notify (groups, escalation, outbox → Slack, email,
+//!                      webhooks)
 //! ```
 //!
 //! [`Daemon::start`] validates nothing (that is [`config`]'s job) but opens the database and
