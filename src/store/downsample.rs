@@ -11,13 +11,13 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use super::StoreError;
 use super::codec::{ROLLUP_COLUMNS, read_rollup};
+use super::meta::{get_meta, set_meta};
 use super::tiers::{Tier, align_down};
 use super::upsert::RollupUpsert;
-use super::writer::set_meta;
 use crate::aggregate::rollup::Rollup;
 use crate::model::SeriesId;
 
@@ -53,9 +53,7 @@ impl Downsampler {
         let ids: Vec<i64> =
             conn.prepare("SELECT id FROM series")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
         for idx in 1..tiers.len() {
-            let wm: Option<i64> = conn
-                .query_row("SELECT value FROM meta WHERE key = ?1", [tiers[idx].watermark_key()], |r| r.get(0))
-                .optional()?;
+            let wm = get_meta(conn, &tiers[idx].watermark_key())?;
             let mut tier_dirty = HashMap::new();
             if idx >= 2 {
                 let mut pending = conn.prepare(&format!(

@@ -7,6 +7,7 @@ pub mod ballast;
 mod codec;
 mod downsample;
 mod links;
+mod meta;
 pub mod outbox;
 pub mod reader;
 mod retention;

@@ -5,7 +5,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use std::cell::OnceCell;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, Transaction, params};
 use tokio::sync::Semaphore;
 
 use super::StoreError;
@@ -387,7 +387,7 @@ impl ReadTx<'_> {
     }
 
     fn meta(&self, key: &str) -> Result<Option<i64>, StoreError> {
-        Ok(self.tx.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+        super::meta::get_meta(&self.tx, key)
     }
 }
 

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use super::codec::encode_f64s;
 use super::downsample::Downsampler;
+use super::meta::set_meta;
 use super::tiers::Tier;
 use super::upsert::RollupUpsert;
 use super::{StoreError, WriterMsg, retention};
@@ -240,13 +241,5 @@ fn insert_series(tx: &Transaction<'_>, batch: &FlushBatch) -> Result<(), StoreEr
             tracing::error!(id = series.id, key = %series.key, ?stored, "series id collision; data of both series is merged");
         }
     }
-    Ok(())
-}
-
-pub fn set_meta(tx: &Transaction<'_>, key: &str, value: i64) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        params![key, value],
-    )?;
     Ok(())
 }
