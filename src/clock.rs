@@ -18,3 +18,30 @@ pub fn rfc3339(ts_s: i64) -> String {
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_else(|| ts_s.to_string())
 }
+
+/// A span of seconds as a person reads it: `20 s`, `1 min 30 s`, `10 min`, `2 h 5 min`,
+/// `3 d`; negative spans count as 0.
+pub fn elapsed(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 if s % 60 == 0 => format!("{} min", s / 60),
+        60..3600 => format!("{} min {} s", s / 60, s % 60),
+        3600..86_400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} d", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::elapsed;
+
+    #[test]
+    fn spans_read_in_the_largest_units_that_fit() {
+        let cases =
+            [(-5, "0 s"), (20, "20 s"), (90, "1 min 30 s"), (600, "10 min"), (7500, "2 h 5 min"), (3 * 86_400, "3 d")];
+        for (seconds, want) in cases {
+            assert_eq!(elapsed(seconds), want, "{seconds} s");
+        }
+    }
+}

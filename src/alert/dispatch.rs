@@ -365,10 +365,10 @@ fn message(group: &Group, kind: Kind, now_s: i64) -> Message {
             )
         }
         Kind::Escalated => {
-            let minutes = (now_s - group.started_s) / 60;
+            let waited = crate::clock::elapsed(now_s - group.started_s);
             (
                 format!("[FIRING:{}] {scope}", firing.len()),
-                Some(format!("Escalated: not acknowledged after {minutes} min.")),
+                Some(format!("Escalated: not acknowledged after {waited}.")),
                 severity,
                 firing.into_iter().cloned().collect(),
             )

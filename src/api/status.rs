@@ -149,13 +149,7 @@ fn show(value: f64, unit: Unit) -> String {
 }
 
 fn ago(now_s: i64, then_s: i64) -> String {
-    let s = (now_s - then_s).max(0);
-    match s {
-        0..60 => format!("{s} s ago"),
-        60..3600 => format!("{} min ago", s / 60),
-        3600..86_400 => format!("{} h {} min ago", s / 3600, s % 3600 / 60),
-        _ => format!("{} d ago", s / 86_400),
-    }
+    format!("{} ago", crate::clock::elapsed(now_s - then_s))
 }
 
 /// The page.
