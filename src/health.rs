@@ -1,7 +1,7 @@
 //! Whether perfwatch is well: the one judgement `/readyz` answers and the heartbeat pings on.
 //! Pure: the flusher's health, the task registry and the time are given.
 
-use crate::aggregate::flusher::FlushHealth;
+use crate::flusher::FlushHealth;
 use crate::supervise::Tasks;
 
 /// What `/readyz` reports when perfwatch is ready.

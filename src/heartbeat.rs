@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::aggregate::flusher::FlushHealth;
 use crate::config::HeartbeatConfig;
+use crate::flusher::FlushHealth;
 use crate::notify::health::DeliveryHealth;
 use crate::supervise::Tasks;
 use crate::{clock, telemetry};

@@ -27,6 +27,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod export;
+pub mod flusher;
 pub mod health;
 pub mod heartbeat;
 pub mod html;
@@ -53,9 +54,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::aggregate::Aggregator;
-use crate::aggregate::flusher::{FinalFlush, FlushHandle, Flusher};
 use crate::api::ApiState;
 use crate::config::Config;
+use crate::flusher::{FinalFlush, FlushHandle, Flusher};
 use crate::model::SeriesKey;
 use crate::store::{Store, StoreError, StoreSettings};
 use crate::supervise::Restart;

@@ -13,7 +13,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::aggregate::Aggregator;
-use crate::aggregate::flusher::FlushHealth;
+use crate::flusher::FlushHealth;
 use crate::ingest::limits::Limits;
 use crate::ingest::parse::{PushOutcome, prom_text};
 use crate::ingest::pushgateway::{GroupingKey, apply};

@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use std::sync::Arc;
 
-use crate::aggregate::flusher::FlushHealth;
 use crate::clock;
+use crate::flusher::FlushHealth;
 use crate::supervise::Tasks;
 
 fn send(states: &[NotifyState]) {

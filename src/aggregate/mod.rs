@@ -6,7 +6,6 @@
 //! read a consistent snapshot of memory plus the batches drained but not yet committed.
 
 pub mod batch;
-pub mod flusher;
 pub mod rollup;
 mod shard;
 pub mod sketch;

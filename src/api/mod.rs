@@ -34,8 +34,8 @@ use warp::{Filter, Rejection, Reply};
 
 use self::body::BodyHead;
 use crate::aggregate::Aggregator;
-use crate::aggregate::flusher::FlushHandle;
 use crate::config::Secret;
+use crate::flusher::FlushHandle;
 use crate::ingest::limits::Limits;
 use crate::store::Reader;
 use crate::{clock, telemetry};

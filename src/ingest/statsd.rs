@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 use super::limits::Limits;
 use super::parse::statsd::{GaugeValue, StatsdError, StatsdLine, StatsdType, lines, parse_line};
 use super::sink::{IngestBatch, Reject, Scratch, recycle};
-use crate::aggregate::flusher::FlushHealth;
 use crate::aggregate::{Aggregator, Observation};
+use crate::flusher::FlushHealth;
 use crate::model::MetricKind;
 use crate::{clock, telemetry};
 

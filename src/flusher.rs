@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::Aggregator;
-use super::batch::FlushBatch;
+use crate::aggregate::Aggregator;
+use crate::aggregate::batch::FlushBatch;
 use crate::model::interval_start;
 use crate::store::ballast::Ballast;
 use crate::store::{StoreError, StoreHandle};
