@@ -36,6 +36,7 @@ pub mod ingest;
 pub mod loadgen;
 pub mod model;
 pub mod notify;
+pub mod oncall;
 pub mod own_metrics;
 pub mod query;
 pub mod rules;

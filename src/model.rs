@@ -3,6 +3,8 @@
 
 use std::fmt::{self, Write as _};
 
+use serde::Deserialize;
+
 /// A series' stable identity: the xxh3 hash of its canonical key. Stable across restarts and
 /// releases because xxh3 is a specified algorithm; the store checks the key on collision.
 pub type SeriesId = u64;
@@ -194,6 +196,35 @@ pub fn format_labels(labels: &Labels) -> String {
 pub fn interval_start(ts_ms: i64, interval_s: i64) -> i64 {
     let ts_s = ts_ms.div_euclid(1000);
     ts_s - ts_s.rem_euclid(interval_s)
+}
+
+/// How bad an alert is: rules give it, alerts, routes and notifications carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn parse(text: &str) -> Option<Severity> {
+        [Severity::Info, Severity::Warning, Severity::Critical].into_iter().find(|s| s.as_str() == text)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[cfg(test)]

@@ -14,10 +14,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::alert::oncall::Schedule;
-use crate::config::{OnCallTarget, Policy, Route, Routing, Step};
+use crate::alert::routing::{OnCallTarget, Policy, Route, Routing, Step};
 use crate::model::Labels;
 use crate::notify::message::{AlertSummary, Kind, Message, OnCallMention};
+use crate::oncall::Schedule;
 
 /// An alert that started or stopped firing, as the scheduler reports it.
 #[derive(Debug, Clone)]

@@ -2,7 +2,7 @@
 //! drive it build on it.
 
 pub mod dispatch;
-pub mod oncall;
+pub mod routing;
 pub mod silence;
 pub mod state;
 pub mod window;

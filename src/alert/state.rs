@@ -3,7 +3,7 @@
 //! instance stays firing for `keep_firing_for` after the breach ends, then resolves. A verdict
 //! that could not be reached (too few samples) changes nothing.
 
-use crate::rules::rule::Severity;
+use crate::model::Severity;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AlertState {

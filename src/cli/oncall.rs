@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use super::CliError;
-use crate::alert::oncall::{Person, Schedule, parse_instant};
+use crate::oncall::{Person, Schedule, parse_instant};
 
 #[derive(Debug, clap::Args)]
 pub struct OncallArgs {

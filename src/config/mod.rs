@@ -10,9 +10,10 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::aggregate::AggregatorSettings;
-use crate::alert::oncall::Schedule;
+use crate::alert::routing::Routing;
 use crate::export::ExportSettings;
 use crate::ingest::limits::Limits;
+use crate::oncall::Schedule;
 use crate::query::time::MAX_DURATION_S;
 use crate::store::tiers::Tier;
 
@@ -25,7 +26,6 @@ mod routing;
 pub use self::email::{EmailConfig, SmtpTls};
 pub use self::heartbeat::HeartbeatConfig;
 pub use self::notify::{Delivery, NotifierConfig, NotifierKind, SlackTarget};
-pub use self::routing::{OnCallTarget, Policy, PolicyWindow, Route, Routing, Step};
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -751,11 +751,14 @@ mod tests {
         let good = "notifiers:\n  stdout: {type: log}\n  mail: {type: email, smtp: {host: relay}, from: a@b.c, to: [d@e.f]}\npeople:\n  ana: {name: Ana, slack: U012ABCDEF, email: ana@wedding.example}\n  ben: {email: ben@wedding.example}\nschedules:\n  platform:\n    time_zone: Europe/London\n    rotation: [ana, ben]\n    start: 2026-11-02\n    shift: 48h\n    overrides: [{person: ben, from: '2026-12-24 18:00', until: '2026-12-27T09:00:00Z'}]\nroutes:\n  - policy: page\npolicies:\n  page:\n    steps: [{after: 0s, notify: [stdout, mail], oncall: [platform, platform/next]}]\n    repeat: 30m\n    windows:\n      - name: event-days\n        time_zone: Europe/London\n        days: [fri, sat]\n        hours: ['10:00-23:00']\n        steps: [{after: 0s, notify: [stdout]}]\n        repeat: 5m\n      - name: nights\n        time_zone: Europe/London\n        hours: ['22:00-06:00']\n        steps: [{after: 0s, notify: [stdout]}]\n";
         let config = Config::parse(good, "good.yaml").unwrap();
         let schedule = &config.routing.schedules["platform"];
-        assert_eq!(schedule.shift, crate::alert::oncall::ShiftLength::Days(2), "48h is two local days");
+        assert_eq!(schedule.shift, crate::oncall::ShiftLength::Days(2), "48h is two local days");
         assert_eq!(schedule.first_handoff.to_string(), "2026-11-02T09:00:00", "handoff defaults to 09:00");
         assert_eq!(schedule.overrides[0].from.to_string(), "2026-12-24T18:00:00Z", "local GMT time");
         let page = &config.routing.policies["page"];
-        assert_eq!(page.steps[0].oncall[1], OnCallTarget { schedule: "platform".into(), next: true });
+        assert_eq!(
+            page.steps[0].oncall[1],
+            crate::alert::routing::OnCallTarget { schedule: "platform".into(), next: true }
+        );
         assert_eq!(page.windows[0].repeat_s, Some(300));
         assert_eq!(page.windows[0].window.days, [false, false, false, false, true, true, false]);
         assert_eq!(page.windows[1].repeat_s, Some(1800), "a window without repeat repeats as its policy");

@@ -22,7 +22,7 @@ use jiff::civil::{Date, DateTime, Time};
 use jiff::tz::TimeZone;
 use serde::Deserialize;
 
-use crate::alert::oncall::{Override, Person, Schedule, ShiftLength, parse_instant};
+use crate::oncall::{Override, Person, Schedule, ShiftLength, parse_instant};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use super::rule::{Condition, Direction, Measure, Rule, Severity};
+use super::rule::{Condition, Direction, Measure, Rule};
 use crate::aggregate::rollup::Rollup;
 use crate::alert::state::Verdict;
 use crate::model::Labels;
+use crate::model::Severity;
 use crate::query::selector::Selector;
 use crate::query::view::Request;
 

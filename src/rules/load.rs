@@ -10,9 +10,10 @@ use serde::{Deserialize, Deserializer};
 use thiserror::Error;
 
 use super::locate::rule_position;
-use super::rule::{Condition, Direction, Group, Location, Measure, Rule, Severity};
+use super::rule::{Condition, Direction, Group, Location, Measure, Rule};
 use super::template::Template;
 use crate::config::{Delay, Seconds};
+use crate::model::Severity;
 use crate::query::selector::Selector;
 use crate::query::stat::Stat;
 

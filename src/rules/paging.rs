@@ -6,9 +6,9 @@
 use super::rule::{Group, Rule};
 use super::template::Context;
 use crate::alert::dispatch::{AlertChange, Dispatcher};
+use crate::alert::routing::Routing;
 use crate::alert::silence::{Silence, matching};
 use crate::alert::state::Instance;
-use crate::config::Routing;
 use crate::model::Labels;
 use crate::notify::ack_link::AckLinks;
 use crate::notify::delivery::DeliveryHandle;

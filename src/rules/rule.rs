@@ -7,36 +7,9 @@ use std::fmt;
 use serde::Deserialize;
 
 use super::template::Template;
+use crate::model::Severity;
 use crate::query::selector::Selector;
 use crate::query::stat::Stat;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Warning,
-    Critical,
-}
-
-impl Severity {
-    pub fn parse(text: &str) -> Option<Severity> {
-        [Severity::Info, Severity::Warning, Severity::Critical].into_iter().find(|s| s.as_str() == text)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Which side of a threshold is bad.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -19,9 +19,9 @@ use super::eval::{Measured, measure, reads, verdict};
 use super::paging::Paging;
 use super::rule::{Group, Rule, metric_names};
 use crate::aggregate::Aggregator;
+use crate::alert::routing::Routing;
 use crate::alert::silence::active_silences;
 use crate::alert::state::{AlertState, Instance, Timing, Transition, Verdict, step};
-use crate::config::Routing;
 use crate::model::{Labels, SeriesKey, write_canonical_key};
 use crate::notify::ack_link::AckLinks;
 use crate::notify::delivery::DeliveryHandle;
@@ -134,7 +134,7 @@ impl Scheduler {
             .filter_map(|row| {
                 let labels = SeriesKey::parse(&row.labels)?.labels;
                 let state = if row.state == "firing" { AlertState::Firing } else { AlertState::Pending };
-                let severity = row.severity.as_deref().and_then(super::rule::Severity::parse);
+                let severity = row.severity.as_deref().and_then(crate::model::Severity::parse);
                 let instance = Instance {
                     state,
                     severity,

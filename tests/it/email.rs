@@ -298,9 +298,9 @@ routes:\n  - policy: page\n    group_wait: 0s\npolicies:\n  page:\n    steps:\n 
 
 #[tokio::test]
 async fn an_on_call_address_the_relay_refuses_does_not_cost_the_page_to_the_others() {
-    use perfwatch::alert::oncall::Person;
     use perfwatch::notify::Notifier;
     use perfwatch::notify::message::{Kind, Message, OnCallMention};
+    use perfwatch::oncall::Person;
     let Some(smtp) = SmtpServer::start(&["--refuse", "gone@wedding.example"]) else { return };
     let yaml = format!("notifiers:\n  mail:\n{}", mail_notifier(smtp.port, "none", "", "[oncall@wedding.example]"));
     let config = perfwatch::config::Config::parse(&yaml, "mail.yaml").unwrap();

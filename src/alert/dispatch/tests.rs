@@ -1,7 +1,7 @@
 //! The escalation timeline on a controlled clock.
 
 use super::*;
-use crate::config::{Policy, Step};
+use crate::alert::routing::{Policy, Step};
 use crate::query::selector::Selector;
 
 const T0: i64 = 1_800_000_000;
@@ -230,7 +230,7 @@ fn later_messages_follow_up_the_first_one_each_notifier_got() {
 }
 
 fn with_schedule(mut routing: Routing) -> Routing {
-    use crate::alert::oncall::{Person, ShiftLength};
+    use crate::oncall::{Person, ShiftLength};
     let person = |id: &str| Person {
         id: id.into(),
         name: id.into(),
@@ -288,7 +288,7 @@ fn a_policy_window_holding_when_a_group_starts_sets_its_steps_for_the_episode() 
     days[4] = true;
     let window = TimeWindow { time_zone: jiff::tz::TimeZone::UTC, days, hours: vec![(8 * 60, 9 * 60)] };
     let steps = vec![Step { after_s: 0, notify: vec!["phone".into()], oncall: Vec::new() }];
-    routing.policies.get_mut("page").unwrap().windows.push(crate::config::PolicyWindow {
+    routing.policies.get_mut("page").unwrap().windows.push(crate::alert::routing::PolicyWindow {
         name: "event".into(),
         window,
         steps,
