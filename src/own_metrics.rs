@@ -104,7 +104,7 @@ impl OwnMetrics {
 }
 
 /// Free and total bytes of the file system holding `dir`, as an unprivileged user sees them.
-fn disk_space(dir: &std::path::Path) -> std::io::Result<(u64, u64)> {
+pub fn disk_space(dir: &std::path::Path) -> std::io::Result<(u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
     let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };

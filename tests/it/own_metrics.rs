@@ -73,7 +73,17 @@ async fn perfwatch_records_its_own_metrics_and_pages_on_them() {
     })
     .await;
     let alerts: Value = client.get(format!("{}/api/v1/alerts", d.base)).send().await.unwrap().json().await.unwrap();
-    assert_eq!(alerts["alerts"], json!([]), "a healthy perfwatch pages about nothing: {alerts}");
+    // PerfwatchDiskNearlyFull reads the real file system under the test's database: on a host
+    // that is itself under 12 % free it fires, rightly, and is no sign of trouble here.
+    let (free, size) = perfwatch::own_metrics::disk_space(dir.path()).unwrap();
+    let host_nearly_full = (free as f64) < 0.12 * size as f64;
+    let unexpected: Vec<&Value> = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| !(host_nearly_full && a["rule"] == "PerfwatchDiskNearlyFull"))
+        .collect();
+    assert!(unexpected.is_empty(), "a healthy perfwatch pages about nothing: {alerts}");
 
     // Past nine tenths of the series limit: PerfwatchSeriesNearLimit fires.
     let entries: Vec<Value> = (0..400)
