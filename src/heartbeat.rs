@@ -81,7 +81,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::Secret;
+    use crate::secret::Secret;
     use crate::supervise::{Restart, supervise};
 
     fn heartbeat() -> Heartbeat {

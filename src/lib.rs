@@ -40,6 +40,7 @@ pub mod oncall;
 pub mod own_metrics;
 pub mod query;
 pub mod rules;
+pub mod secret;
 pub mod shutdown;
 pub mod store;
 pub mod supervise;

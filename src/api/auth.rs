@@ -7,7 +7,7 @@ use warp::http::StatusCode;
 use warp::http::header::HeaderValue;
 
 use super::ApiError;
-use crate::config::Secret;
+use crate::secret::Secret;
 
 pub fn check(expected: Option<&Secret>, authorization: Option<&HeaderValue>, what: &str) -> Result<(), ApiError> {
     let Some(expected) = expected else { return Ok(()) };

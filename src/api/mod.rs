@@ -34,9 +34,9 @@ use warp::{Filter, Rejection, Reply};
 
 use self::body::BodyHead;
 use crate::aggregate::Aggregator;
-use crate::config::Secret;
 use crate::flusher::FlushHandle;
 use crate::ingest::limits::Limits;
+use crate::secret::Secret;
 use crate::store::Reader;
 use crate::{clock, telemetry};
 

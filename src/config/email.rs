@@ -21,7 +21,8 @@ use std::path::PathBuf;
 use lettre::message::Mailbox;
 use serde::Deserialize;
 
-use super::{Secret, read_secret};
+use super::read_secret;
+use crate::notify::settings::{EmailConfig, SmtpTls};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,44 +36,6 @@ pub(super) struct RawSmtp {
     password_env: Option<String>,
     /// A PEM certificate to trust besides the system's (a relay with its own CA).
     ca_file: Option<PathBuf>,
-}
-
-/// How the connection to the relay is protected.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum SmtpTls {
-    /// Plain SMTP: only for a relay on the same host or a trusted network.
-    None,
-    /// Upgrade with STARTTLS and refuse to go on without it.
-    #[default]
-    Starttls,
-    /// TLS from the first byte (SMTPS).
-    Tls,
-}
-
-impl SmtpTls {
-    fn default_port(self) -> u16 {
-        match self {
-            SmtpTls::None => 25,
-            SmtpTls::Starttls => 587,
-            SmtpTls::Tls => 465,
-        }
-    }
-}
-
-/// A validated email notifier.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EmailConfig {
-    pub host: String,
-    pub port: u16,
-    pub tls: SmtpTls,
-    /// AUTH user name and password.
-    pub credentials: Option<(String, Secret)>,
-    /// Extra trusted certificate(s), PEM.
-    pub ca_pem: Option<Vec<u8>>,
-    pub from: Mailbox,
-    pub to: Vec<Mailbox>,
-    pub cc: Vec<Mailbox>,
 }
 
 pub(super) fn validate(

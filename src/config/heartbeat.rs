@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Seconds, Secret, read_secret};
+use super::{Seconds, read_secret};
+use crate::secret::Secret;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -13,8 +13,10 @@ use crate::aggregate::AggregatorSettings;
 use crate::alert::routing::Routing;
 use crate::export::ExportSettings;
 use crate::ingest::limits::Limits;
+use crate::notify::settings::{NotifierConfig, NotifierKind};
 use crate::oncall::Schedule;
 use crate::query::time::MAX_DURATION_S;
+use crate::secret::Secret;
 use crate::store::tiers::Tier;
 
 mod email;
@@ -23,9 +25,7 @@ mod notify;
 mod oncall;
 mod routing;
 
-pub use self::email::{EmailConfig, SmtpTls};
 pub use self::heartbeat::HeartbeatConfig;
-pub use self::notify::{Delivery, NotifierConfig, NotifierKind, SlackTarget};
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -35,26 +35,6 @@ pub enum ConfigError {
     Syntax { path: String, line: usize, column: usize, message: String },
     #[error("{path}: {}", .problems.join(&format!("\n{path}: ")))]
     Invalid { path: String, problems: Vec<String> },
-}
-
-/// A secret value (token) that never shows up in logs or debug output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: String) -> Secret {
-        Secret(value)
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
 }
 
 /// A positive duration written as `10s`, `5m`, `2d` (or a plain number of seconds).
@@ -562,7 +542,7 @@ pub(super) fn read_secret(
             None
         }
         (Some(path), None) => match std::fs::read_to_string(path) {
-            Ok(text) if !text.trim().is_empty() => Some(Secret(text.trim().to_owned())),
+            Ok(text) if !text.trim().is_empty() => Some(Secret::new(text.trim().to_owned())),
             Ok(_) => {
                 problems.push(format!("{what}_file {} is empty", path.display()));
                 None
@@ -573,7 +553,7 @@ pub(super) fn read_secret(
             }
         },
         (None, Some(var)) => match std::env::var(var) {
-            Ok(value) if !value.trim().is_empty() => Some(Secret(value.trim().to_owned())),
+            Ok(value) if !value.trim().is_empty() => Some(Secret::new(value.trim().to_owned())),
             _ => {
                 problems.push(format!("{what}_env: environment variable {var} is not set or empty"));
                 None
@@ -586,6 +566,7 @@ pub(super) fn read_secret(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notify::settings::{SlackTarget, SmtpTls};
 
     #[test]
     fn empty_file_gives_the_defaults() {

@@ -15,8 +15,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::email::{self, EmailConfig, RawSmtp};
-use super::{Seconds, Secret, read_secret};
+use super::email::{self, RawSmtp};
+use super::{Seconds, read_secret};
+use crate::notify::settings::{Delivery, NotifierConfig, NotifierKind, SlackTarget};
 
 /// One notifier as written. A flat struct rather than a tagged enum: serde cannot refuse
 /// unknown keys through `flatten`, and a misspelt key must be an error.
@@ -99,51 +100,6 @@ impl RawKind {
             RawKind::Email => "email",
             RawKind::Log => "log",
         }
-    }
-}
-
-/// A validated notifier.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NotifierConfig {
-    pub kind: NotifierKind,
-    pub delivery: Delivery,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum NotifierKind {
-    Slack(SlackTarget),
-    /// Alertmanager's webhook payload, optionally signed.
-    Webhook {
-        url: String,
-        hmac_secret: Option<Secret>,
-        headers: BTreeMap<String, String>,
-    },
-    Email(Box<EmailConfig>),
-    Log,
-}
-
-/// How perfwatch posts to Slack.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SlackTarget {
-    /// An incoming webhook: each notification is a new message.
-    Webhook { url: Secret },
-    /// A bot token and a channel (Web API): follow-ups reply in the page's thread, and the
-    /// ack and the resolve edit the page itself.
-    Bot { token: Secret, channel: String, api_url: String },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Delivery {
-    pub timeout_s: i64,
-    pub concurrency: usize,
-    /// At least this long between two sends.
-    pub min_interval_ms: u64,
-    pub max_attempts: u32,
-}
-
-impl Delivery {
-    pub fn timeout(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.timeout_s as u64)
     }
 }
 

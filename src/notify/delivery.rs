@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::health::{Attempt, DeliveryHealth};
 use super::message::Message;
+use super::settings::NotifierConfig;
 use super::{Notifier, NotifierError, Outcome};
-use crate::config::NotifierConfig;
 use crate::store::outbox::{AttemptResult, OutboxRow};
 use crate::store::{Reader, StoreHandle};
 use crate::supervise::{Beat, Restart, Tasks, supervise};

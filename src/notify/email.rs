@@ -18,8 +18,8 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::Outcome;
 use super::message::{AlertSummary, Message};
+use super::settings::{EmailConfig, SmtpTls};
 use crate::clock;
-use crate::config::{EmailConfig, SmtpTls};
 use crate::html::escape;
 
 /// Alerts listed in one mail; the rest are counted.

@@ -8,6 +8,7 @@ mod email;
 pub mod health;
 mod log;
 pub mod message;
+pub mod settings;
 mod slack;
 pub mod slack_bot;
 pub mod webhook;
@@ -17,7 +18,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use self::message::Message;
-use crate::config::{NotifierConfig, NotifierKind, SlackTarget};
+use self::settings::{NotifierConfig, NotifierKind, SlackTarget};
 
 /// How one delivery attempt ended, as the receiver answered.
 #[derive(Debug, Clone, PartialEq)]

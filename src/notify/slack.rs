@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use super::Outcome;
 use super::message::Message;
-use crate::config::Secret;
 use crate::oncall::Person;
+use crate::secret::Secret;
 
 /// Alerts listed in one message; Slack allows 50 blocks.
 const MAX_ALERTS_SHOWN: usize = 10;

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::Outcome;
 use super::message::{Kind, Message};
 use super::slack::payload;
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// The bot's credentials and where it posts.
 pub struct Bot<'a> {

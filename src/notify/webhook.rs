@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::Outcome;
 use super::message::{Kind, Message};
-use crate::config::Secret;
+use crate::secret::Secret;
 
 pub struct Target<'a> {
     pub url: &'a str,

@@ -393,7 +393,7 @@ async fn a_webhook_gets_alertmanagers_payload_signed_with_an_idempotency_key() {
     let request = &requests[1];
     assert_eq!(request.headers["x-team"], "platform");
     let expected =
-        perfwatch::notify::webhook::signature(&perfwatch::config::Secret::new("s3cret".into()), &request.body);
+        perfwatch::notify::webhook::signature(&perfwatch::secret::Secret::new("s3cret".into()), &request.body);
     assert_eq!(request.headers["x-perfwatch-signature"].to_str().unwrap(), expected);
     let body: Value = serde_json::from_slice(&request.body).unwrap();
     assert_eq!(
