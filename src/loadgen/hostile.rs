@@ -40,10 +40,15 @@ pub fn spawn(
 
 async fn hold(addr: SocketAddr, slow: bool, deadline: Instant, counts: Arc<HostileCounts>) {
     while Instant::now() < deadline {
-        let Ok(Ok(mut stream)) = tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await else {
-            counts.closed_by_daemon.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
+        let mut stream = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => stream,
+            // The run ended while connecting: nobody refused anything.
+            Err(_) => return,
+            Ok(Err(_)) => {
+                counts.closed_by_daemon.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         counts.opened.fetch_add(1, Ordering::Relaxed);
         let closed = if slow { trickle(&mut stream, deadline).await } else { wait_closed(&mut stream, deadline).await };
