@@ -243,3 +243,75 @@ fn insert_series(tx: &Transaction<'_>, batch: &FlushBatch) -> Result<(), StoreEr
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::aggregate::batch::NewSeries;
+    use crate::model::{MetricKind, series_id};
+
+    /// One observation for each of `keys` at `start_s`.
+    fn batch(seq: u64, start_s: i64, floor: i64, keys: &[String]) -> Arc<FlushBatch> {
+        let mut rollup = Rollup::empty(true);
+        rollup.observe(0.1, 1.0, start_s * 1000);
+        let ids = keys.iter().map(|key| (series_id(key), key));
+        Arc::new(FlushBatch {
+            seq,
+            accept_floor_s: floor,
+            now_s: floor,
+            new_series: ids
+                .clone()
+                .map(|(id, key)| NewSeries { id, key: key.as_str().into(), kind: MetricKind::Timing })
+                .collect(),
+            rollups: ids.map(|(id, _)| RollupDelta { series: id, start_s, rollup: rollup.clone() }).collect(),
+            ..FlushBatch::default()
+        })
+    }
+
+    fn flush(writer: &mut Writer, batch: &Arc<FlushBatch>) -> Result<FlushReport, StoreError> {
+        let (reply, mut answer) = oneshot::channel();
+        writer.handle(WriterMsg::Flush { batch: batch.clone(), reply });
+        answer.try_recv().expect("the writer answers before it returns")
+    }
+
+    /// Defect 8: downsampling ran after a failed flush, up to that batch's floor, so the batch's
+    /// rows, committed on the retry, lay below the coarse tier's watermark and were never rolled
+    /// up. The flush fails here as on a full disk (SQLite's page limit), while the downsampling
+    /// run, a row into a page that has room, would succeed.
+    #[test]
+    fn a_failed_flush_is_not_followed_by_downsampling_past_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let tiers =
+            vec![Tier { resolution_s: 10, retention_s: 1 << 40 }, Tier { resolution_s: 60, retention_s: 1 << 40 }];
+        let mut conn = super::super::open_connection(&dir.path().join("w.db"), false).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        super::super::schema::migrate(&mut conn, &tiers).unwrap();
+        let mut writer = Writer::new(conn, tiers).unwrap();
+        let t0 = 3600;
+        let lat = vec!["lat".to_owned()];
+        flush(&mut writer, &batch(1, t0, t0 + 10, &lat)).expect("the first batch commits");
+
+        let pages: i64 = writer.conn.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+        writer.conn.pragma_update(None, "max_page_count", pages).unwrap();
+        let many: Vec<String> = lat.iter().cloned().chain((0..2000).map(|i| format!("other{{n=\"{i}\"}}"))).collect();
+        let second = batch(2, t0 + 60, t0 + 180, &many);
+        let err = flush(&mut writer, &second).expect_err("the batch needs more pages than the database may have");
+        assert!(err.is_transient(), "{err}");
+        writer.conn.pragma_update(None, "max_page_count", i64::from(u32::MAX - 1)).unwrap();
+        flush(&mut writer, &second).expect("the retry commits");
+
+        let minutes: Vec<i64> = writer
+            .conn
+            .prepare("SELECT start_s FROM rollup_60s WHERE series_id = ?1 ORDER BY start_s")
+            .unwrap()
+            .query_map([series_id("lat") as i64], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(minutes, vec![t0, t0 + 60], "both minutes reach the coarse tier");
+    }
+}

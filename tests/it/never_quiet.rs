@@ -634,6 +634,49 @@ async fn a_full_disk_keeps_pushes_in_memory_refuses_past_the_bound_and_loses_not
     daemon.shutdown().await;
 }
 
+/// A disk that turns read-only under the running daemon (ext4 after an I/O error) is met like
+/// a full one: pushes are held in memory up to the bound, refused with 503 past it, readiness
+/// says why, and the stop says what it could not write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_turned_read_only_while_running_refuses_past_the_bound_and_says_so() {
+    let Some(disk) = crate::support::Ext4Loop::mount("32M") else { return };
+    let yaml = format!(
+        "http:\n  listen: 127.0.0.1:0\nstatsd:\n  listen: null\nstorage:\n  path: {}\n  interval: 1s\n  max_unflushed_bytes: 1\n  ballast_bytes: 0\n  tiers:\n    - {{resolution: 1s, retention: 1d}}\n",
+        disk.path.join("perfwatch.db").display()
+    );
+    let config = perfwatch::config::Config::parse(&yaml, "read-only.yaml").unwrap();
+    let daemon = perfwatch::Daemon::start(config, None).await.expect("daemon starts");
+    let (client, base) = (perfwatch::http_client::client(), format!("http://{}", daemon.http_addr));
+    let push = |body: Value| client.post(format!("{base}/api/v1/push")).json(&body).send();
+    assert_eq!(push(many_series("stored", 10)).await.unwrap().status(), 200);
+    let query = [("metric", "stored"), ("stat", "sum"), ("group_by", ""), ("from", "-1h")];
+    wait_for("the first push on disk", Duration::from_secs(20), || async {
+        let response = client.get(format!("{base}/api/v1/query")).query(&query).send().await.ok()?;
+        let body: Value = response.json().await.ok()?;
+        (body["series"][0]["points"][0][1].as_f64() == Some(10.0)).then_some(())
+    })
+    .await;
+
+    disk.fail_read_only();
+    assert_eq!(push(many_series("held", 3000)).await.unwrap().status(), 200, "taken before the store failed");
+    let unready = wait_for("readiness to say the database cannot be written", Duration::from_secs(20), || async {
+        let response = client.get(format!("{base}/readyz")).send().await.ok()?;
+        let status = response.status();
+        let text = response.text().await.ok()?;
+        (status == 503 && text.contains("cannot be written")).then_some(text)
+    })
+    .await;
+    assert!(unready.contains("storage.max_unflushed_bytes"), "{unready}");
+    let refused = push(many_series("refused", 1)).await.unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "30");
+    assert!(refused.text().await.unwrap().contains("nothing of this request was taken"));
+
+    let stopped = daemon.shutdown().await;
+    let error = stopped.error.expect("the final flush failed and says so");
+    assert!(stopped.lost_rollups >= 3000, "{} rollups reported lost: {error}", stopped.lost_rollups);
+}
+
 /// Defect 8: shutdown logged "everything accepted is on disk" after every final flush attempt
 /// had failed. The stop now says what it could not write (and `perfwatch run` exits 1 then):
 /// here the disk is full and no ballast was kept, so the final flush gives up at its deadline.

@@ -342,6 +342,52 @@ impl Tmpfs {
     }
 }
 
+/// A small ext4 file system on a loop device, mounted `errors=remount-ro` for one test, so
+/// the test can turn it read-only under a running daemon the way a failing disk does (ext4's
+/// `trigger_fs_error`): a tmpfs cannot be remounted read-only while files on it are open for
+/// writing. Needs root, a loop device and mkfs.ext4; unmounted on drop.
+pub struct Ext4Loop {
+    pub path: std::path::PathBuf,
+    device: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Ext4Loop {
+    pub fn mount(size: &str) -> Option<Ext4Loop> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (image, path) = (dir.path().join("fs.img"), dir.path().join("mnt"));
+        std::fs::create_dir(&path).expect("mount point");
+        let run = |program: &str, args: &[&std::ffi::OsStr]| {
+            let out = std::process::Command::new(program).args(args).output();
+            out.as_ref().is_ok_and(|o| o.status.success()).then_some(()).ok_or(format!("{program}: {out:?}"))
+        };
+        let mounted = run("truncate", &["-s".as_ref(), size.as_ref(), image.as_os_str()])
+            .and_then(|()| run("mkfs.ext4", &["-q".as_ref(), image.as_os_str()]))
+            .and_then(|()| {
+                run("mount", &["-o".as_ref(), "loop,errors=remount-ro".as_ref(), image.as_os_str(), path.as_os_str()])
+            });
+        if let Err(why) = mounted {
+            missing(&format!("this test mounts an ext4 loop device (needs root, mount and mkfs.ext4): {why}"));
+            return None;
+        }
+        let out = std::process::Command::new("findmnt").args(["-n", "-o", "SOURCE"]).arg(&path).output().unwrap();
+        let device = String::from_utf8(out.stdout).unwrap().trim().trim_start_matches("/dev/").to_owned();
+        Some(Ext4Loop { path, device, _dir: dir })
+    }
+
+    /// Reports an error to ext4, which turns the file system read-only at once, open files and all.
+    pub fn fail_read_only(&self) {
+        std::fs::write(format!("/sys/fs/ext4/{}/trigger_fs_error", self.device), "perfwatch test")
+            .expect("ext4 takes a test error");
+    }
+}
+
+impl Drop for Ext4Loop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.path).output();
+    }
+}
+
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount").arg("-l").arg(&self.path).output();
