@@ -534,6 +534,51 @@ async fn connections_past_the_limit_are_closed_at_once_and_slots_come_back() {
     daemon.shutdown().await;
 }
 
+/// Under a real open-file limit the connection limit is lowered to fit it, so a flood of
+/// connections is closed at once past the limit instead of taking the last descriptor (which
+/// used to leave `accept error: Too many open files` repeating and normal clients timing out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_connections_never_takes_the_last_file_descriptor() {
+    if !crate::support::program("prlimit", &["--version"], "apt-get install util-linux") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("perfwatch.yaml");
+    let yaml = format!(
+        "http:\n  listen: 127.0.0.1:0\n  header_read_timeout: 2s\nstatsd:\n  listen: null\nstorage:\n  path: {}\n",
+        dir.path().join("perfwatch.db").display()
+    );
+    std::fs::write(&config, yaml).unwrap();
+    // 512 descriptors: 256 are kept for the database, sockets and notifications, 256 are left
+    // for connections (the configured http.max_connections is the default 10,000).
+    let daemon = crate::support::DaemonProcess::spawn_with_open_files(&config, 512);
+    let addr = daemon.base.trim_start_matches("http://").to_owned();
+    let mut held = tokio::task::JoinSet::new();
+    for _ in 0..800 {
+        let stream = tokio::net::TcpStream::connect(&addr).await.expect("connects");
+        held.spawn(until_closed(stream, false));
+    }
+    let (mut at_once, mut by_timeout) = (0, 0);
+    while let Some(took) = held.join_next().await {
+        if took.unwrap() < Duration::from_secs(1) { at_once += 1 } else { by_timeout += 1 }
+    }
+    assert!(by_timeout <= 256, "{by_timeout} connections were held open, more than the descriptors allow");
+    assert!(at_once >= 800 - 256, "only {at_once} connections past the limit were closed at once");
+
+    let client = perfwatch::http_client::client();
+    let body = json!({"metrics": [{"name": "after_the_flood", "type": "counter", "value": 1}]});
+    let response = client.post(format!("{}/api/v1/push", daemon.base)).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let metrics = client.get(format!("{}/metrics", daemon.base)).send().await.unwrap().text().await.unwrap();
+    let refused = crate::support::metric_value(&metrics, "perfwatch_http_connections_refused_total", &[]);
+    assert!(refused >= (800 - 256) as f64, "{refused} refused connections counted");
+    let failed = crate::support::metric_value(&metrics, "perfwatch_http_accept_failures_total", &[]);
+    assert_eq!(failed, 0.0, "no accept failed for want of descriptors");
+    let log = daemon.log();
+    assert!(log.contains("http.max_connections is above what the open-file limit allows"), "{log}");
+    assert!(!log.contains("Too many open files"), "{log}");
+}
+
 /// Fills the file system holding `dir` with `dir/filler` until it is full.
 async fn fill_disk(dir: &std::path::Path) {
     let path = dir.join("filler");

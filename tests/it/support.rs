@@ -272,6 +272,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_perfwatch");
 pub struct DaemonProcess {
     pub child: std::process::Child,
     pub base: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl DaemonProcess {
@@ -283,26 +284,46 @@ impl DaemonProcess {
 
     /// The same with extra environment variables.
     pub fn spawn_with_env(config: &std::path::Path, env: &[(&str, &str)]) -> DaemonProcess {
+        let mut command = std::process::Command::new(BIN);
+        command.args(["run", "--config"]).arg(config).envs(env.iter().copied());
+        DaemonProcess::spawn_command(command)
+    }
+
+    /// The same under an open-file limit of `n` (soft and hard), set by util-linux's prlimit.
+    pub fn spawn_with_open_files(config: &std::path::Path, n: u64) -> DaemonProcess {
+        let mut command = std::process::Command::new("prlimit");
+        command.arg(format!("--nofile={n}:{n}")).args([BIN, "run", "--config"]).arg(config);
+        DaemonProcess::spawn_command(command)
+    }
+
+    fn spawn_command(mut command: std::process::Command) -> DaemonProcess {
         use std::io::BufRead;
-        let mut child = std::process::Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(config)
-            .envs(env.iter().copied())
+        let mut child = command
             .env("PERFWATCH_LOG", "info")
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("perfwatch starts");
         let stderr = child.stderr.take().expect("stderr is piped");
         let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let kept = log.clone();
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(addr) = line.split("http=").nth(1).and_then(|rest| rest.split_whitespace().next()) {
                     let _ = tx.send(addr.to_owned());
                 }
+                let mut kept = kept.lock().unwrap();
+                kept.push_str(&line);
+                kept.push('\n');
             }
         });
         let addr = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("perfwatch printed its address");
-        DaemonProcess { child, base: format!("http://{addr}") }
+        DaemonProcess { child, base: format!("http://{addr}"), log }
+    }
+
+    /// What the daemon has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
     }
 }
 
