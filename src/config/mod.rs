@@ -1,8 +1,13 @@
 //! Configuration in two phases: YAML is read strictly (unknown keys are errors, reported with
 //! file:line:column by the parser), then validated into a [`Config`], collecting every problem
 //! at once. Nothing is bound or opened before this succeeds.
+//!
+//! One file per section, each with its raw (YAML) form, its defaults and its validator:
+//! `http`, `storage`, `ingest` (`limits`, `statsd`, `otlp`), `export`, `notify` (with
+//! `email`), `oncall` (`people`, `schedules`), `routing` (`routes`, `policies`) and
+//! `heartbeat`. `duration` and `secrets` are the value types they share. This file puts the
+//! sections together into [`Config`].
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -15,17 +20,25 @@ use crate::export::ExportSettings;
 use crate::ingest::limits::Limits;
 use crate::notify::settings::{NotifierConfig, NotifierKind};
 use crate::oncall::Schedule;
-use crate::query::time::MAX_DURATION_S;
 use crate::secret::Secret;
 use crate::store::tiers::Tier;
 
+mod duration;
 mod email;
+mod export;
 mod heartbeat;
+mod http;
+mod ingest;
 mod notify;
 mod oncall;
 mod routing;
+mod secrets;
+mod storage;
 
+pub use self::duration::{Delay, Seconds};
 pub use self::heartbeat::HeartbeatConfig;
+pub use self::http::HttpLimits;
+use self::secrets::read_secret;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -37,243 +50,22 @@ pub enum ConfigError {
     Invalid { path: String, problems: Vec<String> },
 }
 
-/// A positive duration written as `10s`, `5m`, `2d` (or a plain number of seconds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Seconds(pub i64);
-
-/// Like [`Seconds`] but zero is allowed: `for: 0s`, a first escalation step `after: 0s`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Delay(pub i64);
-
-impl<'de> Deserialize<'de> for Seconds {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Seconds, D::Error> {
-        deserializer.deserialize_any(DurationVisitor { allow_zero: false }).map(Seconds)
-    }
-}
-
-impl<'de> Deserialize<'de> for Delay {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Delay, D::Error> {
-        deserializer.deserialize_any(DurationVisitor { allow_zero: true }).map(Delay)
-    }
-}
-
-/// A visitor rather than an untagged enum, so the parser reports the value's own line and
-/// column on error.
-struct DurationVisitor {
-    allow_zero: bool,
-}
-
-impl DurationVisitor {
-    fn accept(&self, seconds: i64) -> bool {
-        (seconds > 0 || (self.allow_zero && seconds == 0)) && seconds <= MAX_DURATION_S
-    }
-
-    fn refusal(&self, what: impl fmt::Display) -> String {
-        let kind = if self.allow_zero { "non-negative" } else { "positive" };
-        format!("{what} is not a {kind} duration of at most 10000 years; write e.g. 10s, 5m, 1h, 7d")
-    }
-}
-
-impl serde::de::Visitor<'_> for DurationVisitor {
-    type Value = i64;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a duration such as 10s, 5m, 1h or 7d")
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<i64, E> {
-        i64::try_from(n)
-            .ok()
-            .filter(|n| self.accept(*n))
-            .ok_or_else(|| E::custom(self.refusal(format_args!("{n} (seconds)"))))
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<i64, E> {
-        Some(n).filter(|n| self.accept(*n)).ok_or_else(|| E::custom(self.refusal(format_args!("{n} (seconds)"))))
-    }
-
-    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<i64, E> {
-        crate::query::time::parse_duration_s(text)
-            .filter(|s| self.accept(*s))
-            .ok_or_else(|| E::custom(self.refusal(format_args!("{text:?}"))))
-    }
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawConfig {
-    http: RawHttp,
-    statsd: RawStatsd,
-    storage: RawStorage,
-    limits: RawLimits,
+    http: http::RawHttp,
+    statsd: ingest::RawStatsd,
+    storage: storage::RawStorage,
+    limits: ingest::RawLimits,
     rules: RawRules,
     notifiers: std::collections::BTreeMap<String, notify::RawNotifier>,
     routes: Vec<routing::RawRoute>,
     policies: std::collections::BTreeMap<String, routing::RawPolicy>,
     people: std::collections::BTreeMap<String, oncall::RawPerson>,
     schedules: std::collections::BTreeMap<String, oncall::RawSchedule>,
-    export: RawExport,
-    otlp: RawOtlp,
+    export: export::RawExport,
+    otlp: ingest::RawOtlp,
     heartbeat: Option<heartbeat::RawHeartbeat>,
-}
-
-/// `otlp:` how OTLP resource attributes become labels.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawOtlp {
-    resource_labels: std::collections::BTreeMap<String, String>,
-}
-
-impl Default for RawOtlp {
-    fn default() -> RawOtlp {
-        RawOtlp { resource_labels: crate::ingest::otlp::ResourceLabels::default().0 }
-    }
-}
-
-/// `export:` what /metrics re-exports of the pushed metrics.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawExport {
-    pushed_metrics: bool,
-    summary_window: Seconds,
-    quantiles: Vec<f64>,
-}
-
-impl Default for RawExport {
-    fn default() -> RawExport {
-        let defaults = ExportSettings::default();
-        RawExport {
-            pushed_metrics: defaults.enabled,
-            summary_window: Seconds(defaults.window_s),
-            quantiles: defaults.quantiles,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawHttp {
-    listen: SocketAddr,
-    push_token_file: Option<PathBuf>,
-    push_token_env: Option<String>,
-    api_token_file: Option<PathBuf>,
-    api_token_env: Option<String>,
-    /// Serve a non-loopback address without tokens; off unless said explicitly.
-    allow_unauthenticated: bool,
-    /// How people reach this perfwatch, for links in notifications.
-    public_url: Option<String>,
-    /// Open connections at most; more are closed at once.
-    max_connections: usize,
-    /// How long a request's headers (and an idle keep-alive connection) may take.
-    header_read_timeout: Seconds,
-    /// How long a whole request, body included, may take to be answered.
-    request_timeout: Seconds,
-}
-
-impl Default for RawHttp {
-    fn default() -> RawHttp {
-        RawHttp {
-            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
-            push_token_file: None,
-            push_token_env: None,
-            api_token_file: None,
-            api_token_env: None,
-            allow_unauthenticated: false,
-            public_url: None,
-            max_connections: 10_000,
-            header_read_timeout: Seconds(20),
-            request_timeout: Seconds(60),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawStatsd {
-    /// `null` turns the StatsD listener off.
-    listen: Option<SocketAddr>,
-    /// Receive socket buffer requested from the kernel, bytes.
-    receive_buffer_bytes: usize,
-}
-
-impl Default for RawStatsd {
-    fn default() -> RawStatsd {
-        RawStatsd { listen: Some(SocketAddr::from(([127, 0, 0, 1], 8125))), receive_buffer_bytes: 8 << 20 }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawStorage {
-    path: Option<PathBuf>,
-    interval: Seconds,
-    lateness_intervals: i64,
-    future_intervals: i64,
-    tiers: Vec<RawTier>,
-    /// Drained rollups held in memory while the database cannot be written; pushes beyond
-    /// this are refused with 503.
-    max_unflushed_bytes: u64,
-    /// Disk space kept in reserve for the final flush on a full disk (0: none).
-    ballast_bytes: u64,
-    /// Record perfwatch's own /metrics each interval as the group job="perfwatch".
-    record_own_metrics: bool,
-}
-
-impl Default for RawStorage {
-    fn default() -> RawStorage {
-        RawStorage {
-            path: None,
-            interval: Seconds(10),
-            lateness_intervals: 2,
-            future_intervals: 1,
-            tiers: default_tiers(),
-            max_unflushed_bytes: 256 << 20,
-            ballast_bytes: 64 << 20,
-            record_own_metrics: true,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTier {
-    resolution: Seconds,
-    retention: Seconds,
-}
-
-fn default_tiers() -> Vec<RawTier> {
-    const DAY: i64 = 86_400;
-    [(10, 2 * DAY), (60, 15 * DAY), (3600, 180 * DAY), (DAY, 5 * 365 * DAY)]
-        .iter()
-        .map(|&(resolution, retention)| RawTier { resolution: Seconds(resolution), retention: Seconds(retention) })
-        .collect()
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawLimits {
-    max_body_bytes: usize,
-    max_labels: usize,
-    max_name_len: usize,
-    max_label_value_len: usize,
-    max_series: usize,
-    series_idle_after: Seconds,
-    cumulative_idle_after: Seconds,
-}
-
-impl Default for RawLimits {
-    fn default() -> RawLimits {
-        let limits = Limits::default();
-        RawLimits {
-            max_body_bytes: limits.max_body_bytes,
-            max_labels: limits.max_labels,
-            max_name_len: limits.max_name_len,
-            max_label_value_len: limits.max_label_value_len,
-            max_series: 250_000,
-            series_idle_after: Seconds(3600),
-            cumulative_idle_after: Seconds(86_400),
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -286,14 +78,6 @@ impl Default for RawRules {
     fn default() -> RawRules {
         RawRules { paths: vec!["./rules/*.yaml".into()] }
     }
-}
-
-/// Bounds on the HTTP server's connections (see `api::server`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HttpLimits {
-    pub max_connections: usize,
-    pub header_read_timeout: std::time::Duration,
-    pub request_timeout: std::time::Duration,
 }
 
 /// Validated configuration.
@@ -383,82 +167,60 @@ fn strip_location(message: &str) -> String {
     }
 }
 
+/// Every section checked by its own validator; all problems are reported at once.
 fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
     let mut problems = Vec::new();
-    let push_token = read_secret(
-        "http.push_token",
-        raw.http.push_token_file.as_deref(),
-        raw.http.push_token_env.as_deref(),
-        &mut problems,
-    );
-    let api_token = read_secret(
-        "http.api_token",
-        raw.http.api_token_file.as_deref(),
-        raw.http.api_token_env.as_deref(),
-        &mut problems,
-    );
-    if !raw.http.listen.ip().is_loopback()
-        && (push_token.is_none() || api_token.is_none())
-        && !raw.http.allow_unauthenticated
-    {
-        problems.push(format!(
-            "http.listen {} is not loopback but push and API tokens are not both set: set http.push_token_file and http.api_token_file (or *_env), or http.allow_unauthenticated: true",
-            raw.http.listen
-        ));
-    }
-    let storage = &raw.storage;
-    if storage.lateness_intervals < 0 || storage.future_intervals < 0 {
-        problems.push("storage.lateness_intervals and storage.future_intervals must be 0 or more".into());
-    }
-    let tiers: Vec<Tier> =
-        raw.storage.tiers.iter().map(|t| Tier { resolution_s: t.resolution.0, retention_s: t.retention.0 }).collect();
-    match tiers.first() {
-        None => problems.push("storage.tiers needs at least one tier".into()),
-        Some(first) if first.resolution_s != storage.interval.0 => problems.push(format!(
-            "storage.tiers[0].resolution ({}s) must equal storage.interval ({}s)",
-            first.resolution_s, storage.interval.0
-        )),
-        _ => {}
-    }
-    for (idx, pair) in tiers.windows(2).enumerate() {
-        if pair[1].resolution_s <= pair[0].resolution_s || pair[1].resolution_s % pair[0].resolution_s != 0 {
-            problems.push(format!(
-                "storage.tiers[{}].resolution ({}s) must be a multiple of the tier before it ({}s)",
-                idx + 1,
-                pair[1].resolution_s,
-                pair[0].resolution_s
-            ));
-        }
-    }
-    if 86_400 % storage.interval.0 != 0 {
-        problems
-            .push(format!("storage.interval ({}s) must divide a day evenly, e.g. 1s, 5s, 10s, 1m", storage.interval.0));
-    }
-    let limits = &raw.limits;
-    if limits.max_series == 0 || limits.max_body_bytes == 0 {
-        problems.push("limits.max_series and limits.max_body_bytes must be positive".into());
-    }
-    if let Some(url) = &raw.http.public_url
-        && !(url.starts_with("http://") || url.starts_with("https://"))
-    {
-        problems.push(format!("http.public_url {url:?} must start with https:// (or http://)"));
-    }
-    if raw.http.max_connections < 16 {
-        problems.push(format!(
-            "http.max_connections {} is too few to serve pushes, queries and health checks at once; allow at least 16",
-            raw.http.max_connections
-        ));
-    }
+    let http = http::validate(raw.http, &mut problems);
+    let storage = storage::validate(raw.storage, &mut problems);
+    let limits = ingest::validate_limits(raw.limits, &mut problems);
+    let export = export::validate(raw.export, &mut problems);
     let mut notifiers = notify::validate(raw.notifiers, &mut problems);
     if notifiers.is_empty() {
         notifiers = notify::default_log();
     }
-    if raw.export.quantiles.iter().any(|q| !(*q > 0.0 && *q <= 1.0)) {
-        problems.push("export.quantiles: each must be above 0 and at most 1, e.g. [0.5, 0.9, 0.99]".into());
-    }
     let people = oncall::validate_people(raw.people, &mut problems);
     let schedules = oncall::validate_schedules(raw.schedules, &people, &mut problems);
-    let reach = notifiers
+    let routing = routing::validate(raw.routes, raw.policies, &reach(&notifiers), schedules, &mut problems);
+    let heartbeat = heartbeat::validate(raw.heartbeat, &mut problems);
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid { path: origin.to_owned(), problems });
+    }
+    Ok(Config {
+        http_listen: http.listen,
+        http_limits: http.limits,
+        push_token: http.push_token,
+        api_token: http.api_token,
+        public_url: http.public_url,
+        statsd_listen: raw.statsd.listen,
+        statsd_receive_buffer: raw.statsd.receive_buffer_bytes,
+        db_path: storage.db_path,
+        max_unflushed_bytes: storage.max_unflushed_bytes,
+        ballast_bytes: storage.ballast_bytes,
+        record_own_metrics: storage.record_own_metrics,
+        aggregator: AggregatorSettings {
+            interval_s: storage.interval_s,
+            lateness_intervals: storage.lateness_intervals,
+            future_intervals: storage.future_intervals,
+            max_series: limits.max_series,
+            idle_after_s: limits.series_idle_after_s,
+            cumulative_idle_after_s: limits.cumulative_idle_after_s,
+        },
+        tiers: storage.tiers,
+        limits: limits.push,
+        rule_paths: raw.rules.paths,
+        export,
+        otlp_labels: crate::ingest::otlp::ResourceLabels(raw.otlp.resource_labels),
+        notifiers,
+        routing,
+        heartbeat,
+    })
+}
+
+/// What each notifier can reach people on, for routes that page people.
+fn reach(
+    notifiers: &std::collections::BTreeMap<String, NotifierConfig>,
+) -> std::collections::BTreeMap<String, routing::Reach> {
+    notifiers
         .iter()
         .map(|(name, n)| {
             let reach = match n.kind {
@@ -468,99 +230,7 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
             };
             (name.clone(), reach)
         })
-        .collect();
-    let routing = routing::validate(raw.routes, raw.policies, &reach, schedules, &mut problems);
-    let heartbeat = heartbeat::validate(raw.heartbeat, &mut problems);
-    if !problems.is_empty() {
-        return Err(ConfigError::Invalid { path: origin.to_owned(), problems });
-    }
-    let db_path = raw.storage.path.clone().unwrap_or_else(default_db_path);
-    Ok(Config {
-        http_listen: raw.http.listen,
-        http_limits: HttpLimits {
-            max_connections: raw.http.max_connections,
-            header_read_timeout: std::time::Duration::from_secs(raw.http.header_read_timeout.0 as u64),
-            request_timeout: std::time::Duration::from_secs(raw.http.request_timeout.0 as u64),
-        },
-        push_token,
-        api_token,
-        public_url: raw.http.public_url.clone().map(|u| u.trim_end_matches('/').to_owned()),
-        statsd_listen: raw.statsd.listen,
-        statsd_receive_buffer: raw.statsd.receive_buffer_bytes,
-        db_path,
-        max_unflushed_bytes: storage.max_unflushed_bytes,
-        ballast_bytes: storage.ballast_bytes,
-        record_own_metrics: storage.record_own_metrics,
-        aggregator: AggregatorSettings {
-            interval_s: storage.interval.0,
-            lateness_intervals: storage.lateness_intervals,
-            future_intervals: storage.future_intervals,
-            max_series: limits.max_series,
-            idle_after_s: limits.series_idle_after.0,
-            cumulative_idle_after_s: limits.cumulative_idle_after.0,
-        },
-        tiers,
-        limits: Limits {
-            max_body_bytes: limits.max_body_bytes,
-            max_labels: limits.max_labels,
-            max_name_len: limits.max_name_len,
-            max_label_value_len: limits.max_label_value_len,
-        },
-        rule_paths: raw.rules.paths,
-        export: ExportSettings {
-            enabled: raw.export.pushed_metrics,
-            window_s: raw.export.summary_window.0,
-            quantiles: raw.export.quantiles,
-        },
-        otlp_labels: crate::ingest::otlp::ResourceLabels(raw.otlp.resource_labels),
-        notifiers,
-        routing,
-        heartbeat,
-    })
-}
-
-fn default_db_path() -> PathBuf {
-    match std::env::var_os("STATE_DIRECTORY") {
-        // systemd may list several directories separated by ':'; the first is ours.
-        Some(dirs) => {
-            let dirs = dirs.to_string_lossy().into_owned();
-            PathBuf::from(dirs.split(':').next().unwrap_or(".")).join("perfwatch.db")
-        }
-        None => PathBuf::from("./perfwatch.db"),
-    }
-}
-
-pub(super) fn read_secret(
-    what: &str,
-    file: Option<&Path>,
-    env: Option<&str>,
-    problems: &mut Vec<String>,
-) -> Option<Secret> {
-    match (file, env) {
-        (Some(_), Some(_)) => {
-            problems.push(format!("{what}: set {what}_file or {what}_env, not both"));
-            None
-        }
-        (Some(path), None) => match std::fs::read_to_string(path) {
-            Ok(text) if !text.trim().is_empty() => Some(Secret::new(text.trim().to_owned())),
-            Ok(_) => {
-                problems.push(format!("{what}_file {} is empty", path.display()));
-                None
-            }
-            Err(err) => {
-                problems.push(format!("{what}_file {}: {err}", path.display()));
-                None
-            }
-        },
-        (None, Some(var)) => match std::env::var(var) {
-            Ok(value) if !value.trim().is_empty() => Some(Secret::new(value.trim().to_owned())),
-            _ => {
-                problems.push(format!("{what}_env: environment variable {var} is not set or empty"));
-                None
-            }
-        },
-        (None, None) => None,
-    }
+        .collect()
 }
 
 #[cfg(test)]
