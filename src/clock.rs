@@ -13,10 +13,7 @@ pub fn now_s() -> i64 {
 
 /// Unix seconds as RFC 3339 UTC (`2026-11-24T10:00:00Z`); the number itself if out of range.
 pub fn rfc3339(ts_s: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ts_s)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| ts_s.to_string())
+    jiff::Timestamp::from_second(ts_s).map_or_else(|_| ts_s.to_string(), |t| t.to_string())
 }
 
 /// A span of seconds as a person reads it: `20 s`, `1 min 30 s`, `10 min`, `2 h 5 min`,

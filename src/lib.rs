@@ -46,6 +46,7 @@ pub mod store;
 pub mod supervise;
 pub mod systemd;
 pub mod telemetry;
+mod varint;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

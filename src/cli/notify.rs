@@ -17,7 +17,7 @@ pub enum NotifyCommand {
         #[arg(long)]
         by: Option<String>,
         /// Give up waiting after this long (the notification stays queued).
-        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "60s", value_parser = crate::query::time::parse_std_duration)]
         wait: Duration,
         #[command(flatten)]
         server: ServerArgs,

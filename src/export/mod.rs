@@ -119,7 +119,7 @@ fn write(
     let mut out = String::new();
     // Sample names already written, so a generated name (`x_total`, `x_sum`) never repeats one.
     let mut taken: BTreeSet<String> = BTreeSet::new();
-    let window = humantime::format_duration(std::time::Duration::from_secs(settings.window_s as u64));
+    let window = format!("{:#}", jiff::SignedDuration::from_secs(settings.window_s));
     let q_names: Vec<String> = settings.quantiles.iter().map(|q| text::number(*q)).collect();
     for (name, metric) in metrics {
         let (family, samples): (String, Vec<String>) = match metric.kind {

@@ -39,7 +39,7 @@ pub struct GroupingKey {
 impl GroupingKey {
     /// Parses the path after `/metrics/`, e.g. `job/checkout/instance@base64/aG9zdDE=`.
     pub fn parse(tail: &str) -> Result<GroupingKey, GroupingError> {
-        let segments: Vec<String> = tail.trim_end_matches('/').split('/').map(percent_decode).collect();
+        let segments: Vec<String> = tail.trim_end_matches('/').split('/').map(percent_decoded).collect();
         if segments.first().is_none_or(|s| s != "job" && s != "job@base64") {
             return Err(GroupingError::NoJob);
         }
@@ -78,22 +78,9 @@ fn decode_base64(label: &str, value: &str) -> Result<String, GroupingError> {
     String::from_utf8(bytes).map_err(|e| GroupingError::Base64 { label: label.to_owned(), reason: e.to_string() })
 }
 
-fn percent_decode(segment: &str) -> String {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut idx = 0;
-    while idx < bytes.len() {
-        if bytes[idx] == b'%'
-            && let Some(byte) = segment.get(idx + 1..idx + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(byte);
-            idx += 3;
-            continue;
-        }
-        out.push(bytes[idx]);
-        idx += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// A path segment with its `%XX` escapes decoded; bytes that are not UTF-8 become U+FFFD.
+fn percent_decoded(segment: &str) -> String {
+    percent_encoding::percent_decode_str(segment).decode_utf8_lossy().into_owned()
 }
 
 /// Applies a parsed push; per-sample refusals (limits, lateness) are listed by line.
@@ -254,5 +241,11 @@ mod tests {
         assert_eq!(GroupingKey::parse("job/a/instance"), Err(GroupingError::MissingValue("instance".into())));
         assert!(matches!(GroupingKey::parse("job@base64/!!"), Err(GroupingError::Base64 { .. })));
         assert_eq!(GroupingKey::parse("job/"), Err(GroupingError::MissingValue("job".into())));
+    }
+
+    #[test]
+    fn path_segments_are_percent_decoded_and_bad_escapes_kept() {
+        let key = GroupingKey::parse("job/a%2Fb/instance/caf%C3%A9%20%zz%+f%4").unwrap();
+        assert_eq!(key.labels, vec![("instance".into(), "café %zz%+f%4".into()), ("job".into(), "a/b".into())]);
     }
 }

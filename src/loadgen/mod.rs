@@ -54,7 +54,7 @@ pub struct LoadgenArgs {
     /// Concurrent connections (UDP sockets for StatsD).
     #[arg(long, default_value_t = 4)]
     pub connections: usize,
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = crate::query::time::parse_std_duration)]
     pub duration: Duration,
     /// Where StatsD datagrams go.
     #[arg(long, default_value = "127.0.0.1:8125")]

@@ -29,8 +29,7 @@ pub fn parse_time(text: &str, now_s: i64) -> Result<i64, TimeError> {
         let floor = seconds.floor();
         ((MIN_TIME_S as f64..=MAX_TIME_S as f64).contains(&floor)).then_some(floor as i64)
     } else {
-        let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339);
-        parsed.ok().map(|t| t.unix_timestamp())
+        text.parse::<jiff::Timestamp>().ok().map(|t| t.as_second())
     };
     seconds.filter(|s| (MIN_TIME_S..=MAX_TIME_S).contains(s)).ok_or_else(err)
 }
@@ -39,10 +38,41 @@ pub fn parse_time(text: &str, now_s: i64) -> Result<i64, TimeError> {
 /// a time plus or minus a duration cannot overflow, in seconds or in milliseconds.
 pub const MAX_DURATION_S: i64 = MAX_TIME_S - MIN_TIME_S;
 
-/// Seconds in a duration such as `90s`, `5m`, `1h30m`, `7d`, `1w`; at most [`MAX_DURATION_S`].
+/// Seconds in a duration such as `90s`, `5m`, `1h30m`, `7d`, `1w`, `1y` (jiff's friendly
+/// format, or ISO 8601 such as `PT5M`); at most [`MAX_DURATION_S`]. A duration is an amount of
+/// time, not a calendar step: a year counts 365.25 days and a month 30.44 days.
+/// Parts below a second are dropped; a duration that rounds to 0 is refused unless it is 0.
 pub fn parse_duration_s(text: &str) -> Option<i64> {
-    let duration = humantime::parse_duration(text).ok()?;
-    i64::try_from(duration.as_secs()).ok().filter(|s| *s > 0 || text.starts_with('0')).filter(|s| *s <= MAX_DURATION_S)
+    let text = text.trim();
+    if text == "0" {
+        return Some(0);
+    }
+    let span: jiff::Span = text.parse().ok()?;
+    if span.is_negative() {
+        return None;
+    }
+    let units = [
+        (i128::from(span.get_years()), 31_557_600_000_000_000),
+        (i128::from(span.get_months()), 2_630_016_000_000_000),
+        (i128::from(span.get_weeks()), 604_800_000_000_000),
+        (i128::from(span.get_days()), 86_400_000_000_000),
+        (i128::from(span.get_hours()), 3_600_000_000_000),
+        (span.get_minutes().into(), 60_000_000_000),
+        (span.get_seconds().into(), 1_000_000_000),
+        (span.get_milliseconds().into(), 1_000_000),
+        (span.get_microseconds().into(), 1_000),
+        (span.get_nanoseconds().into(), 1),
+    ];
+    let nanos: i128 = units.iter().map(|(n, unit)| n * unit).sum();
+    let seconds = i64::try_from(nanos / 1_000_000_000).ok()?;
+    Some(seconds).filter(|s| *s > 0 || span.is_zero()).filter(|s| *s <= MAX_DURATION_S)
+}
+
+/// [`parse_duration_s`] for command-line flags.
+pub fn parse_std_duration(text: &str) -> Result<std::time::Duration, String> {
+    let seconds =
+        parse_duration_s(text).ok_or_else(|| format!("{text:?} is not a duration such as 30s, 5m or 1h30m"))?;
+    Ok(std::time::Duration::from_secs(seconds.unsigned_abs()))
 }
 
 #[cfg(test)]
@@ -65,6 +95,13 @@ mod tests {
         assert_eq!(parse_duration_s("1h30m"), Some(5400));
         assert_eq!(parse_duration_s("7d"), Some(604_800));
         assert_eq!(parse_duration_s("10000y"), None, "beyond the calendar");
-        assert!(parse_duration_s("9999y").is_some_and(|s| s <= MAX_DURATION_S), "humantime's year is 365.25 days");
+        assert!(parse_duration_s("9999y").is_some_and(|s| s <= MAX_DURATION_S), "a year is 365.25 days");
+        assert_eq!(parse_duration_s("1y"), Some(31_557_600));
+        assert_eq!(parse_duration_s("0s"), Some(0));
+        assert_eq!(parse_duration_s("0"), Some(0));
+        assert_eq!(parse_duration_s("2 hours 30 min"), Some(9000));
+        for refused in ["500ms", "-5m", "5m ago", "5", "", "soon"] {
+            assert_eq!(parse_duration_s(refused), None, "{refused:?}");
+        }
     }
 }

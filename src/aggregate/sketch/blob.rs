@@ -5,6 +5,7 @@
 //! sketch without building an intermediate one, which is how reads merge stored rows.
 
 use super::{MAX_BINS, MAX_INDEX, Sketch, SketchError};
+use crate::varint;
 
 const DENSE: u8 = 1;
 const SPARSE: u8 = 2;
@@ -17,22 +18,22 @@ impl Sketch {
         let ends_set = self.bins.first().is_some_and(|c| *c > 0) && self.bins.last().is_some_and(|c| *c > 0);
         if ends_set && nonzero * 2 < self.bins.len() {
             out.push(SPARSE);
-            put_varint(out, zigzag(self.offset));
-            put_varint(out, self.zero);
-            put_varint(out, nonzero as u64);
+            varint::encode(out, varint::zigzag32(self.offset));
+            varint::encode(out, self.zero);
+            varint::encode(out, nonzero as u64);
             let mut previous = 0;
             for (idx, count) in self.bins.iter().enumerate().filter(|(_, c)| **c > 0) {
-                put_varint(out, (idx - previous) as u64);
-                put_varint(out, *count);
+                varint::encode(out, (idx - previous) as u64);
+                varint::encode(out, *count);
                 previous = idx;
             }
         } else {
             out.push(DENSE);
-            put_varint(out, zigzag(self.offset));
-            put_varint(out, self.zero);
-            put_varint(out, self.bins.len() as u64);
+            varint::encode(out, varint::zigzag32(self.offset));
+            varint::encode(out, self.zero);
+            varint::encode(out, self.bins.len() as u64);
             for count in &self.bins {
-                put_varint(out, *count);
+                varint::encode(out, *count);
             }
         }
     }
@@ -86,7 +87,7 @@ impl<'b> Parsed<'b> {
         if version != DENSE && version != SPARSE {
             return Err(SketchError::Version(version));
         }
-        let offset = unzigzag(take_varint(&mut body)?);
+        let offset = varint::unzigzag32(take_varint(&mut body)?);
         let zero = take_varint(&mut body)?;
         let n = take_varint(&mut body)?;
         if n > MAX_BINS as u64 {
@@ -135,32 +136,8 @@ impl<'b> Parsed<'b> {
     }
 }
 
-fn zigzag(value: i32) -> u64 {
-    ((value << 1) ^ (value >> 31)) as u32 as u64
-}
-
-fn unzigzag(value: u64) -> i32 {
-    let value = value as u32;
-    ((value >> 1) as i32) ^ -((value & 1) as i32)
-}
-
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
 fn take_varint(blob: &mut &[u8]) -> Result<u64, SketchError> {
-    let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
-        let (&byte, rest) = blob.split_first().ok_or(SketchError::Truncated)?;
-        *blob = rest;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Ok(value);
-        }
-    }
-    Err(SketchError::Truncated)
+    let (value, len) = varint::decode(blob).map_err(|_| SketchError::Truncated)?;
+    *blob = &blob[len..];
+    Ok(value)
 }

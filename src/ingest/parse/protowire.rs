@@ -5,6 +5,8 @@
 
 use thiserror::Error;
 
+use crate::varint::Malformed;
+
 /// The largest field number protobuf allows.
 const MAX_FIELD: u64 = (1 << 29) - 1;
 
@@ -174,8 +176,7 @@ impl<'a> Fields<'a> {
 
     /// A `sint32` field's value (zigzag).
     pub fn sint32(&self, field: u32, value: Value<'a>) -> Result<i32, WireError> {
-        let v = self.uint(field, value)? as u32;
-        Ok(((v >> 1) as i32) ^ -((v & 1) as i32))
+        Ok(crate::varint::unzigzag32(self.uint(field, value)?))
     }
 
     /// A `fixed64`, `sfixed64` or `double` field's bits.
@@ -261,22 +262,12 @@ impl Fault {
 }
 
 /// A varint at the start of `bytes`: its value and length.
+#[inline]
 fn varint(bytes: &[u8]) -> Result<(u64, usize), Fault> {
-    // Tags and most lengths are one byte.
-    if let Some(&byte) = bytes.first()
-        && byte < 0x80
-    {
-        return Ok((u64::from(byte), 1));
-    }
-    let mut value = 0u64;
-    for (idx, byte) in bytes.iter().take(10).enumerate() {
-        value |= u64::from(byte & 0x7f) << (7 * idx);
-        if byte & 0x80 == 0 {
-            // The tenth byte holds bit 63 alone.
-            return if idx == 9 && *byte > 1 { Err(Fault::LongVarint(0)) } else { Ok((value, idx + 1)) };
-        }
-    }
-    if bytes.len() >= 10 { Err(Fault::LongVarint(0)) } else { Err(Fault::Truncated(bytes.len())) }
+    crate::varint::decode(bytes).map_err(|malformed| match malformed {
+        Malformed::Truncated => Fault::Truncated(bytes.len()),
+        Malformed::TooLong => Fault::LongVarint(0),
+    })
 }
 
 #[cfg(test)]
