@@ -1,7 +1,7 @@
 //! Plain data shared by every stage: metric kinds, series keys, label sets and interval alignment.
 //! No IO here; everything is cheap to test.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use serde::Deserialize;
 
@@ -177,19 +177,6 @@ pub fn write_canonical_key(name: &str, labels: &[(&str, &str)], order: &mut Vec<
 /// The series id of a canonical key.
 pub fn series_id(canonical_key: &str) -> SeriesId {
     xxhash_rust::xxh3::xxh3_64(canonical_key.as_bytes())
-}
-
-/// Formats a label set as `{a="x",b="y"}` for messages.
-pub fn format_labels(labels: &Labels) -> String {
-    let mut out = String::from("{");
-    for (idx, (k, v)) in labels.iter().enumerate() {
-        if idx > 0 {
-            out.push(',');
-        }
-        let _ = write!(out, "{k}={v:?}");
-    }
-    out.push('}');
-    out
 }
 
 /// Start (unix seconds) of the interval of length `interval_s` holding `ts_ms`.

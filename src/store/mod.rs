@@ -100,11 +100,6 @@ pub enum WriterMsg {
         batch: Arc<FlushBatch>,
         reply: oneshot::Sender<Result<FlushReport, StoreError>>,
     },
-    /// Expire rows as if the time were `now_s` (the writer also does this on its own schedule).
-    Expire {
-        now_s: i64,
-        reply: oneshot::Sender<Result<u64, StoreError>>,
-    },
     /// Any other small write, run in one transaction on the writer thread (the job commits
     /// and replies itself).
     Write(Box<dyn FnOnce(&mut rusqlite::Connection) + Send>),
@@ -231,13 +226,6 @@ impl StoreHandle {
             let _ = reply.send(result);
         });
         self.tx.send(WriterMsg::Write(job)).await.map_err(|_| StoreError::WriterGone)?;
-        done.await.map_err(|_| StoreError::WriterGone)?
-    }
-
-    /// Deletes rows past their tier's retention as of `now_s`; returns how many.
-    pub async fn expire(&self, now_s: i64) -> Result<u64, StoreError> {
-        let (reply, done) = oneshot::channel();
-        self.tx.send(WriterMsg::Expire { now_s, reply }).await.map_err(|_| StoreError::WriterGone)?;
         done.await.map_err(|_| StoreError::WriterGone)?
     }
 }

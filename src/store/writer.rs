@@ -75,7 +75,6 @@ impl Writer {
             let started = Instant::now();
             let job = match &msg {
                 WriterMsg::Flush { .. } => "flush",
-                WriterMsg::Expire { .. } => "expire",
                 WriterMsg::Write(_) => "write",
             };
             match msg {
@@ -91,9 +90,6 @@ impl Writer {
                     if committed {
                         self.maintain(batch.accept_floor_s, batch.now_s);
                     }
-                }
-                WriterMsg::Expire { now_s, reply } => {
-                    let _ = reply.send(retention::expire(&mut self.conn, &self.tiers, now_s));
                 }
                 WriterMsg::Write(job) => job(&mut self.conn),
             }

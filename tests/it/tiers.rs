@@ -152,10 +152,16 @@ async fn retention_expires_each_tier_on_its_own_schedule() {
         async move { reader.read(move |tx| tx.rollups(tier, id, 0, i64::MAX)).await.unwrap().len() }
     };
     assert_eq!((count_rows(0).await, count_rows(1).await, count_rows(2).await), (720, 119, 1));
-    // Four hours on: raw rows (3 h) older than t0+3600 go; minutes (10 h) and hours stay.
-    let deleted = store.handle.expire(t0 + 4 * 3600).await.unwrap();
-    assert_eq!(deleted, 360);
-    assert_eq!((count_rows(0).await, count_rows(1).await, count_rows(2).await), (360, 119, 1));
+    // Four hours on (a flush's clock, by which the writer expires): raw rows (3 h) older than
+    // t0+3600 go; minutes (10 h) and hours stay.
+    let later = FlushBatch { seq: 10_000, accept_floor_s: t0 + 7180, now_s: t0 + 4 * 3600, ..FlushBatch::default() };
+    store.handle.flush(Arc::new(later)).await.expect("flush commits");
+    let raw_left = crate::support::wait_for("raw rows to expire", std::time::Duration::from_secs(10), || async {
+        let n = count_rows(0).await;
+        (n < 720).then_some(n)
+    })
+    .await;
+    assert_eq!((raw_left, count_rows(1).await, count_rows(2).await), (360, 119, 1));
     // A query over the expired hour is served by the coarser tiers.
     let result =
         execute(&store.reader, &aggregator(&store).await, request("count", t0, t0 + 3600, None)).await.unwrap();
