@@ -88,15 +88,15 @@ pub fn representative(index: i64, scale: i32) -> f64 {
     (index as f64 * ln_base + ln_factor).exp()
 }
 
-/// The largest relative error [`representative`] makes at `scale`.
-pub fn relative_error(scale: i32) -> f64 {
-    let base = 2f64.powf(2f64.powi(-scale));
-    (base - 1.0) / (base + 1.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The largest relative error [`representative`] makes at `scale`.
+    fn relative_error(scale: i32) -> f64 {
+        let base = 2f64.powf(2f64.powi(-scale));
+        (base - 1.0) / (base + 1.0)
+    }
 
     #[test]
     fn representatives_stay_within_the_stated_bound_of_their_bucket() {

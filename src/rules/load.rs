@@ -232,7 +232,6 @@ pub fn parse(text: &str, origin: &str, routes: Option<&[String]>) -> Result<Vec<
             name: raw_group.name,
             interval_s: raw_group.interval.map_or(DEFAULT_INTERVAL_S, |s| s.0),
             rules,
-            location: group_location,
         });
     }
     if errors.is_empty() { Ok(groups) } else { Err(errors) }

@@ -109,5 +109,4 @@ pub struct Group {
     pub name: String,
     pub interval_s: i64,
     pub rules: Vec<Rule>,
-    pub location: Location,
 }

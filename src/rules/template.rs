@@ -40,7 +40,6 @@ enum Part {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {
-    source: String,
     parts: Vec<Part>,
 }
 
@@ -90,11 +89,7 @@ impl Template {
         if !rest.is_empty() {
             parts.push(Part::Text(rest.to_owned()));
         }
-        Ok(Template { source: source.to_owned(), parts })
-    }
-
-    pub fn source(&self) -> &str {
-        &self.source
+        Ok(Template { parts })
     }
 
     pub fn render(&self, context: &Context<'_>) -> String {
