@@ -141,7 +141,7 @@ type IngestFn = dyn for<'a> Fn(&'a [u8], &mut IngestBatch<'a>) -> perfwatch::ing
 fn formats(c: &mut Criterion) {
     use perfwatch::ingest::influx::{self, Precision};
     use perfwatch::ingest::otlp::{self, ResourceLabels};
-    use perfwatch::ingest::parse::otlp as otlp_owned;
+    use perfwatch::ingest::parse::otlp_messages as otlp_owned;
     use perfwatch::ingest::parse::otlp_view;
     use perfwatch::loadgen::{encode, workload};
     use rand::SeedableRng;

@@ -164,7 +164,7 @@ impl Daemon {
         let reloader = rules::reload::Reloader {
             paths: config.rule_paths.clone(),
             routes: config.routing.route_names(),
-            scheduler: scheduler_handle,
+            scheduler: scheduler_handle.clone(),
         };
         let (sighup_reloader, stop) = (reloader.clone(), cancel.clone());
         let sighup = tokio::spawn(supervise::supervise(
@@ -222,6 +222,7 @@ impl Daemon {
             flush: flush.clone(),
             store: store.handle.clone(),
             reloader: reloader.clone(),
+            scheduler: scheduler_handle,
             delivery: delivery_handle,
             ack_key,
             own,

@@ -16,7 +16,7 @@ use perfwatch::aggregate::{Aggregator, AggregatorSettings};
 use perfwatch::ingest::influx::{self, Precision};
 use perfwatch::ingest::limits::Limits;
 use perfwatch::ingest::otlp::{self, ResourceLabels};
-use perfwatch::ingest::parse::otlp::ExportMetricsServiceRequest;
+use perfwatch::ingest::parse::otlp_messages::ExportMetricsServiceRequest;
 use perfwatch::ingest::parse::{json, otlp_view, prom_proto, prom_text};
 use perfwatch::ingest::pushgateway::{self, GroupingKey};
 use perfwatch::ingest::sink::{IngestBatch, Scratch};

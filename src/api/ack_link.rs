@@ -61,7 +61,7 @@ pub async fn acknowledge(
     for id in group.alerts.iter().filter(|(_, a)| a.state == "firing").map(|(id, _)| id) {
         let ack = Ack { by: by.clone(), at_s: now_s, comment: "via the acknowledge link".into() };
         if state.store.ack(id.clone(), Some(ack), now_s).await.map_err(ApiError::internal)? {
-            state.reloader.scheduler.acked(id.clone(), by.clone()).await;
+            state.scheduler.acked(id.clone(), by.clone()).await;
             n += 1;
         }
     }

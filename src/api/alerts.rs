@@ -165,7 +165,7 @@ pub async fn ack(state: Arc<ApiState>, id: String, request: Option<AckRequest>) 
     }
     // Stored first: if perfwatch dies now, the restart re-applies the ack to escalation.
     if let Some(by) = acked_by {
-        state.reloader.scheduler.acked(id.clone(), by).await;
+        state.scheduler.acked(id.clone(), by).await;
     }
     Ok(reply::json(StatusCode::OK, &serde_json::json!({ "id": id, "acked": acked })))
 }

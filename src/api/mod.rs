@@ -49,7 +49,10 @@ pub struct ApiState {
     pub api_token: Option<Secret>,
     pub flush: FlushHandle,
     pub store: crate::store::StoreHandle,
+    /// Reloads the rule files (`POST /-/reload`).
     pub reloader: crate::rules::reload::Reloader,
+    /// The rule scheduler, told when someone acknowledges an alert so its escalation stops.
+    pub scheduler: crate::rules::scheduler::SchedulerHandle,
     pub delivery: crate::notify::delivery::DeliveryHandle,
     /// Verifies acknowledge links.
     pub ack_key: Arc<crate::notify::ack_link::AckKey>,

@@ -13,7 +13,7 @@ use warp::reply::Response;
 use super::{ApiError, ApiState};
 use crate::clock;
 use crate::ingest::otlp;
-use crate::ingest::parse::otlp::{
+use crate::ingest::parse::otlp_messages::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse, Status,
 };
 use crate::ingest::parse::otlp_view;

@@ -85,7 +85,7 @@ pub fn otlp_body(
     values_per_entry: usize,
     rng: &mut SmallRng,
 ) -> (Vec<u8>, u64) {
-    use crate::ingest::parse::otlp::*;
+    use crate::ingest::parse::otlp_messages::*;
     use prost::Message;
     let attributes = |spec: &SeriesSpec| -> Vec<KeyValue> {
         spec.labels

@@ -94,7 +94,7 @@ fn allocations(aggregator: &Aggregator, ingest: &Ingest, warm_up: &[u8], body: &
 /// What an OpenTelemetry SDK sends by default: cumulative histograms, counters and
 /// exponential histograms, `n` points of each over `n` routes.
 fn otlp_cumulative_body(n: usize) -> Vec<u8> {
-    use perfwatch::ingest::parse::otlp::*;
+    use perfwatch::ingest::parse::otlp_messages::*;
     use prost::Message;
     let attributes = |idx: usize| {
         let value = AnyValue { string_value: Some(format!("/route/{idx}")), ..Default::default() };

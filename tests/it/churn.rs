@@ -10,7 +10,7 @@ use bumpalo::Bump;
 use perfwatch::aggregate::{Aggregator, AggregatorSettings};
 use perfwatch::ingest::limits::Limits;
 use perfwatch::ingest::otlp::{self, ResourceLabels};
-use perfwatch::ingest::parse::otlp::{
+use perfwatch::ingest::parse::otlp_messages::{
     AnyValue, ExportMetricsServiceRequest, KeyValue, Metric, NumberDataPoint, Resource, ResourceMetrics, ScopeMetrics,
     Sum,
 };

@@ -5,7 +5,7 @@
 
 use std::io::Write;
 
-use perfwatch::ingest::parse::otlp::*;
+use perfwatch::ingest::parse::otlp_messages::*;
 use prost::Message;
 use serde_json::{Value, json};
 

@@ -3,7 +3,7 @@
 
 pub mod influx;
 pub mod json;
-pub mod otlp;
+pub mod otlp_messages;
 pub mod otlp_view;
 pub mod prom_proto;
 pub mod prom_text;

@@ -337,7 +337,7 @@ fn any_value(bytes: &[u8]) -> Result<AttributeValue<'_>, WireError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::parse::otlp as owned;
+    use crate::ingest::parse::otlp_messages as owned;
     use prost::Message;
 
     fn text(key: &str, value: &str) -> owned::KeyValue {
