@@ -15,22 +15,23 @@ mod push;
 mod pushgateway;
 mod query;
 mod reply;
+mod routes;
 pub mod server;
 mod silences;
 mod status;
 
 pub use self::offload::CpuPool;
+pub use self::routes::routes;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
-use warp::filters::BoxedFilter;
+use warp::Rejection;
 use warp::http::header::AUTHORIZATION;
 use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
-use warp::{Filter, Rejection, Reply};
 
 use self::body::BodyHead;
 use crate::aggregate::Aggregator;
@@ -188,244 +189,6 @@ where
 }
 
 type Params = HashMap<String, String>;
-
-/// Every route, with unknown paths and methods answered in JSON.
-pub fn routes(
-    state: Arc<ApiState>,
-) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
-    let state = warp::any().map(move || state.clone());
-    let headers = warp::header::headers_cloned();
-    let base = move || state.clone().and(headers);
-
-    let push = warp::path!("api" / "v1" / "push").and(warp::post()).and(base()).and(warp::body::stream()).and_then(
-        |state, headers: HeaderMap, stream| {
-            let head = BodyHead::from_headers(&headers);
-            guarded(state, headers, Guard::Push, "push", move |state| {
-                ingest(state, head, Box::pin(stream), push::native)
-            })
-        },
-    );
-    let otlp_metrics = warp::path!("v1" / "metrics").and(warp::post()).and(base()).and(warp::body::stream()).and_then(
-        |state, headers: HeaderMap, stream| {
-            let head = BodyHead::from_headers(&headers);
-            let content_type = head.content_type.clone();
-            guarded(state, headers, Guard::Push, "otlp", move |state| {
-                ingest(state, head, Box::pin(stream), move |state, body| {
-                    otlp::export(state, content_type.as_deref(), body)
-                })
-            })
-        },
-    );
-    let influx_write = warp::path!("write")
-        .or(warp::path!("api" / "v2" / "write"))
-        .unify()
-        .and(warp::post())
-        .and(warp::query::<HashMap<String, String>>())
-        .and(base())
-        .and(warp::body::stream())
-        .and_then(|query: HashMap<String, String>, state, headers: HeaderMap, stream| {
-            let head = BodyHead::from_headers(&headers);
-            guarded(state, headers, Guard::Push, "influx_write", move |state| {
-                ingest(state, head, Box::pin(stream), move |state, body| {
-                    influx::write(state, query.get("precision").map(String::as_str), body)
-                })
-            })
-        });
-    let pushgateway = warp::path("metrics")
-        .and(warp::path::tail())
-        .and(warp::put().or(warp::post()).unify())
-        .and(base())
-        .and(warp::body::stream())
-        .and_then(|tail: warp::path::Tail, state, headers: HeaderMap, stream| {
-            let head = BodyHead::from_headers(&headers);
-            let content_type = head.content_type.clone();
-            guarded(state, headers, Guard::Push, "pushgateway", move |state| {
-                ingest(state, head, Box::pin(stream), move |state, body| {
-                    pushgateway::push(state, tail.as_str(), content_type.as_deref(), body)
-                })
-            })
-        });
-    let pushgateway_delete = warp::path("metrics").and(warp::path::tail()).and(warp::delete()).and(base()).and_then(
-        |tail: warp::path::Tail, state, headers| {
-            guarded(state, headers, Guard::Push, "pushgateway_delete", move |state| async move {
-                pushgateway::delete(&state, tail.as_str())
-            })
-        },
-    );
-    let query = warp::path!("api" / "v1" / "query").and(warp::get()).and(base()).and(warp::query::<Params>()).and_then(
-        |state, headers, params| guarded(state, headers, Guard::Api, "query", move |state| query::query(state, params)),
-    );
-    let metric_list = warp::path!("api" / "v1" / "metrics")
-        .and(warp::get())
-        .and(base())
-        .and_then(|state, headers| guarded(state, headers, Guard::Api, "metrics_list", query::metrics));
-    let series =
-        warp::path!("api" / "v1" / "series").and(warp::get()).and(base()).and(warp::query::<Params>()).and_then(
-            |state, headers, params| {
-                guarded(state, headers, Guard::Api, "series", move |state| query::series(state, params))
-            },
-        );
-    let alert_list =
-        warp::path!("api" / "v1" / "alerts").and(warp::get()).and(base()).and(warp::query::<Params>()).and_then(
-            |state, headers, params| {
-                guarded(state, headers, Guard::Api, "alerts", move |state| alerts::list(state, params))
-            },
-        );
-    let alert_one = warp::path!("api" / "v1" / "alerts" / String).and(warp::get()).and(base()).and_then(
-        |id: String, state, headers| guarded(state, headers, Guard::Api, "alert", move |state| alerts::one(state, id)),
-    );
-    let alert_ack = warp::path!("api" / "v1" / "alerts" / String / "ack")
-        .and(warp::post())
-        .and(base())
-        .and(warp::body::stream())
-        .and_then(|id: String, state, headers: HeaderMap, stream| {
-            let head = BodyHead::from_headers(&headers);
-            guarded(state, headers, Guard::Api, "alert_ack", move |state| async move {
-                let request: alerts::AckRequest = body::json(Box::pin(stream), &head).await?;
-                alerts::ack(state, id, Some(request)).await
-            })
-        });
-    let alert_unack = warp::path!("api" / "v1" / "alerts" / String / "unack").and(warp::post()).and(base()).and_then(
-        |id: String, state, headers| {
-            guarded(state, headers, Guard::Api, "alert_unack", move |state| alerts::ack(state, id, None))
-        },
-    );
-    let silence_create =
-        warp::path!("api" / "v1" / "silences").and(warp::post()).and(base()).and(warp::body::stream()).and_then(
-            |state, headers: HeaderMap, stream| {
-                let head = BodyHead::from_headers(&headers);
-                guarded(state, headers, Guard::Api, "silence_create", move |state| async move {
-                    let request: silences::NewSilence = body::json(Box::pin(stream), &head).await?;
-                    silences::create(state, request).await
-                })
-            },
-        );
-    let silence_list =
-        warp::path!("api" / "v1" / "silences").and(warp::get()).and(base()).and(warp::query::<Params>()).and_then(
-            |state, headers, params| {
-                guarded(state, headers, Guard::Api, "silences", move |state| silences::list(state, params))
-            },
-        );
-    let silence_expire = warp::path!("api" / "v1" / "silences" / String).and(warp::delete()).and(base()).and_then(
-        |id: String, state, headers| {
-            guarded(state, headers, Guard::Api, "silence_expire", move |state| silences::expire(state, id))
-        },
-    );
-    let gate = warp::path!("api" / "v1" / "gate").and(warp::post()).and(base()).and(warp::body::stream()).and_then(
-        |state, headers: HeaderMap, stream| {
-            let head = BodyHead::from_headers(&headers);
-            guarded(state, headers, Guard::Api, "gate", move |state| async move {
-                let limit = body::Limit::pushed(state.limits.max_body_bytes);
-                let raw = body::receive(Box::pin(stream), &head, limit).await?;
-                let body = state.cpu.run_sized(raw.cost_bytes(), move || raw.inflate()).await?;
-                gate::evaluate(state, &body).await
-            })
-        },
-    );
-    let notifier_test = warp::path!("api" / "v1" / "notifiers" / String / "test")
-        .and(warp::post())
-        .and(base())
-        .and(warp::body::stream())
-        .and_then(|name: String, state, headers: HeaderMap, stream| {
-            let head = BodyHead::from_headers(&headers);
-            guarded(state, headers, Guard::Api, "notifier_test", move |state| async move {
-                let body = body::receive(Box::pin(stream), &head, body::SMALL_JSON).await?.inflate()?;
-                notifications::test(state, name, &body).await
-            })
-        });
-    let notification_list =
-        warp::path!("api" / "v1" / "notifications").and(warp::get()).and(base()).and(warp::query::<Params>()).and_then(
-            |state, headers, params| {
-                guarded(state, headers, Guard::Api, "notifications", move |state| notifications::list(state, params))
-            },
-        );
-    let notification_one = warp::path!("api" / "v1" / "notifications" / String).and(warp::get()).and(base()).and_then(
-        |id: String, state, headers| {
-            guarded(state, headers, Guard::Api, "notification", move |state| notifications::one(state, id))
-        },
-    );
-    let ack_page =
-        warp::path!("ack" / String).and(warp::get()).and(base()).and_then(|token: String, state, headers| {
-            guarded(state, headers, Guard::Link, "ack_link", move |state| ack_link::show(state, token))
-        });
-    let ack_post = warp::path!("ack" / String).and(warp::post()).and(base()).and(warp::body::stream()).and_then(
-        |token: String, state, headers: HeaderMap, stream| {
-            let head = BodyHead::from_headers(&headers);
-            guarded(state, headers, Guard::Link, "ack_link", move |state| async move {
-                let form = body::form(Box::pin(stream), &head).await?;
-                ack_link::acknowledge(state, token, form).await
-            })
-        },
-    );
-    let reload = warp::path!("-" / "reload")
-        .and(warp::post())
-        .and(base())
-        .and_then(|state, headers| guarded(state, headers, Guard::Api, "reload", reload_rules));
-    let flush = warp::path!("api" / "v1" / "admin" / "flush")
-        .and(warp::post())
-        .and(base())
-        .and_then(|state, headers| guarded(state, headers, Guard::Api, "admin_flush", flush_all));
-    let metrics = warp::path!("metrics").and(warp::get()).and(base()).and_then(|state, headers| {
-        guarded(state, headers, Guard::Api, "metrics", |state: Arc<ApiState>| async move {
-            // Gauges that are read, not counted (the database's, the disk's) are read now.
-            state.own.refresh().await.map_err(ApiError::internal)?;
-            let mut text = state.own.prometheus.as_ref().map(|p| p.render()).unwrap_or_default();
-            if state.export.enabled {
-                // A failing re-export must not cost Prometheus perfwatch's own health.
-                match crate::export::render(&state.aggregator, &state.reader, &state.export, clock::now_s()).await {
-                    Ok(pushed) => text.push_str(&pushed),
-                    Err(err) => tracing::error!(error = %err, "cannot re-export the pushed metrics"),
-                }
-            }
-            Ok(warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4; charset=utf-8")
-                .into_response())
-        })
-    });
-    let healthz = warp::path!("healthz")
-        .and(warp::get())
-        .map(|| reply::json(StatusCode::OK, &serde_json::json!({ "status": "alive" })));
-    let readyz = warp::path!("readyz").and(warp::get()).and(base()).map(|state: Arc<ApiState>, _| readiness(&state));
-
-    let status_page = warp::path::end()
-        .and(warp::get())
-        .and(base())
-        .and_then(|state, headers| guarded(state, headers, Guard::Api, "status", status::page));
-    // Each route boxed and folded: a flat type keeps compile times sane as routes grow.
-    let all: Vec<BoxedFilter<(Response,)>> = vec![
-        push.boxed(),
-        influx_write.boxed(),
-        otlp_metrics.boxed(),
-        pushgateway.boxed(),
-        pushgateway_delete.boxed(),
-        query.boxed(),
-        metric_list.boxed(),
-        series.boxed(),
-        alert_list.boxed(),
-        alert_one.boxed(),
-        alert_ack.boxed(),
-        alert_unack.boxed(),
-        silence_create.boxed(),
-        silence_list.boxed(),
-        silence_expire.boxed(),
-        gate.boxed(),
-        ack_page.boxed(),
-        ack_post.boxed(),
-        notifier_test.boxed(),
-        notification_list.boxed(),
-        notification_one.boxed(),
-        reload.boxed(),
-        flush.boxed(),
-        metrics.boxed(),
-        healthz.boxed(),
-        readyz.boxed(),
-        status_page.boxed(),
-    ];
-    all.into_iter()
-        .reduce(|routes, route| routes.or(route).unify().boxed())
-        .expect("there are routes")
-        .recover(|rejection: Rejection| async move { Ok::<_, Infallible>(rejected(rejection)) })
-        .unify()
-}
 
 /// `POST /-/reload`: new rules, or every mistake and the running rules kept.
 async fn reload_rules(state: Arc<ApiState>) -> Result<Response, ApiError> {
