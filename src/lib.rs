@@ -101,28 +101,10 @@ impl Daemon {
     pub async fn start(config: Config, prometheus: Option<PrometheusHandle>) -> Result<Daemon, StartError> {
         let groups =
             rules::load_patterns(&config.rule_paths, Some(&config.routing.route_names())).map_err(StartError::Rules)?;
-        let store =
-            Store::open(StoreSettings { path: config.db_path.clone(), tiers: config.tiers.clone(), n_readers: 4 })?;
-        let last_seq = store.reader.read(|tx| tx.last_flush_seq()).await?;
-        let aggregator = Arc::new(Aggregator::new(config.aggregator.clone(), last_seq));
-        restore_cumulative(&store, &aggregator).await?;
+        let (store, aggregator) = open_store(&config).await?;
 
-        let listener = tokio::net::TcpListener::bind(config.http_listen).await.map_err(|source| StartError::Bind {
-            what: "HTTP",
-            setting: "http.listen",
-            addr: config.http_listen,
-            source,
-        })?;
+        let (listener, statsd_socket) = bind(&config).await?;
         let http_addr = listener.local_addr().expect("a bound socket has an address");
-        let statsd_socket =
-            match config.statsd_listen {
-                Some(addr) => {
-                    Some(Arc::new(ingest::statsd::bind(addr, config.statsd_receive_buffer).map_err(|source| {
-                        StartError::Bind { what: "StatsD", setting: "statsd.listen", addr, source }
-                    })?))
-                }
-                None => None,
-            };
         let statsd_addr = statsd_socket.as_ref().map(|s| s.local_addr().expect("a bound socket has an address"));
 
         let ballast = store::ballast::Ballast::beside(&config.db_path, config.ballast_bytes);
@@ -130,49 +112,12 @@ impl Daemon {
             Flusher::new(aggregator.clone(), store.handle.clone(), ballast, config.max_unflushed_bytes);
         let cancel = CancellationToken::new();
         let tasks = Arc::new(supervise::Tasks::default());
+        let keeper = Keeper { tasks: tasks.clone(), cancel: cancel.clone() };
         // The flusher owns the memory's way to disk and the final flush: it cannot start again.
         // A stall shows as the flush age (`health::readiness`), a panic as the task down.
         let flusher = tokio::spawn(supervise::watch(tasks.register("flusher", None), flusher.run(flush_requests)));
-        let (delivery, delivery_handle) =
-            notify::delivery::Delivery::new(store.handle.clone(), store.reader.clone(), config.notifiers.clone())?;
-        let ack_key = Arc::new(notify::ack_link::AckKey::new(&store.handle.secret("ack_link").await?));
-        let base = config.public_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
-        let links = notify::ack_link::AckLinks { key: ack_key.clone(), base };
-        let (scheduler, scheduler_handle) = rules::scheduler::Scheduler::new(
-            groups,
-            aggregator.clone(),
-            store.reader.clone(),
-            store.handle.clone(),
-            config.routing.clone(),
-            delivery_handle.clone(),
-            links,
-        )
-        .await?;
-        // The scheduler owns the channels its handles send on: it cannot start again, so a
-        // failure reports it down (and the watchdog restarts the process).
-        let beat = tasks.register("scheduler", Some(SCHEDULER_STUCK_AFTER));
-        let mut scheduler = Some(scheduler);
-        let (stop, scheduler_beat) = (cancel.clone(), beat.clone());
-        let scheduler = tokio::spawn(supervise::supervise(beat, Restart::No, cancel.clone(), move || {
-            let (scheduler, stop, beat) = (scheduler.take(), stop.clone(), scheduler_beat.clone());
-            async move {
-                if let Some(scheduler) = scheduler {
-                    scheduler.run(stop, beat).await;
-                }
-            }
-        }));
-        let reloader = rules::reload::Reloader {
-            paths: config.rule_paths.clone(),
-            routes: config.routing.route_names(),
-            scheduler: scheduler_handle.clone(),
-        };
-        let (sighup_reloader, stop) = (reloader.clone(), cancel.clone());
-        let sighup = tokio::spawn(supervise::supervise(
-            tasks.register("sighup", None),
-            Restart::Yes,
-            cancel.clone(),
-            move || shutdown::reload_on_sighup(sighup_reloader.clone(), stop.clone()),
-        ));
+        let alerting = start_alerting(&config, groups, &store, &aggregator, &keeper, http_addr).await?;
+        let Alerting { delivery, delivery_handle, scheduler, scheduler_handle, reloader, sighup, ack_key } = alerting;
         let own = Arc::new(own_metrics::OwnMetrics {
             prometheus,
             aggregator: aggregator.clone(),
@@ -182,37 +127,17 @@ impl Daemon {
             notifiers: delivery_handle.notifier_names().map(str::to_owned).collect(),
             db_path: config.db_path.clone(),
         });
-        let own_task = config.record_own_metrics.then(|| {
-            let (recorder, stop) = (own.clone(), cancel.clone());
-            let interval = std::time::Duration::from_secs(config.aggregator.interval_s as u64);
-            tokio::spawn(supervise::supervise(
-                tasks.register("own_metrics", None),
-                Restart::Yes,
-                cancel.clone(),
-                move || recorder.clone().run(interval, stop.clone()),
-            ))
-        });
+        let own_task = config.record_own_metrics.then(|| keeper.own_metrics(&own, config.aggregator.interval_s));
         let heartbeat = match config.heartbeat.clone() {
-            Some(heartbeat_config) => {
-                let heartbeat = Arc::new(heartbeat::Heartbeat {
-                    config: heartbeat_config,
-                    flush: flush.health().clone(),
-                    tasks: tasks.clone(),
-                    delivery: delivery_handle.health().clone(),
-                    interval_s: config.aggregator.interval_s,
-                });
-                let client = http_client::builder().build().map_err(notify::NotifierError::from)?;
-                let stop = cancel.clone();
-                Some(tokio::spawn(supervise::supervise(
-                    tasks.register("heartbeat", None),
-                    Restart::Yes,
-                    cancel.clone(),
-                    move || heartbeat.clone().run(client.clone(), stop.clone()),
-                )))
-            }
+            Some(heartbeat_config) => Some(keeper.heartbeat(heartbeat::Heartbeat {
+                config: heartbeat_config,
+                flush: flush.health().clone(),
+                tasks: tasks.clone(),
+                delivery: delivery_handle.health().clone(),
+                interval_s: config.aggregator.interval_s,
+            })?),
             None => None,
         };
-        let delivery = tokio::spawn(delivery.run(cancel.clone(), tasks.clone()));
         let state = Arc::new(ApiState {
             aggregator: aggregator.clone(),
             reader: store.reader.clone(),
@@ -231,45 +156,14 @@ impl Daemon {
             cpu: api::CpuPool::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             tasks: tasks.clone(),
         });
-        let mut statsd = Vec::new();
-        if let Some(socket) = statsd_socket {
-            let limits = Arc::new(config.limits.clone());
-            let n_tasks = std::thread::available_parallelism().map_or(2, |n| n.get());
-            for n in 0..n_tasks {
-                let (socket, aggregator, limits) = (socket.clone(), aggregator.clone(), limits.clone());
-                let (health, stop) = (flush.health().clone(), cancel.clone());
-                let start = move || {
-                    let (socket, aggregator, limits) = (socket.clone(), aggregator.clone(), limits.clone());
-                    ingest::statsd::serve(socket, aggregator, limits, health.clone(), stop.clone())
-                };
-                let beat = tasks.register(&format!("statsd/{n}"), None);
-                statsd.push(tokio::spawn(supervise::supervise(beat, Restart::Yes, cancel.clone(), start)));
-            }
-        }
+        let statsd = match statsd_socket {
+            Some(socket) => keeper.statsd(socket, &aggregator, &config.limits, flush.health()),
+            None => Vec::new(),
+        };
         drop(store.handle);
-        let routes = api::routes(state);
-        let http_limits = connection_limits(config.http_limits);
-        let (listener, stop) = (Arc::new(listener), cancel.clone());
-        let http =
-            tokio::spawn(supervise::supervise(tasks.register("http", None), Restart::Yes, cancel.clone(), move || {
-                api::server::serve(listener.clone(), routes.clone(), http_limits, stop.clone())
-            }));
-        let (health, interval_s, watched, stop) =
-            (flush.health().clone(), config.aggregator.interval_s, tasks.clone(), cancel.clone());
-        let watchdog = tokio::spawn(supervise::supervise(
-            tasks.register("watchdog", None),
-            Restart::Yes,
-            cancel.clone(),
-            move || systemd::watchdog(health.clone(), watched.clone(), interval_s, stop.clone()),
-        ));
-        telemetry::describe();
-        telemetry::build_info();
-        tracing::info!(http = %http_addr, statsd = ?statsd_addr, db = %config.db_path.display(), "perfwatch started");
-        systemd::ready(&format!(
-            "serving HTTP on {http_addr}{}; database {}",
-            statsd_addr.map(|a| format!(", StatsD on {a}")).unwrap_or_default(),
-            config.db_path.display()
-        ));
+        let http = keeper.http(listener, state, config.http_limits);
+        let watchdog = keeper.watchdog(flush.health(), config.aggregator.interval_s);
+        announce(http_addr, statsd_addr, &config.db_path);
         Ok(Daemon {
             http_addr,
             statsd_addr,
@@ -361,6 +255,182 @@ fn connection_limits(mut limits: config::HttpLimits) -> config::HttpLimits {
         limits.max_connections = fits;
     }
     limits
+}
+
+/// The database, and the aggregator picking up where the last flush left off.
+async fn open_store(config: &Config) -> Result<(Store, Arc<Aggregator>), StartError> {
+    let store = Store::open(StoreSettings { path: config.db_path.clone(), tiers: config.tiers.clone(), n_readers: 4 })?;
+    let last_seq = store.reader.read(|tx| tx.last_flush_seq()).await?;
+    let aggregator = Arc::new(Aggregator::new(config.aggregator.clone(), last_seq));
+    restore_cumulative(&store, &aggregator).await?;
+    Ok((store, aggregator))
+}
+
+/// The alerting side, running: notification delivery, the rule scheduler and its reloads.
+struct Alerting {
+    delivery: JoinHandle<()>,
+    delivery_handle: notify::delivery::DeliveryHandle,
+    scheduler: JoinHandle<()>,
+    scheduler_handle: rules::scheduler::SchedulerHandle,
+    reloader: rules::reload::Reloader,
+    sighup: JoinHandle<()>,
+    ack_key: Arc<notify::ack_link::AckKey>,
+}
+
+async fn start_alerting(
+    config: &Config,
+    groups: Vec<rules::rule::Group>,
+    store: &Store,
+    aggregator: &Arc<Aggregator>,
+    keeper: &Keeper,
+    http_addr: SocketAddr,
+) -> Result<Alerting, StartError> {
+    let (tasks, cancel) = (&keeper.tasks, &keeper.cancel);
+    let (delivery, delivery_handle) =
+        notify::delivery::Delivery::new(store.handle.clone(), store.reader.clone(), config.notifiers.clone())?;
+    let ack_key = Arc::new(notify::ack_link::AckKey::new(&store.handle.secret("ack_link").await?));
+    let base = config.public_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
+    let links = notify::ack_link::AckLinks { key: ack_key.clone(), base };
+    let (scheduler, scheduler_handle) = rules::scheduler::Scheduler::new(
+        groups,
+        aggregator.clone(),
+        store.reader.clone(),
+        store.handle.clone(),
+        config.routing.clone(),
+        delivery_handle.clone(),
+        links,
+    )
+    .await?;
+    // The scheduler owns the channels its handles send on: it cannot start again, so a
+    // failure reports it down (and the watchdog restarts the process).
+    let beat = tasks.register("scheduler", Some(SCHEDULER_STUCK_AFTER));
+    let mut scheduler = Some(scheduler);
+    let (stop, scheduler_beat) = (cancel.clone(), beat.clone());
+    let scheduler = tokio::spawn(supervise::supervise(beat, Restart::No, cancel.clone(), move || {
+        let (scheduler, stop, beat) = (scheduler.take(), stop.clone(), scheduler_beat.clone());
+        async move {
+            if let Some(scheduler) = scheduler {
+                scheduler.run(stop, beat).await;
+            }
+        }
+    }));
+    let reloader = rules::reload::Reloader {
+        paths: config.rule_paths.clone(),
+        routes: config.routing.route_names(),
+        scheduler: scheduler_handle.clone(),
+    };
+    let (sighup_reloader, stop) = (reloader.clone(), cancel.clone());
+    let sighup = keeper.keep("sighup", move || shutdown::reload_on_sighup(sighup_reloader.clone(), stop.clone()));
+    let delivery = tokio::spawn(delivery.run(cancel.clone(), tasks.clone()));
+    Ok(Alerting { delivery, delivery_handle, scheduler, scheduler_handle, reloader, sighup, ack_key })
+}
+
+/// Says perfwatch is up: the log, and systemd's notify socket.
+fn announce(http_addr: SocketAddr, statsd_addr: Option<SocketAddr>, db_path: &std::path::Path) {
+    telemetry::describe();
+    telemetry::build_info();
+    tracing::info!(http = %http_addr, statsd = ?statsd_addr, db = %db_path.display(), "perfwatch started");
+    systemd::ready(&format!(
+        "serving HTTP on {http_addr}{}; database {}",
+        statsd_addr.map(|a| format!(", StatsD on {a}")).unwrap_or_default(),
+        db_path.display()
+    ));
+}
+
+/// The HTTP listener and the StatsD socket (if configured), bound before any task starts so
+/// a taken port stops the start with the setting to change.
+async fn bind(config: &Config) -> Result<(tokio::net::TcpListener, Option<Arc<tokio::net::UdpSocket>>), StartError> {
+    let listener = tokio::net::TcpListener::bind(config.http_listen).await.map_err(|source| StartError::Bind {
+        what: "HTTP",
+        setting: "http.listen",
+        addr: config.http_listen,
+        source,
+    })?;
+    let statsd = match config.statsd_listen {
+        Some(addr) => Some(Arc::new(
+            ingest::statsd::bind(addr, config.statsd_receive_buffer).map_err(|source| StartError::Bind {
+                what: "StatsD",
+                setting: "statsd.listen",
+                addr,
+                source,
+            })?,
+        )),
+        None => None,
+    };
+    Ok((listener, statsd))
+}
+
+/// Starts tasks that are restarted when they fail (counted, logged, shown down meanwhile)
+/// until the daemon stops.
+struct Keeper {
+    tasks: Arc<supervise::Tasks>,
+    cancel: CancellationToken,
+}
+
+impl Keeper {
+    fn keep<F, Fut>(&self, name: &str, start: F) -> JoinHandle<()>
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        tokio::spawn(supervise::supervise(self.tasks.register(name, None), Restart::Yes, self.cancel.clone(), start))
+    }
+
+    /// The HTTP server on the bound listener, within the connection limits.
+    fn http(
+        &self,
+        listener: tokio::net::TcpListener,
+        state: Arc<ApiState>,
+        limits: config::HttpLimits,
+    ) -> JoinHandle<()> {
+        let routes = api::routes(state);
+        let limits = connection_limits(limits);
+        let (listener, stop) = (Arc::new(listener), self.cancel.clone());
+        self.keep("http", move || api::server::serve(listener.clone(), routes.clone(), limits, stop.clone()))
+    }
+
+    /// The systemd watchdog, fed while flushes commit and no task is down.
+    fn watchdog(&self, health: &Arc<flusher::FlushHealth>, interval_s: i64) -> JoinHandle<()> {
+        let (health, watched, stop) = (health.clone(), self.tasks.clone(), self.cancel.clone());
+        self.keep("watchdog", move || systemd::watchdog(health.clone(), watched.clone(), interval_s, stop.clone()))
+    }
+
+    /// perfwatch's own metrics, recorded as a push each interval.
+    fn own_metrics(&self, own: &Arc<own_metrics::OwnMetrics>, interval_s: i64) -> JoinHandle<()> {
+        let (recorder, stop) = (own.clone(), self.cancel.clone());
+        let interval = std::time::Duration::from_secs(interval_s as u64);
+        self.keep("own_metrics", move || recorder.clone().run(interval, stop.clone()))
+    }
+
+    /// One StatsD receiver per core on the shared socket.
+    fn statsd(
+        &self,
+        socket: Arc<tokio::net::UdpSocket>,
+        aggregator: &Arc<Aggregator>,
+        limits: &ingest::limits::Limits,
+        health: &Arc<flusher::FlushHealth>,
+    ) -> Vec<JoinHandle<()>> {
+        let limits = Arc::new(limits.clone());
+        let n_tasks = std::thread::available_parallelism().map_or(2, |n| n.get());
+        (0..n_tasks)
+            .map(|n| {
+                let (socket, aggregator, limits) = (socket.clone(), aggregator.clone(), limits.clone());
+                let (health, stop) = (health.clone(), self.cancel.clone());
+                self.keep(&format!("statsd/{n}"), move || {
+                    let (socket, aggregator, limits) = (socket.clone(), aggregator.clone(), limits.clone());
+                    ingest::statsd::serve(socket, aggregator, limits, health.clone(), stop.clone())
+                })
+            })
+            .collect()
+    }
+
+    /// The dead man's switch, pinging while every stage is healthy.
+    fn heartbeat(&self, heartbeat: heartbeat::Heartbeat) -> Result<JoinHandle<()>, StartError> {
+        let heartbeat = Arc::new(heartbeat);
+        let client = http_client::builder().build().map_err(notify::NotifierError::from)?;
+        let stop = self.cancel.clone();
+        Ok(self.keep("heartbeat", move || heartbeat.clone().run(client.clone(), stop.clone())))
+    }
 }
 
 /// Puts back the cumulative state pushed within `limits.cumulative_idle_after`, the most
