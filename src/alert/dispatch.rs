@@ -180,8 +180,7 @@ impl Dispatcher {
                 let last = group.steps_done.checked_sub(1).and_then(|i| steps.get(i));
                 last.map(|step| mentions(schedules, &step.oncall, now_s)).unwrap_or_default()
             };
-            // (notifiers, kind, on-call people the message is for)
-            let mut sends: Vec<(Vec<String>, Kind, Vec<OnCallMention>)> = Vec::new();
+            let mut sends: Vec<Sending> = Vec::new();
             if firing == 0 {
                 if !group.paged.is_empty() {
                     sends.push((paged(group), Kind::Resolved, group.people.clone()));
@@ -220,36 +219,8 @@ impl Dispatcher {
                     sends.push((sent.0, Kind::Repeat, sent.1));
                 }
             }
-            for (notifiers, kind, people) in sends {
-                group.seq += 1;
-                for person in &people {
-                    if !group.people.iter().any(|p| p.person.id == person.person.id) {
-                        group.people.push(person.clone());
-                    }
-                }
-                let message = Message { oncall: people, ..message(group, kind, now_s) };
-                let alert_ids: Vec<String> = group
-                    .alerts
-                    .iter()
-                    .filter(|(_, a)| kind == Kind::Resolved || a.state == "firing")
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                for notifier in notifiers {
-                    group.paged.insert(notifier.clone());
-                    // The episode's start is part of the id: a group that resolves and fires
-                    // again later must not collide with the ids it used before.
-                    let id = format!(
-                        "{:016x}-{}-{}-{notifier}",
-                        xxhash_rust::xxh3::xxh3_64(key.as_bytes()),
-                        group.started_s,
-                        group.seq
-                    );
-                    let thread = group.threads.entry(notifier.clone()).or_insert_with(|| id.clone());
-                    let message = Message { thread: Some(thread.clone()).filter(|t| *t != id), ..message.clone() };
-                    let (subject, episode_s, alert_ids) = (key.clone(), group.started_s, alert_ids.clone());
-                    out.push(Outgoing { id, notifier, subject, episode_s, alert_ids, message });
-                }
-                group.last_sent_s = Some(now_s);
+            if !sends.is_empty() {
+                out.extend(outgoing(&key, group, sends, now_s));
                 self.changed.insert(key.clone());
             }
             if firing == 0 {
@@ -305,6 +276,47 @@ enum Repeat<'a> {
     LastStep(&'a Step),
     /// The route's `repeat_interval`: everyone paged so far.
     Paged,
+}
+
+/// A message to send: the notifiers, its kind, and the on-call people it is for.
+type Sending = (Vec<String>, Kind, Vec<OnCallMention>);
+
+/// The notifications for `sends` of the group `key`, one per notifier, each with an id that
+/// names the episode and the group's message sequence; records who was paged and when.
+fn outgoing(key: &str, group: &mut Group, sends: Vec<Sending>, now_s: i64) -> Vec<Outgoing> {
+    let mut out = Vec::new();
+    for (notifiers, kind, people) in sends {
+        group.seq += 1;
+        for person in &people {
+            if !group.people.iter().any(|p| p.person.id == person.person.id) {
+                group.people.push(person.clone());
+            }
+        }
+        let message = Message { oncall: people, ..message(group, kind, now_s) };
+        let alert_ids: Vec<String> = group
+            .alerts
+            .iter()
+            .filter(|(_, a)| kind == Kind::Resolved || a.state == "firing")
+            .map(|(id, _)| id.clone())
+            .collect();
+        for notifier in notifiers {
+            group.paged.insert(notifier.clone());
+            // The episode's start is part of the id: a group that resolves and fires
+            // again later must not collide with the ids it used before.
+            let id = format!(
+                "{:016x}-{}-{}-{notifier}",
+                xxhash_rust::xxh3::xxh3_64(key.as_bytes()),
+                group.started_s,
+                group.seq
+            );
+            let thread = group.threads.entry(notifier.clone()).or_insert_with(|| id.clone());
+            let message = Message { thread: Some(thread.clone()).filter(|t| *t != id), ..message.clone() };
+            let (subject, episode_s, alert_ids) = (key.to_owned(), group.started_s, alert_ids.clone());
+            out.push(Outgoing { id, notifier, subject, episode_s, alert_ids, message });
+        }
+        group.last_sent_s = Some(now_s);
+    }
+    out
 }
 
 /// The repeat due by `now_s`, if any, and when it fell due.
