@@ -599,6 +599,20 @@ async fn fill_disk(dir: &std::path::Path) {
     .unwrap();
 }
 
+/// Waits until `/readyz` answers 503 while holding a backlog in memory (a failed flush of
+/// nothing would say 0 bytes), and returns what it says.
+async fn readiness_holding_a_backlog(base: &str) -> String {
+    let client = perfwatch::http_client::client();
+    wait_for("readiness to say the database cannot be written", Duration::from_secs(20), || async {
+        let response = client.get(format!("{base}/readyz")).send().await.ok()?;
+        let status = response.status();
+        let text = response.text().await.ok()?;
+        let held: u64 = text.split(" of at most ").next()?.rsplit(' ').next()?.parse().ok()?;
+        (status == 503 && held > 1).then_some(text)
+    })
+    .await
+}
+
 /// A push of `n` counter series named `name`, each 1.
 fn many_series(name: &str, n: usize) -> Value {
     let metrics: Vec<Value> =
@@ -630,14 +644,7 @@ async fn a_full_disk_keeps_pushes_in_memory_refuses_past_the_bound_and_loses_not
     fill_disk(&disk.path).await;
     // Taken while the store has not failed yet: held in memory.
     assert_eq!(push(many_series("during_full", 3000)).await.status(), 200);
-    // Not ready, and holding the push in memory (a failed flush of nothing would say 0 bytes).
-    let unready = wait_for("readiness to say the disk is full", Duration::from_secs(20), || async {
-        let response = ready().await;
-        let text = response.text().await.unwrap();
-        let held: u64 = text.split(" of at most ").next()?.rsplit(' ').next()?.parse().ok()?;
-        (held > 1).then_some(text)
-    })
-    .await;
+    let unready = readiness_holding_a_backlog(&base).await;
     assert!(unready.contains("cannot be written") && unready.contains("storage.max_unflushed_bytes"), "{unready}");
     // Past the bound: 503 with Retry-After, nothing taken.
     let refused = push(many_series("refused", 1)).await;
@@ -704,16 +711,8 @@ async fn a_database_turned_read_only_while_running_refuses_past_the_bound_and_sa
 
     disk.fail_read_only();
     assert_eq!(push(many_series("held", 3000)).await.unwrap().status(), 200, "taken before the store failed");
-    let unready = wait_for("readiness to say the database cannot be written", Duration::from_secs(20), || async {
-        let response = client.get(format!("{base}/readyz")).send().await.ok()?;
-        let status = response.status();
-        let text = response.text().await.ok()?;
-        // Holding the push in memory (a failed flush of nothing would say 0 bytes).
-        let held: u64 = text.split(" of at most ").next()?.rsplit(' ').next()?.parse().ok()?;
-        (status == 503 && text.contains("cannot be written") && held > 1).then_some(text)
-    })
-    .await;
-    assert!(unready.contains("storage.max_unflushed_bytes"), "{unready}");
+    let unready = readiness_holding_a_backlog(&base).await;
+    assert!(unready.contains("cannot be written") && unready.contains("storage.max_unflushed_bytes"), "{unready}");
     let refused = push(many_series("refused", 1)).await.unwrap();
     assert_eq!(refused.status(), 503);
     assert_eq!(refused.headers()["retry-after"], "30");
