@@ -1,7 +1,7 @@
 //! Rule files → validated groups, every mistake reported as `file:line:column: message` with
 //! what to write instead. Field-level checks (durations, selectors, stats, templates, severity
 //! names) run while the YAML is read, so the parser points at the value; checks across fields
-//! are placed at the rule (or the key) by `locate`.
+//! are placed at the rule (or the key) by `locate`, from the YAML parser's spans.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Deserializer};
 use thiserror::Error;
 
-use super::locate::rule_position;
+use super::locate::{Position, Positions};
 use super::rule::{Condition, Direction, Group, Location, Measure, Rule};
 use super::template::Template;
 use crate::config::{Delay, Seconds};
@@ -193,26 +193,26 @@ pub fn parse(text: &str, origin: &str, routes: Option<&[String]>) -> Result<Vec<
         let message = message.rfind(" at line ").map_or(message.clone(), |idx| message[..idx].to_owned());
         vec![RuleError { location: Location { file: origin.to_owned(), line, column }, message }]
     })?;
+    let positions = Positions::read(text);
+    let location = |at: Option<Position>| {
+        let (line, column) = at.unwrap_or((1, 1));
+        Location { file: origin.to_owned(), line, column }
+    };
     let mut errors = Vec::new();
     let mut groups = Vec::new();
     let mut group_names = HashSet::new();
-    for raw_group in raw.groups {
-        let group_location = locate_group(text, origin, &raw_group.name);
+    for (g, raw_group) in raw.groups.into_iter().enumerate() {
+        let group_at = positions.group(g);
         if !group_names.insert(raw_group.name.clone()) {
             errors.push(RuleError {
-                location: group_location.clone(),
+                location: location(group_at),
                 message: format!("group {:?} is defined twice in this file; rename one", raw_group.name),
             });
         }
         let mut rule_names = HashSet::new();
         let mut rules = Vec::new();
-        for raw_rule in raw_group.rules {
-            let alert = raw_rule.alert.clone();
-            let at = |key: Option<&str>| {
-                let (line, column) =
-                    rule_position(text, &alert, key).unwrap_or((group_location.line, group_location.column));
-                Location { file: origin.to_owned(), line, column }
-            };
+        for (r, raw_rule) in raw_group.rules.into_iter().enumerate() {
+            let at = |key: Option<&str>| location(positions.rule(g, r, key).or(group_at));
             if !rule_names.insert(raw_rule.alert.clone()) {
                 errors.push(RuleError {
                     location: at(None),
@@ -237,168 +237,45 @@ pub fn parse(text: &str, origin: &str, routes: Option<&[String]>) -> Result<Vec<
     if errors.is_empty() { Ok(groups) } else { Err(errors) }
 }
 
+/// One rule's mistakes, each placed at the rule or at one of its keys.
+struct Problems<'a> {
+    at: &'a dyn Fn(Option<&str>) -> Location,
+    errors: Vec<RuleError>,
+}
+
+impl Problems<'_> {
+    fn add(&mut self, key: Option<&str>, message: impl Into<String>) {
+        self.errors.push(RuleError { location: (self.at)(key), message: message.into() });
+    }
+}
+
+/// A raw rule → a rule, or every mistake in it.
 fn validate(
     raw: RawRule,
     group: &str,
     routes: Option<&[String]>,
     at: &dyn Fn(Option<&str>) -> Location,
 ) -> Result<Rule, Vec<RuleError>> {
-    let mut errors = Vec::new();
-    let mut problem = |key: Option<&str>, message: String| errors.push(RuleError { location: at(key), message });
-
-    let kinds = [raw.ratio.is_some(), raw.regression.is_some(), raw.absent, raw.levels.is_some()];
-    if kinds.iter().filter(|k| **k).count() > 1 {
-        problem(None, "a rule is one kind: use only one of ratio, regression, absent and levels".into());
-    }
-    let measure = match (&raw.ratio, &raw.regression, raw.absent, &raw.metric) {
-        (Some(_), _, _, Some(_)) => {
-            problem(
-                Some("metric"),
-                "a ratio rule takes its series from ratio.numerator and ratio.denominator; remove metric".into(),
-            );
-            None
-        }
-        (Some(ratio), _, _, None) => {
-            Some(Measure::Ratio { numerator: ratio.numerator.0.clone(), denominator: ratio.denominator.0.clone() })
-        }
-        (None, _, _, None) => {
-            problem(
-                None,
-                "missing metric: the selector this rule watches, e.g. metric: api_request_duration_seconds".into(),
-            );
-            None
-        }
-        (None, Some(regression), _, Some(metric)) => {
-            Some(Measure::Regression { selector: metric.0.clone(), offset_s: regression.offset.0 })
-        }
-        (None, None, true, Some(metric)) => Some(Measure::Absent { selector: metric.0.clone() }),
-        (None, None, false, Some(metric)) => Some(Measure::Stat { selector: metric.0.clone() }),
-    };
-
-    let default_stat = if raw.ratio.is_some() { Stat::Sum } else { Stat::Count };
-    let stat = match raw.stat {
-        Some(stat) => stat.0,
-        None if raw.absent || raw.ratio.is_some() => default_stat,
-        None => {
-            problem(None, "missing stat: say what to compute, e.g. stat: p99 (or avg, max, rate, sum, last)".into());
-            default_stat
-        }
-    };
-    if raw.ratio.is_some() && matches!(stat, Stat::Quantile(_)) {
-        problem(
-            Some("stat"),
-            format!(
-                "a ratio of quantiles ({stat}) means nothing; use sum, count or rate for counters, avg or last for gauges"
-            ),
-        );
-    }
-
-    let severity = raw.severity.unwrap_or(Severity::Warning);
-    let condition = if raw.absent {
-        if raw.above.is_some() || raw.below.is_some() {
-            problem(None, "an absent rule fires on missing data; remove above/below".into());
-        }
-        Some(Condition::Absent { severity })
-    } else if let Some(levels) = &raw.levels {
-        let direction = raw.direction.unwrap_or(Direction::Above);
-        if raw.severity.is_some() {
-            problem(Some("severity"), "levels set the severity (warning, critical); remove severity".into());
-        }
-        if raw.above.is_some() || raw.below.is_some() {
-            problem(Some("levels"), "use levels with direction: above|below, not above/below thresholds".into());
-        }
-        if direction.breaches(levels.warning, levels.critical) || levels.warning == levels.critical {
-            let want = if direction == Direction::Above { "below" } else { "above" };
-            problem(
-                Some("levels"),
-                format!(
-                    "levels.warning ({}) must be {want} levels.critical ({}) for direction {direction:?}",
-                    levels.warning, levels.critical
-                )
-                .to_lowercase(),
-            );
-        }
-        Some(Condition::Levels { direction, warning: levels.warning, critical: levels.critical })
-    } else if let Some(regression) = &raw.regression {
-        if regression.factor.is_nan() || regression.factor <= 1.0 {
-            problem(
-                Some("regression"),
-                format!("regression.factor {} must be above 1 (1.5 means 50 % worse)", regression.factor),
-            );
-        }
-        Some(Condition::Threshold { direction: Direction::Above, threshold: regression.factor, severity })
-    } else {
-        match (raw.above, raw.below) {
-            (Some(threshold), None) => Some(Condition::Threshold { direction: Direction::Above, threshold, severity }),
-            (None, Some(threshold)) => Some(Condition::Threshold { direction: Direction::Below, threshold, severity }),
-            (Some(_), Some(_)) => {
-                problem(Some("below"), "set either above or below, not both".into());
-                None
-            }
-            (None, None) => {
-                problem(
-                    None,
-                    "missing threshold: add above: <value> or below: <value> (or levels, regression, absent)".into(),
-                );
-                None
-            }
-        }
-    };
-
+    let mut problems = Problems { at, errors: Vec::new() };
+    let measure = measure(&raw, &mut problems);
+    let stat = stat(&raw, &mut problems);
+    let condition = condition(&raw, &mut problems);
     if let (Some(resolve_at), Some(condition)) = (raw.resolve_at, &condition) {
-        let (direction, trigger) = match condition {
-            Condition::Threshold { direction, threshold, .. } => (*direction, *threshold),
-            Condition::Levels { direction, warning, .. } => (*direction, *warning),
-            Condition::Absent { .. } => (Direction::Above, f64::INFINITY),
-        };
-        if matches!(condition, Condition::Absent { .. }) || direction.breaches(resolve_at, trigger) {
-            problem(
-                Some("resolve_at"),
-                format!(
-                    "resolve_at ({resolve_at}) must be on the good side of the threshold ({trigger}) so the alert can resolve"
-                ),
-            );
-        }
+        check_resolve_at(resolve_at, condition, &mut problems);
     }
-    for label in &raw.group_by {
-        if !crate::ingest::names::is_valid_label_name(label) {
-            problem(Some("group_by"), format!("group_by label {label:?} is not a valid label name"));
-        }
-    }
-    for label in raw.labels.keys() {
-        if !crate::ingest::names::is_valid_label_name(label) {
-            problem(Some("labels"), format!("label name {label:?} is not valid; use letters, digits and '_'"));
-        }
-    }
-    if let (Some(route), Some(routes)) = (&raw.route, routes)
-        && !routes.iter().any(|r| r == route)
-    {
-        problem(Some("route"), format!("unknown route {route:?}; configured routes: {}", routes.join(", ")));
-    }
-    let window_s = raw.window.map_or(DEFAULT_WINDOW_S, |w| w.0);
-    if let Some(regression) = &raw.regression
-        && regression.offset.0 < window_s
-    {
-        problem(
-            Some("regression"),
-            format!(
-                "regression.offset ({} s) must be at least the window ({window_s} s) so the two do not overlap",
-                regression.offset.0
-            ),
-        );
-    }
-
-    if !errors.is_empty() {
-        return Err(errors);
-    }
+    check_names(&raw, routes, &mut problems);
+    let window_s = window(&raw, &mut problems);
+    let (Some(measure), Some(condition), true) = (measure, condition, problems.errors.is_empty()) else {
+        return Err(problems.errors);
+    };
     Ok(Rule {
         name: raw.alert,
         group: group.to_owned(),
-        measure: measure.expect("no errors means a measure"),
+        measure,
         stat,
         window_s,
         group_by: raw.group_by,
-        condition: condition.expect("no errors means a condition"),
+        condition,
         resolve_at: raw.resolve_at,
         min_samples: raw.min_samples.unwrap_or(0.0),
         for_s: raw.for_.map_or(0, |s| s.0),
@@ -410,16 +287,167 @@ fn validate(
     })
 }
 
-fn locate_group(text: &str, origin: &str, name: &str) -> Location {
-    let (line, column) = text
-        .lines()
-        .enumerate()
-        .find_map(|(idx, line)| {
-            let col = line.find("name:")?;
-            (line[col + 5..].trim().trim_matches(['"', '\'']) == name).then_some((idx + 1, col + 1))
-        })
-        .unwrap_or((1, 1));
-    Location { file: origin.to_owned(), line, column }
+/// What the rule measures: one kind (stat, ratio, regression, absent) and its series.
+fn measure(raw: &RawRule, problems: &mut Problems) -> Option<Measure> {
+    let kinds = [raw.ratio.is_some(), raw.regression.is_some(), raw.absent, raw.levels.is_some()];
+    if kinds.iter().filter(|k| **k).count() > 1 {
+        problems.add(None, "a rule is one kind: use only one of ratio, regression, absent and levels");
+    }
+    match (&raw.ratio, &raw.regression, raw.absent, &raw.metric) {
+        (Some(_), _, _, Some(_)) => {
+            problems.add(
+                Some("metric"),
+                "a ratio rule takes its series from ratio.numerator and ratio.denominator; remove metric",
+            );
+            None
+        }
+        (Some(ratio), _, _, None) => {
+            Some(Measure::Ratio { numerator: ratio.numerator.0.clone(), denominator: ratio.denominator.0.clone() })
+        }
+        (None, _, _, None) => {
+            problems
+                .add(None, "missing metric: the selector this rule watches, e.g. metric: api_request_duration_seconds");
+            None
+        }
+        (None, Some(regression), _, Some(metric)) => {
+            Some(Measure::Regression { selector: metric.0.clone(), offset_s: regression.offset.0 })
+        }
+        (None, None, true, Some(metric)) => Some(Measure::Absent { selector: metric.0.clone() }),
+        (None, None, false, Some(metric)) => Some(Measure::Stat { selector: metric.0.clone() }),
+    }
+}
+
+/// The statistic computed over the window; absent and ratio rules have a default.
+fn stat(raw: &RawRule, problems: &mut Problems) -> Stat {
+    let default_stat = if raw.ratio.is_some() { Stat::Sum } else { Stat::Count };
+    let stat = match raw.stat {
+        Some(stat) => stat.0,
+        None if raw.absent || raw.ratio.is_some() => default_stat,
+        None => {
+            problems.add(None, "missing stat: say what to compute, e.g. stat: p99 (or avg, max, rate, sum, last)");
+            default_stat
+        }
+    };
+    if raw.ratio.is_some() && matches!(stat, Stat::Quantile(_)) {
+        problems.add(
+            Some("stat"),
+            format!(
+                "a ratio of quantiles ({stat}) means nothing; use sum, count or rate for counters, avg or last for gauges"
+            ),
+        );
+    }
+    stat
+}
+
+/// When the rule breaches: on absence, at two levels, past a regression factor or past one
+/// threshold.
+fn condition(raw: &RawRule, problems: &mut Problems) -> Option<Condition> {
+    let severity = raw.severity.unwrap_or(Severity::Warning);
+    if raw.absent {
+        if raw.above.is_some() || raw.below.is_some() {
+            problems.add(None, "an absent rule fires on missing data; remove above/below");
+        }
+        Some(Condition::Absent { severity })
+    } else if let Some(levels) = &raw.levels {
+        Some(levels_condition(raw, levels, problems))
+    } else if let Some(regression) = &raw.regression {
+        if regression.factor.is_nan() || regression.factor <= 1.0 {
+            problems.add(
+                Some("regression"),
+                format!("regression.factor {} must be above 1 (1.5 means 50 % worse)", regression.factor),
+            );
+        }
+        Some(Condition::Threshold { direction: Direction::Above, threshold: regression.factor, severity })
+    } else {
+        match (raw.above, raw.below) {
+            (Some(threshold), None) => Some(Condition::Threshold { direction: Direction::Above, threshold, severity }),
+            (None, Some(threshold)) => Some(Condition::Threshold { direction: Direction::Below, threshold, severity }),
+            (Some(_), Some(_)) => {
+                problems.add(Some("below"), "set either above or below, not both");
+                None
+            }
+            (None, None) => {
+                problems.add(
+                    None,
+                    "missing threshold: add above: <value> or below: <value> (or levels, regression, absent)",
+                );
+                None
+            }
+        }
+    }
+}
+
+fn levels_condition(raw: &RawRule, levels: &RawLevels, problems: &mut Problems) -> Condition {
+    let direction = raw.direction.unwrap_or(Direction::Above);
+    if raw.severity.is_some() {
+        problems.add(Some("severity"), "levels set the severity (warning, critical); remove severity");
+    }
+    if raw.above.is_some() || raw.below.is_some() {
+        problems.add(Some("levels"), "use levels with direction: above|below, not above/below thresholds");
+    }
+    if direction.breaches(levels.warning, levels.critical) || levels.warning == levels.critical {
+        let want = if direction == Direction::Above { "below" } else { "above" };
+        problems.add(
+            Some("levels"),
+            format!(
+                "levels.warning ({}) must be {want} levels.critical ({}) for direction {direction:?}",
+                levels.warning, levels.critical
+            )
+            .to_lowercase(),
+        );
+    }
+    Condition::Levels { direction, warning: levels.warning, critical: levels.critical }
+}
+
+/// `resolve_at` must be on the good side of the trigger, or the alert could never resolve.
+fn check_resolve_at(resolve_at: f64, condition: &Condition, problems: &mut Problems) {
+    let (direction, trigger) = match condition {
+        Condition::Threshold { direction, threshold, .. } => (*direction, *threshold),
+        Condition::Levels { direction, warning, .. } => (*direction, *warning),
+        Condition::Absent { .. } => (Direction::Above, f64::INFINITY),
+    };
+    if matches!(condition, Condition::Absent { .. }) || direction.breaches(resolve_at, trigger) {
+        problems.add(
+            Some("resolve_at"),
+            format!("resolve_at ({resolve_at}) must be on the good side of the threshold ({trigger}) so the alert can resolve"),
+        );
+    }
+}
+
+/// Label names in `group_by` and `labels`, and the route (when the routes are known).
+fn check_names(raw: &RawRule, routes: Option<&[String]>, problems: &mut Problems) {
+    for label in &raw.group_by {
+        if !crate::ingest::names::is_valid_label_name(label) {
+            problems.add(Some("group_by"), format!("group_by label {label:?} is not a valid label name"));
+        }
+    }
+    for label in raw.labels.keys() {
+        if !crate::ingest::names::is_valid_label_name(label) {
+            problems.add(Some("labels"), format!("label name {label:?} is not valid; use letters, digits and '_'"));
+        }
+    }
+    if let (Some(route), Some(routes)) = (&raw.route, routes)
+        && !routes.iter().any(|r| r == route)
+    {
+        problems.add(Some("route"), format!("unknown route {route:?}; configured routes: {}", routes.join(", ")));
+    }
+}
+
+/// The window, which a regression's offset must not overlap.
+fn window(raw: &RawRule, problems: &mut Problems) -> i64 {
+    let window_s = raw.window.map_or(DEFAULT_WINDOW_S, |w| w.0);
+    if let Some(regression) = &raw.regression
+        && regression.offset.0 < window_s
+    {
+        problems.add(
+            Some("regression"),
+            format!(
+                "regression.offset ({} s) must be at least the window ({window_s} s) so the two do not overlap",
+                regression.offset.0
+            ),
+        );
+    }
+    window_s
 }
 
 fn file_error(file: &str, message: &str) -> RuleError {

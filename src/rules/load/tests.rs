@@ -134,10 +134,11 @@ fn mistakes_are_placed_and_explained() {
         &rule("        ratio: {numerator: a, denominator: b}\n        stat: p99\n        below: 0.9\n"),
         &[(6, 9, "a ratio of quantiles")],
     );
-    // 13. Two rules with one name, and both above and below.
+    // 13. Two rules with one name (placed at the second, the one left out), and both above and
+    // below.
     check(
         "groups:\n  - name: g\n    rules:\n      - alert: A\n        metric: m\n        stat: avg\n        above: 1\n        below: 0\n      - alert: B\n        metric: m\n        stat: avg\n        above: 1\n      - alert: B\n        metric: m\n        stat: avg\n        above: 2\n",
-        &[(8, 9, "either above or below"), (9, 9, "appears twice")],
+        &[(8, 9, "either above or below"), (13, 9, "appears twice")],
     );
     // 14. Missing stat and metric.
     check(&rule("        above: 1\n"), &[(4, 9, "missing metric"), (4, 9, "missing stat")]);
