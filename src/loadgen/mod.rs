@@ -91,6 +91,13 @@ struct Counters {
     errors: AtomicU64,
 }
 
+/// What is read before the load starts, to report what changed.
+struct Before {
+    accepted: Option<u64>,
+    udp_drops: Option<u64>,
+    cpu_ticks: Option<u64>,
+}
+
 pub async fn run(args: LoadgenArgs) -> Result<String, CliError> {
     if let Some(n_rules) = args.print_rules {
         return Ok(rules::rule_set(n_rules, args.series));
@@ -102,67 +109,18 @@ pub async fn run(args: LoadgenArgs) -> Result<String, CliError> {
     }
     let specs = Arc::new(catalog(args.series));
     let counters = Arc::new(Counters::default());
-    let accepted_before = daemon_accepted(&args).await;
-    let drops_before = procfs::udp_drops(args.statsd.port());
-    let cpu_before = args.watch_pid.and_then(procfs::cpu_ticks);
-    eprintln!(
-        "loadgen: {:?} to {} — {} series, {} conns, rate {}, {} values/entry, {} obs/request, for {:?}",
-        args.format,
-        if args.format == Format::Statsd { args.statsd.to_string() } else { args.server.url.clone() },
-        args.series,
-        args.connections,
-        if args.rate > 0.0 { format!("{}/s", args.rate) } else { "unlimited".into() },
-        args.values_per_entry,
-        args.observations_per_request,
-        args.duration
-    );
-    let mut tasks = tokio::task::JoinSet::new();
-    let hostile = match args.idle_connections + args.slow_connections {
-        0 => None,
-        _ => {
-            // They take their slots for two seconds before the load starts, and hold them to its end.
-            let addr = daemon_addr(&args.server.url).await?;
-            let until = TokioInstant::now() + HOSTILE_HEAD_START + args.duration;
-            let counts = hostile::spawn(addr, args.idle_connections, args.slow_connections, until, &mut tasks);
-            tokio::time::sleep(HOSTILE_HEAD_START).await;
-            Some(counts)
-        }
+    let before = Before {
+        accepted: daemon_accepted(&args).await,
+        udp_drops: procfs::udp_drops(args.statsd.port()),
+        cpu_ticks: args.watch_pid.and_then(procfs::cpu_ticks),
     };
+    eprintln!("{}", banner(&args));
+    let mut tasks = tokio::task::JoinSet::new();
+    let hostile = start_hostile(&args, &mut tasks).await?;
     let started = Instant::now();
     let deadline = TokioInstant::now() + args.duration;
     for conn in 0..args.connections {
-        let (specs, counters) = (specs.clone(), counters.clone());
-        let rate = args.rate / args.connections as f64;
-        match args.format {
-            Format::Json | Format::Influx | Format::Otlp => {
-                let (path, content_type) = match args.format {
-                    Format::Json => ("/api/v1/push", "application/json"),
-                    Format::Influx => ("/api/v2/write?precision=ms", "text/plain; charset=utf-8"),
-                    _ => ("/v1/metrics", "application/x-protobuf"),
-                };
-                let bodies = body_pool(&args, &specs, conn);
-                let request = args.server.request(&crate::http_client::client(), reqwest::Method::POST, path)?;
-                let request = request.header("content-type", content_type);
-                tasks.spawn(send_http(request, bodies, rate, deadline, counters));
-            }
-            Format::Prometheus => {
-                let request = args.server.request(
-                    &crate::http_client::client(),
-                    reqwest::Method::PUT,
-                    &format!("/metrics/job/loadgen/instance/conn-{conn}"),
-                )?;
-                let mine: Vec<_> = specs.iter().skip(conn).step_by(args.connections).cloned().collect();
-                let (values, seed) = (args.values_per_entry, args.seed + conn as u64);
-                tasks.spawn(send_prometheus(request, mine, values, seed, rate, deadline, counters));
-            }
-            Format::Statsd => {
-                let mut rng = SmallRng::seed_from_u64(args.seed + conn as u64);
-                let n_lines = args.series.max(args.observations_per_request * 64);
-                let datagrams = statsd_datagrams(&specs, conn * 7919, n_lines, 1432, &mut rng);
-                let target = args.statsd;
-                tasks.spawn_blocking(move || send_statsd(target, datagrams, rate, deadline.into_std(), &counters));
-            }
-        }
+        spawn_sender(&args, &specs, &counters, conn, deadline, &mut tasks)?;
     }
     let progress = tokio::spawn(progress(counters.clone(), args.watch_pid, deadline));
     let probe = args.probe_health.then(|| probe::spawn(&args.server.url, deadline.into_std()));
@@ -174,23 +132,7 @@ pub async fn run(args: LoadgenArgs) -> Result<String, CliError> {
     };
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!();
-
-    let observations = counters.observations.load(Ordering::Relaxed);
-    let mut summary = format!(
-        "sent {observations} observations in {elapsed:.1} s = {:.0}/s; {} requests, {} errors",
-        observations as f64 / elapsed,
-        counters.requests.load(Ordering::Relaxed),
-        counters.errors.load(Ordering::Relaxed),
-    );
-    if let (Some(pid), Some(before)) = (args.watch_pid, cpu_before) {
-        if let Some(after) = procfs::cpu_ticks(pid) {
-            let cpu = (after - before) as f64 / procfs::TICKS_PER_SECOND / elapsed * 100.0;
-            summary += &format!("; daemon CPU {cpu:.0}%");
-        }
-        if let Some(peak) = procfs::peak_rss_kib(pid) {
-            summary += &format!(", peak RSS {:.1} MiB", peak as f64 / 1024.0);
-        }
-    }
+    let mut summary = summary(&args, &counters, elapsed, &before);
     if let Some(report) = probe {
         summary += &format!("; {}", report.summary());
     }
@@ -204,20 +146,124 @@ pub async fn run(args: LoadgenArgs) -> Result<String, CliError> {
         );
     }
     if args.format == Format::Statsd {
-        // Give the daemon a moment to finish what is in its socket buffer.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        if let (Some(before), Some(after)) = (accepted_before, daemon_accepted(&args).await) {
-            let received = after - before;
-            summary += &format!(
-                "; daemon took {received} lines ({:.2}% lost)",
-                100.0 * (observations.saturating_sub(received)) as f64 / observations.max(1) as f64
-            );
-        }
-        if let (Some(before), Some(after)) = (drops_before, procfs::udp_drops(args.statsd.port())) {
-            summary += &format!(", kernel dropped {} datagrams", after - before);
-        }
+        summary += &statsd_loss(&args, counters.observations.load(Ordering::Relaxed), &before).await;
     }
     Ok(summary)
+}
+
+/// The line that says what is about to be sent.
+fn banner(args: &LoadgenArgs) -> String {
+    format!(
+        "loadgen: {:?} to {} — {} series, {} conns, rate {}, {} values/entry, {} obs/request, for {:?}",
+        args.format,
+        if args.format == Format::Statsd { args.statsd.to_string() } else { args.server.url.clone() },
+        args.series,
+        args.connections,
+        if args.rate > 0.0 { format!("{}/s", args.rate) } else { "unlimited".into() },
+        args.values_per_entry,
+        args.observations_per_request,
+        args.duration
+    )
+}
+
+/// Idle and slow connections, when asked for: they take their slots for two seconds before the
+/// load starts, and hold them to its end.
+async fn start_hostile(
+    args: &LoadgenArgs,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> Result<Option<Arc<hostile::HostileCounts>>, CliError> {
+    if args.idle_connections + args.slow_connections == 0 {
+        return Ok(None);
+    }
+    let addr = daemon_addr(&args.server.url).await?;
+    let until = TokioInstant::now() + HOSTILE_HEAD_START + args.duration;
+    let counts = hostile::spawn(addr, args.idle_connections, args.slow_connections, until, tasks);
+    tokio::time::sleep(HOSTILE_HEAD_START).await;
+    Ok(Some(counts))
+}
+
+/// Starts connection `conn`'s sender in `args.format`.
+fn spawn_sender(
+    args: &LoadgenArgs,
+    specs: &Arc<Vec<workload::SeriesSpec>>,
+    counters: &Arc<Counters>,
+    conn: usize,
+    deadline: TokioInstant,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> Result<(), CliError> {
+    let (specs, counters) = (specs.clone(), counters.clone());
+    let rate = args.rate / args.connections as f64;
+    match args.format {
+        Format::Json | Format::Influx | Format::Otlp => {
+            let (path, content_type) = match args.format {
+                Format::Json => ("/api/v1/push", "application/json"),
+                Format::Influx => ("/api/v2/write?precision=ms", "text/plain; charset=utf-8"),
+                _ => ("/v1/metrics", "application/x-protobuf"),
+            };
+            let bodies = body_pool(args, &specs, conn);
+            let request = args.server.request(&crate::http_client::client(), reqwest::Method::POST, path)?;
+            let request = request.header("content-type", content_type);
+            tasks.spawn(send_http(request, bodies, rate, deadline, counters));
+        }
+        Format::Prometheus => {
+            let request = args.server.request(
+                &crate::http_client::client(),
+                reqwest::Method::PUT,
+                &format!("/metrics/job/loadgen/instance/conn-{conn}"),
+            )?;
+            let mine: Vec<_> = specs.iter().skip(conn).step_by(args.connections).cloned().collect();
+            let (values, seed) = (args.values_per_entry, args.seed + conn as u64);
+            tasks.spawn(send_prometheus(request, mine, values, seed, rate, deadline, counters));
+        }
+        Format::Statsd => {
+            let mut rng = SmallRng::seed_from_u64(args.seed + conn as u64);
+            let n_lines = args.series.max(args.observations_per_request * 64);
+            let datagrams = statsd_datagrams(&specs, conn * 7919, n_lines, 1432, &mut rng);
+            let target = args.statsd;
+            tasks.spawn_blocking(move || send_statsd(target, datagrams, rate, deadline.into_std(), &counters));
+        }
+    }
+    Ok(())
+}
+
+/// What was sent, and what the watched daemon spent on it.
+fn summary(args: &LoadgenArgs, counters: &Counters, elapsed: f64, before: &Before) -> String {
+    let observations = counters.observations.load(Ordering::Relaxed);
+    let mut summary = format!(
+        "sent {observations} observations in {elapsed:.1} s = {:.0}/s; {} requests, {} errors",
+        observations as f64 / elapsed,
+        counters.requests.load(Ordering::Relaxed),
+        counters.errors.load(Ordering::Relaxed),
+    );
+    if let (Some(pid), Some(cpu_before)) = (args.watch_pid, before.cpu_ticks) {
+        if let Some(after) = procfs::cpu_ticks(pid) {
+            let cpu = (after - cpu_before) as f64 / procfs::TICKS_PER_SECOND / elapsed * 100.0;
+            summary += &format!("; daemon CPU {cpu:.0}%");
+        }
+        if let Some(peak) = procfs::peak_rss_kib(pid) {
+            summary += &format!(", peak RSS {:.1} MiB", peak as f64 / 1024.0);
+        }
+    }
+    summary
+}
+
+/// StatsD lines lost: what the daemon says it took against what was sent, and the kernel's
+/// drop counter.
+async fn statsd_loss(args: &LoadgenArgs, sent: u64, before: &Before) -> String {
+    // Give the daemon a moment to finish what is in its socket buffer.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut loss = String::new();
+    if let (Some(accepted), Some(after)) = (before.accepted, daemon_accepted(args).await) {
+        let received = after - accepted;
+        loss += &format!(
+            "; daemon took {received} lines ({:.2}% lost)",
+            100.0 * (sent.saturating_sub(received)) as f64 / sent.max(1) as f64
+        );
+    }
+    if let (Some(drops), Some(after)) = (before.udp_drops, procfs::udp_drops(args.statsd.port())) {
+        loss += &format!(", kernel dropped {} datagrams", after - drops);
+    }
+    loss
 }
 
 /// Pre-built bodies (in `args.format`) for one connection, covering its share of the series.
