@@ -212,13 +212,17 @@ def copy_files(target, paths):
 
 
 def file_seeds():
-    """Rule files from rules/, and every YAML example of the README: rule groups to the rules
-    target, configuration sections to the config target."""
+    """Rule files from rules/, and every YAML example of the README and docs/*.md: rule groups
+    to the rules target, configuration sections to the config target."""
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     rules = os.path.join(repo, "rules")
     copy_files("rules", [os.path.join(rules, f) for f in sorted(os.listdir(rules)) if f.endswith(".yaml")])
-    with open(os.path.join(repo, "README.md")) as f:
-        blocks = re.findall(r"```yaml\n(.*?)```", f.read(), re.S)
+    docs = os.path.join(repo, "docs")
+    blocks = []
+    for path in [os.path.join(repo, "README.md")] + [os.path.join(docs, f) for f in sorted(os.listdir(docs))
+                                                     if f.endswith(".md")]:
+        with open(path) as f:
+            blocks += re.findall(r"```yaml\n(.*?)```", f.read(), re.S)
     for n, block in enumerate(blocks):
         if "\ngroups:" in "\n" + block:
             write("rules", "readme-%02d.yaml" % n, block)

@@ -244,7 +244,7 @@ fn finish(route: &'static str, result: Result<Response, ApiError>) -> Handled {
 
 fn rejected(rejection: Rejection) -> Response {
     if rejection.is_not_found() {
-        reply::error(StatusCode::NOT_FOUND, "no such route; see README for the API")
+        reply::error(StatusCode::NOT_FOUND, "no such route; see docs/http-api.md for the API")
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         reply::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route")
     } else if let Some(err) = rejection.find::<warp::filters::body::BodyDeserializeError>() {

@@ -31,7 +31,7 @@ pub struct OncallArgs {
 pub fn report(schedules: &BTreeMap<String, Schedule>, args: &OncallArgs) -> Result<String, CliError> {
     if schedules.is_empty() {
         return Err(CliError::Usage(
-            "no on-call schedules are configured; pass the config file with --config (see `schedules:` in the README)"
+            "no on-call schedules are configured; pass the config file with --config (see `schedules:` in docs/notifications.md)"
                 .into(),
         ));
     }

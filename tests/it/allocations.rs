@@ -6,7 +6,7 @@
 //! Influx also as Telegraf writes it (a series per line, several fields, escapes, timestamps);
 //! this thread's heap allocations are counted: ten times the samples must not mean more
 //! allocations beyond the arena's few extra chunks. (OTLP/JSON is left out on purpose: serde
-//! decodes it into owned messages first; the README says so.)
+//! decodes it into owned messages first; docs/benchmarks.md says so.)
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -16,8 +16,8 @@ fn unix_ms() -> i64 {
 /// Twenty SIGKILLs under load, with a rule firing and paging a webhook throughout. Just before
 /// each kill the test reads `durable_before` from `/readyz` (the end of the intervals the last
 /// committed flush covered); after the restart every push acknowledged before it is stored,
-/// whatever the machine's load. The figures (how far behind the kill that point was) go to the
-/// README. The alert stays the same firing episode (it never fires again), and the page went
+/// whatever the machine's load. The figures (how far behind the kill that point was) go to
+/// docs/operations.md (Durability). The alert stays the same firing episode (it never fires again), and the page went
 /// out once: a repeat can only be the documented in-doubt resend of the same notification (same
 /// idempotency key), when a kill lands between send and record.
 #[tokio::test]

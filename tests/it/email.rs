@@ -197,7 +197,7 @@ async fn a_shipped_rule_pages_slack_and_mail_the_mailed_ack_link_stops_escalatio
         "Value: 0.5000 (threshold 0.2000)",
         "Labels: endpoint=/vendors/:id, service=api-gateway, severity=critical",
         "Summary: api-gateway /vendors/:id: p99 500 ms (limit 200 ms)",
-        "runbook: README.md#apilatencyp99",
+        "runbook: docs/runbook.md#apilatencyp99",
     ] {
         assert!(text.contains(expected), "{expected:?} in the text part:\n{text}");
     }

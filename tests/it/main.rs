@@ -6,6 +6,7 @@ mod churn;
 mod cli;
 mod crash;
 mod dashboards;
+mod docs;
 mod email;
 mod exposition;
 mod fuzz_corpus;
