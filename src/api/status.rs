@@ -11,7 +11,7 @@ use std::sync::Arc;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::{ApiError, ApiState};
+use super::{ApiError, ReadState};
 use crate::aggregate::rollup::Rollup;
 use crate::alert::dispatch::Group;
 use crate::clock;
@@ -40,7 +40,7 @@ enum Unit {
     Ratio,
 }
 
-pub async fn page(state: Arc<ApiState>) -> Result<Response, ApiError> {
+pub async fn page(state: Arc<ReadState>) -> Result<Response, ApiError> {
     let now_s = clock::now_s();
     let headlines = headlines(&state, now_s).await?;
     let (alerts, silences, groups) = state
@@ -59,7 +59,7 @@ pub async fn page(state: Arc<ApiState>) -> Result<Response, ApiError> {
 }
 
 /// The targets over the last [`WINDOW_S`], from memory and SQLite through one view.
-async fn headlines(state: &ApiState, now_s: i64) -> Result<Vec<Headline>, ApiError> {
+async fn headlines(state: &ReadState, now_s: i64) -> Result<Vec<Headline>, ApiError> {
     let names: Vec<String> = [
         "api_request_duration_seconds",
         "cache_requests_total",
@@ -96,8 +96,17 @@ async fn headlines(state: &ApiState, now_s: i64) -> Result<Vec<Headline>, ApiErr
     let p99 = |groups: &[(String, Rollup)]| groups.first().and_then(|(_, r)| r.sketch.as_ref()?.quantile(0.99));
     let mut out =
         vec![Headline { what: "API p99".into(), value: p99(&api), target: 0.2, upper: true, unit: Unit::Seconds }];
+    out.extend(cache_headlines(&hits, &lookups));
+    out.push(Headline { what: "DB p99".into(), value: p99(&db), target: 0.05, upper: true, unit: Unit::Seconds });
+    out.extend(pool_headlines(&in_use, &max));
+    Ok(out)
+}
+
+/// The hit ratio per cache tier (one "no data" tile when no tier pushed).
+fn cache_headlines(hits: &[(String, Rollup)], lookups: &[(String, Rollup)]) -> Vec<Headline> {
+    let mut out = Vec::new();
     let hits: BTreeMap<&str, f64> = hits.iter().map(|(tier, r)| (tier.as_str(), r.sum)).collect();
-    for (tier, rollup) in &lookups {
+    for (tier, rollup) in lookups {
         let ratio = (rollup.sum > 0.0).then(|| hits.get(tier.as_str()).copied().unwrap_or(0.0) / rollup.sum);
         out.push(Headline {
             what: format!("cache hit ratio {}", tier.to_uppercase()),
@@ -116,9 +125,14 @@ async fn headlines(state: &ApiState, now_s: i64) -> Result<Vec<Headline>, ApiErr
             unit: Unit::Ratio,
         });
     }
-    out.push(Headline { what: "DB p99".into(), value: p99(&db), target: 0.05, upper: true, unit: Unit::Seconds });
+    out
+}
+
+/// The utilisation of each connection pool (one "no data" tile when no pool pushed).
+fn pool_headlines(in_use: &[(String, Rollup)], max: &[(String, Rollup)]) -> Vec<Headline> {
+    let mut out = Vec::new();
     let max: BTreeMap<&str, f64> = max.iter().map(|(pool, r)| (pool.as_str(), r.sum / r.count)).collect();
-    for (pool, rollup) in &in_use {
+    for (pool, rollup) in in_use {
         let size = max.get(pool.as_str()).copied().filter(|s| *s > 0.0);
         out.push(Headline {
             what: format!("pool {pool} utilisation"),
@@ -137,7 +151,7 @@ async fn headlines(state: &ApiState, now_s: i64) -> Result<Vec<Headline>, ApiErr
             unit: Unit::Ratio,
         });
     }
-    Ok(out)
+    out
 }
 
 fn show(value: f64, unit: Unit) -> String {
@@ -161,6 +175,20 @@ fn render(
     now_s: i64,
 ) -> String {
     let mut body = String::new();
+    render_headlines(&mut body, headlines);
+    render_alerts(&mut body, alerts, groups, now_s);
+    render_silences(&mut body, silences);
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width\"><meta http-equiv=\"refresh\" content=\"{REFRESH_S}\">\
+         <title>perfwatch status</title><style>{CSS}</style></head><body><h1>perfwatch</h1>\
+         <p class=\"quiet\">As of {} · refreshes every {REFRESH_S} s · <a href=\"/metrics\">/metrics</a></p>{body}</body></html>",
+        escape(&clock::rfc3339(now_s))
+    )
+}
+
+/// One tile per headline, coloured and labelled by how it stands against its target.
+fn render_headlines(body: &mut String, headlines: &[Headline]) {
     body.push_str("<h2>Targets, last 5 minutes</h2><div class=\"tiles\">");
     for h in headlines {
         let (class, value) = match h.value {
@@ -179,7 +207,10 @@ fn render(
         );
     }
     body.push_str("</div>");
+}
 
+/// The active alerts with their escalation and who was paged.
+fn render_alerts(body: &mut String, alerts: &[AlertRow], groups: &[Group], now_s: i64) {
     let _ = write!(body, "<h2>Active alerts ({})</h2>", alerts.len());
     if alerts.is_empty() {
         body.push_str("<p class=\"quiet\">None. All clear.</p>");
@@ -223,7 +254,9 @@ fn render(
         }
         body.push_str("</table>");
     }
+}
 
+fn render_silences(body: &mut String, silences: &[SilenceRow]) {
     let _ = write!(body, "<h2>Silences ({})</h2>", silences.len());
     if silences.is_empty() {
         body.push_str("<p class=\"quiet\">None.</p>");
@@ -241,13 +274,6 @@ fn render(
         }
         body.push_str("</table>");
     }
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width\"><meta http-equiv=\"refresh\" content=\"{REFRESH_S}\">\
-         <title>perfwatch status</title><style>{CSS}</style></head><body><h1>perfwatch</h1>\
-         <p class=\"quiet\">As of {} · refreshes every {REFRESH_S} s · <a href=\"/metrics\">/metrics</a></p>{body}</body></html>",
-        escape(&clock::rfc3339(now_s))
-    )
 }
 
 const CSS: &str = "body{font:15px system-ui,sans-serif;margin:1.5em auto;max-width:70em;padding:0 1em;color:#222}\

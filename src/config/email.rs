@@ -23,6 +23,7 @@ use serde::Deserialize;
 
 use super::read_secret;
 use crate::notify::settings::{EmailConfig, SmtpTls};
+use crate::secret::Secret;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,24 +55,7 @@ pub(super) fn validate(
     if smtp.host.trim().is_empty() {
         problems.push(format!("{what}.smtp.host: name the SMTP relay"));
     }
-    let password = read_secret(
-        &format!("{what}.smtp.password"),
-        smtp.password_file.as_deref(),
-        smtp.password_env.as_deref(),
-        problems,
-    );
-    let credentials = match (smtp.username, password) {
-        (Some(user), Some(password)) => Some((user, password)),
-        (None, None) => None,
-        (Some(_), None) => {
-            problems.push(format!("{what}.smtp: a username needs password_file or password_env"));
-            None
-        }
-        (None, Some(_)) => {
-            problems.push(format!("{what}.smtp: a password needs a username"));
-            None
-        }
-    };
+    let credentials = credentials(what, &smtp, problems);
     if smtp.port == Some(0) {
         problems.push(format!("{what}.smtp.port: 0 is not a port; leave it out for the tls mode's default"));
     }
@@ -83,17 +67,7 @@ pub(super) fn validate(
             "{what}.smtp: AUTH with tls: none would send the password in clear; use tls: starttls or tls"
         ));
     }
-    let ca_pem = smtp.ca_file.and_then(|path| match std::fs::read(&path) {
-        Ok(pem) if has_certificates(&pem) => Some(pem),
-        Ok(_) => {
-            problems.push(format!("{what}.smtp.ca_file {}: not a PEM certificate", path.display()));
-            None
-        }
-        Err(err) => {
-            problems.push(format!("{what}.smtp.ca_file {}: {err}", path.display()));
-            None
-        }
-    });
+    let ca_pem = smtp.ca_file.as_deref().and_then(|path| ca_pem(what, path, problems));
     let from = match from {
         Some(text) => mailbox(what, "from", text, problems),
         None => {
@@ -119,6 +93,43 @@ pub(super) fn validate(
         to,
         cc,
     })
+}
+
+/// The relay login: a username with a password from a file or the environment, or neither.
+fn credentials(what: &str, smtp: &RawSmtp, problems: &mut Vec<String>) -> Option<(String, Secret)> {
+    let password = read_secret(
+        &format!("{what}.smtp.password"),
+        smtp.password_file.as_deref(),
+        smtp.password_env.as_deref(),
+        problems,
+    );
+    match (smtp.username.clone(), password) {
+        (Some(user), Some(password)) => Some((user, password)),
+        (None, None) => None,
+        (Some(_), None) => {
+            problems.push(format!("{what}.smtp: a username needs password_file or password_env"));
+            None
+        }
+        (None, Some(_)) => {
+            problems.push(format!("{what}.smtp: a password needs a username"));
+            None
+        }
+    }
+}
+
+/// The CA certificates to trust besides the system's.
+fn ca_pem(what: &str, path: &std::path::Path, problems: &mut Vec<String>) -> Option<Vec<u8>> {
+    match std::fs::read(path) {
+        Ok(pem) if has_certificates(&pem) => Some(pem),
+        Ok(_) => {
+            problems.push(format!("{what}.smtp.ca_file {}: not a PEM certificate", path.display()));
+            None
+        }
+        Err(err) => {
+            problems.push(format!("{what}.smtp.ca_file {}: {err}", path.display()));
+            None
+        }
+    }
 }
 
 fn mailbox(what: &str, field: &str, text: &str, problems: &mut Vec<String>) -> Option<Mailbox> {
