@@ -21,16 +21,16 @@
 //! flusher then drains everything to disk, and the store writer ends when its input closes.
 
 pub mod aggregate;
-pub mod alert;
-pub mod api;
+pub(crate) mod alert;
+pub(crate) mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod export;
-pub mod flusher;
-pub mod health;
-pub mod heartbeat;
-pub mod html;
+pub(crate) mod export;
+pub(crate) mod flusher;
+pub(crate) mod health;
+pub(crate) mod heartbeat;
+pub(crate) mod html;
 pub mod http_client;
 pub mod ingest;
 pub mod loadgen;
@@ -44,8 +44,8 @@ pub mod secret;
 pub mod shutdown;
 pub mod store;
 pub mod supervise;
-pub mod systemd;
-pub mod telemetry;
+pub(crate) mod systemd;
+pub(crate) mod telemetry;
 mod varint;
 
 use std::net::SocketAddr;

@@ -88,10 +88,6 @@ impl Dispatcher {
         Dispatcher { routing, groups: groups.into_iter().collect(), changed: BTreeSet::new() }
     }
 
-    pub fn groups(&self) -> &BTreeMap<String, Group> {
-        &self.groups
-    }
-
     /// The route an alert goes to: the one its rule names, else the first that matches.
     fn route_for(&self, change: &AlertChange) -> Option<&Route> {
         if let Some(name) = &change.route

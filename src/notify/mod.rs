@@ -5,12 +5,12 @@
 pub mod ack_link;
 pub mod delivery;
 mod email;
-pub mod health;
+pub(crate) mod health;
 mod log;
 pub mod message;
-pub mod settings;
+pub(crate) mod settings;
 mod slack;
-pub mod slack_bot;
+pub(crate) mod slack_bot;
 pub mod webhook;
 
 use std::time::Duration;

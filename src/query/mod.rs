@@ -6,8 +6,8 @@ pub mod params;
 pub mod plan;
 pub mod selector;
 pub mod stat;
-pub mod time;
-pub mod view;
+pub(crate) mod time;
+pub(crate) mod view;
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -2,14 +2,14 @@
 //! each flush in one transaction, then downsamples and expires; readers use their own
 //! connections from a small pool. The database runs in WAL mode so readers never block writes.
 
-pub mod alerts;
-pub mod ballast;
+pub(crate) mod alerts;
+pub(crate) mod ballast;
 mod codec;
 mod downsample;
 mod links;
 mod meta;
 pub mod outbox;
-pub mod reader;
+pub(crate) mod reader;
 mod retention;
 mod schema;
 pub mod tiers;

@@ -99,7 +99,7 @@ fn escalates_step_by_step_until_acknowledged_then_announces_the_ack() {
     d.alert(change("/search", "api", "critical", false), T0 + 11 * 3600 + 5);
     let resolved = d.tick(T0 + 11 * 3600 + 5);
     assert_eq!(sent(&resolved), vec![s("email", Kind::Resolved, 2), s("slack", Kind::Resolved, 2)]);
-    assert!(d.groups().is_empty());
+    assert!(d.groups.is_empty());
     assert_eq!(d.next_wake(), None);
 }
 
@@ -137,7 +137,7 @@ fn additions_are_batched_by_group_interval_and_quiet_groups_repeat_by_repeat_int
     // A different service is a different group; a critical alert takes the other route.
     d.alert(change("/a", "search", "warning", true), T0 + 400);
     d.alert(change("/x", "web", "critical", true), T0 + 400);
-    assert_eq!(d.groups().len(), 3);
+    assert_eq!(d.groups.len(), 3);
     assert_eq!(sent(&d.tick(T0 + 430)), vec![s("slack", Kind::Firing, 1), s("log", Kind::Firing, 1)]);
     // Still firing 4 h after its last message: sent again (the web group first).
     let before = d.tick(T0 + 330 + 4 * 3600 - 1);
@@ -159,7 +159,7 @@ fn an_alert_resolved_within_group_wait_pages_nobody() {
     d.alert(change("/a", "web", "critical", true), T0);
     d.alert(change("/a", "web", "critical", false), T0 + 10);
     assert_eq!(d.tick(T0 + 10), vec![]);
-    assert!(d.groups().is_empty());
+    assert!(d.groups.is_empty());
 }
 
 #[test]
@@ -198,7 +198,7 @@ fn a_group_that_fires_again_after_resolving_gets_new_ids() {
     d.alert(change("/a", "web", "critical", false), T0 + 60);
     first.extend(d.tick(T0 + 60).into_iter().map(|o| o.id));
     assert_eq!(first.len(), 2, "a page and its resolve");
-    assert!(d.groups().is_empty());
+    assert!(d.groups.is_empty());
     // The same group fires again: its pages are new notifications, not replays of the old ids
     // (the outbox keeps one row per id, so a reused id would never be sent).
     d.alert(change("/a", "web", "critical", true), T0 + 120);

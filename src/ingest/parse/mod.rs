@@ -1,14 +1,14 @@
 //! Pure parsers, one per wire format. Each turns bytes into calls on an
 //! [`IngestBatch`](crate::ingest::sink::IngestBatch) and reports bad input by position.
 
-pub mod influx;
+pub(crate) mod influx;
 pub mod json;
 pub mod otlp_messages;
 pub mod otlp_view;
 pub mod prom_proto;
 pub mod prom_text;
 mod protowire;
-pub mod statsd;
+pub(crate) mod statsd;
 mod strings;
 
 use crate::ingest::sink::{IngestBatch, Reject};
