@@ -138,23 +138,43 @@ impl Daemon {
             })?),
             None => None,
         };
+        let cpu = Arc::new(api::CpuPool::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
         let state = Arc::new(ApiState {
-            aggregator: aggregator.clone(),
-            reader: store.reader.clone(),
-            limits: config.limits.clone(),
             push_token: config.push_token.clone(),
             api_token: config.api_token.clone(),
-            flush: flush.clone(),
-            store: store.handle.clone(),
-            reloader: reloader.clone(),
-            scheduler: scheduler_handle,
-            delivery: delivery_handle,
-            ack_key,
-            own,
-            export: config.export.clone(),
-            otlp_labels: config.otlp_labels.clone(),
-            cpu: api::CpuPool::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
-            tasks: tasks.clone(),
+            ingest: Arc::new(api::IngestState {
+                aggregator: aggregator.clone(),
+                limits: config.limits.clone(),
+                otlp_labels: config.otlp_labels.clone(),
+                flush: flush.clone(),
+                cpu: cpu.clone(),
+            }),
+            reads: Arc::new(api::ReadState {
+                aggregator: aggregator.clone(),
+                reader: store.reader.clone(),
+                limits: config.limits.clone(),
+                cpu,
+            }),
+            oncall: Arc::new(api::OncallState {
+                reader: store.reader.clone(),
+                store: store.handle.clone(),
+                scheduler: scheduler_handle,
+                ack_key,
+            }),
+            notifications: Arc::new(api::NotificationState {
+                reader: store.reader.clone(),
+                store: store.handle.clone(),
+                delivery: delivery_handle,
+            }),
+            operations: Arc::new(api::OperationsState {
+                aggregator: aggregator.clone(),
+                reader: store.reader.clone(),
+                flush: flush.clone(),
+                reloader: reloader.clone(),
+                tasks: tasks.clone(),
+                own,
+                export: config.export.clone(),
+            }),
         });
         let statsd = match statsd_socket {
             Some(socket) => keeper.statsd(socket, &aggregator, &config.limits, flush.health()),

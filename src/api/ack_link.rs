@@ -10,13 +10,13 @@ use std::sync::Arc;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::{ApiError, ApiState};
+use super::{ApiError, OncallState};
 use crate::alert::dispatch::Group;
 use crate::clock;
 use crate::notify::ack_link::{Claims, LinkError};
 use crate::store::alerts::Ack;
 
-pub async fn show(state: Arc<ApiState>, token: String) -> Result<Response, ApiError> {
+pub async fn show(state: Arc<OncallState>, token: String) -> Result<Response, ApiError> {
     let (claims, group) = match check(&state, &token).await? {
         Ok(found) => found,
         Err(page) => return Ok(page),
@@ -39,7 +39,7 @@ pub async fn show(state: Arc<ApiState>, token: String) -> Result<Response, ApiEr
 }
 
 pub async fn acknowledge(
-    state: Arc<ApiState>,
+    state: Arc<OncallState>,
     token: String,
     form: HashMap<String, String>,
 ) -> Result<Response, ApiError> {
@@ -73,7 +73,7 @@ pub async fn acknowledge(
 }
 
 /// The link's claims and its group, or the page to answer instead.
-async fn check(state: &ApiState, token: &str) -> Result<Result<(Claims, Group), Response>, ApiError> {
+async fn check(state: &OncallState, token: &str) -> Result<Result<(Claims, Group), Response>, ApiError> {
     let claims = match state.ack_key.verify(token, clock::now_s()) {
         Ok(claims) => claims,
         Err(LinkError::Invalid) => {

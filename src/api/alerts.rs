@@ -8,7 +8,7 @@ use serde::Serialize;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::{ApiError, ApiState, reply};
+use super::{ApiError, OncallState, reply};
 use crate::alert::silence::{Silence, active_silences, matching};
 use crate::clock;
 use crate::model::SeriesKey;
@@ -84,7 +84,7 @@ fn history_body(row: HistoryRow) -> HistoryBody {
 }
 
 /// Pending and firing alerts by default; `state=inactive|pending|firing|all`, `severity=…`.
-pub async fn list(state: Arc<ApiState>, params: HashMap<String, String>) -> Result<Response, ApiError> {
+pub async fn list(state: Arc<OncallState>, params: HashMap<String, String>) -> Result<Response, ApiError> {
     let states: Vec<&'static str> = match params.get("state").map(String::as_str) {
         None => vec!["pending", "firing"],
         Some("all") => vec![],
@@ -114,7 +114,7 @@ pub async fn list(state: Arc<ApiState>, params: HashMap<String, String>) -> Resu
     Ok(reply::json(StatusCode::OK, &serde_json::json!({ "alerts": alerts })))
 }
 
-pub async fn one(state: Arc<ApiState>, id: String) -> Result<Response, ApiError> {
+pub async fn one(state: Arc<OncallState>, id: String) -> Result<Response, ApiError> {
     let lookup = id.clone();
     let now_s = clock::now_s();
     let (alert, history, silences) = state
@@ -145,7 +145,7 @@ pub struct AckRequest {
 }
 
 /// Acknowledges (`Some`) or unacknowledges (`None`) an active alert.
-pub async fn ack(state: Arc<ApiState>, id: String, request: Option<AckRequest>) -> Result<Response, ApiError> {
+pub async fn ack(state: Arc<OncallState>, id: String, request: Option<AckRequest>) -> Result<Response, ApiError> {
     let now_s = clock::now_s();
     let ack = match request {
         Some(r) if r.by.trim().is_empty() => {

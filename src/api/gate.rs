@@ -7,7 +7,7 @@ use serde::Deserialize;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::{ApiError, ApiState, reply};
+use super::{ApiError, ReadState, reply};
 use crate::clock;
 use crate::query::time::parse_time;
 use crate::query::view::with_view;
@@ -30,7 +30,7 @@ struct RuleFile {
     content: String,
 }
 
-pub async fn evaluate(state: Arc<ApiState>, body: &[u8]) -> Result<Response, ApiError> {
+pub async fn evaluate(state: Arc<ReadState>, body: &[u8]) -> Result<Response, ApiError> {
     let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, message);
     let request: GateRequest = serde_json::from_slice(body)
         .map_err(|e| bad(format!("body: {e}; send {{\"files\": [{{\"name\": …, \"content\": …}}], \"at\": …}}")))?;

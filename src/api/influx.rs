@@ -9,13 +9,13 @@ use std::sync::Arc;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::{ApiError, ApiState, reply};
+use super::{ApiError, IngestState, reply};
 use crate::clock;
 use crate::ingest::influx::{self, Precision};
 use crate::ingest::parse::PushOutcome;
 use crate::ingest::sink::{IngestBatch, Scratch};
 
-pub fn write(state: &Arc<ApiState>, precision: Option<&str>, body: &[u8]) -> Result<Response, ApiError> {
+pub fn write(state: &Arc<IngestState>, precision: Option<&str>, body: &[u8]) -> Result<Response, ApiError> {
     let precision = Precision::parse(precision).ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -18,10 +18,12 @@ mod reply;
 mod routes;
 pub mod server;
 mod silences;
+mod state;
 mod status;
 
 pub use self::offload::CpuPool;
 pub use self::routes::routes;
+pub use self::state::{ApiState, IngestState, NotificationState, OncallState, OperationsState, ReadState};
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -34,40 +36,7 @@ use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 
 use self::body::BodyHead;
-use crate::aggregate::Aggregator;
-use crate::flusher::FlushHandle;
-use crate::ingest::limits::Limits;
-use crate::secret::Secret;
-use crate::store::Reader;
 use crate::{clock, telemetry};
-
-/// What every handler can reach.
-pub struct ApiState {
-    pub aggregator: Arc<Aggregator>,
-    pub reader: Reader,
-    pub limits: Limits,
-    pub push_token: Option<Secret>,
-    pub api_token: Option<Secret>,
-    pub flush: FlushHandle,
-    pub store: crate::store::StoreHandle,
-    /// Reloads the rule files (`POST /-/reload`).
-    pub reloader: crate::rules::reload::Reloader,
-    /// The rule scheduler, told when someone acknowledges an alert so its escalation stops.
-    pub scheduler: crate::rules::scheduler::SchedulerHandle,
-    pub delivery: crate::notify::delivery::DeliveryHandle,
-    /// Verifies acknowledge links.
-    pub ack_key: Arc<crate::notify::ack_link::AckKey>,
-    /// perfwatch's own metrics: the exposition and the gauges refreshed for it.
-    pub own: Arc<crate::own_metrics::OwnMetrics>,
-    /// What /metrics re-exports of the pushed metrics.
-    pub export: crate::export::ExportSettings,
-    /// Which OTLP resource attributes become labels.
-    pub otlp_labels: crate::ingest::otlp::ResourceLabels,
-    /// Where large pushed bodies are inflated, parsed and aggregated: off the async workers.
-    pub cpu: offload::CpuPool,
-    /// The supervised tasks, for readiness.
-    pub tasks: Arc<crate::supervise::Tasks>,
-}
 
 /// An answer that is not a success: a status and a message that says what to do.
 #[derive(Debug)]
@@ -171,10 +140,10 @@ where
 /// CPU pool: the token was checked before, and no byte of the body is read before the headers
 /// are.
 async fn ingest<S, B>(
-    state: Arc<ApiState>,
+    state: Arc<IngestState>,
     head: BodyHead,
     stream: S,
-    handle: impl FnOnce(&Arc<ApiState>, &[u8]) -> Result<Response, ApiError> + Send + 'static,
+    handle: impl FnOnce(&Arc<IngestState>, &[u8]) -> Result<Response, ApiError> + Send + 'static,
 ) -> Result<Response, ApiError>
 where
     S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin,
@@ -191,7 +160,7 @@ where
 type Params = HashMap<String, String>;
 
 /// `POST /-/reload`: new rules, or every mistake and the running rules kept.
-async fn reload_rules(state: Arc<ApiState>) -> Result<Response, ApiError> {
+async fn reload_rules(state: Arc<OperationsState>) -> Result<Response, ApiError> {
     match state.reloader.reload().await {
         Ok(report) => Ok(reply::json(
             StatusCode::OK,
@@ -208,7 +177,7 @@ async fn reload_rules(state: Arc<ApiState>) -> Result<Response, ApiError> {
 }
 
 /// `POST /api/v1/admin/flush`: commit everything in memory now.
-async fn flush_all(state: Arc<ApiState>) -> Result<Response, ApiError> {
+async fn flush_all(state: Arc<OperationsState>) -> Result<Response, ApiError> {
     let n = state
         .flush
         .flush_all()
@@ -221,7 +190,7 @@ async fn flush_all(state: Arc<ApiState>) -> Result<Response, ApiError> {
 const RETRY_AFTER_S: u64 = 30;
 
 /// Ready when the database takes writes and flushes keep up; otherwise 503 saying which.
-fn readiness(state: &ApiState) -> Response {
+fn readiness(state: &OperationsState) -> Response {
     let interval_s = state.aggregator.settings().interval_s;
     match crate::health::readiness(state.flush.health(), &state.tasks, interval_s, clock::now_ms()) {
         Ok(ready) => reply::json(

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::{ApiError, ApiState, reply};
+use super::{ApiError, NotificationState, reply};
 use crate::clock;
 use crate::notify::message::Message;
 use crate::store::outbox::{AttemptRow, OutboxFilter, OutboxRow};
@@ -63,7 +63,7 @@ fn body(row: OutboxRow) -> NotificationBody {
     }
 }
 
-pub async fn test(state: Arc<ApiState>, name: String, request: &[u8]) -> Result<Response, ApiError> {
+pub async fn test(state: Arc<NotificationState>, name: String, request: &[u8]) -> Result<Response, ApiError> {
     let request: TestRequest = if request.iter().all(u8::is_ascii_whitespace) {
         TestRequest::default()
     } else {
@@ -87,7 +87,7 @@ pub async fn test(state: Arc<ApiState>, name: String, request: &[u8]) -> Result<
     Ok(reply::json(StatusCode::ACCEPTED, &serde_json::json!({ "id": id })))
 }
 
-pub async fn list(state: Arc<ApiState>, params: HashMap<String, String>) -> Result<Response, ApiError> {
+pub async fn list(state: Arc<NotificationState>, params: HashMap<String, String>) -> Result<Response, ApiError> {
     let filter = OutboxFilter {
         notifier: params.get("notifier").cloned(),
         status: params.get("status").cloned(),
@@ -107,7 +107,7 @@ pub async fn list(state: Arc<ApiState>, params: HashMap<String, String>) -> Resu
     Ok(reply::json(StatusCode::OK, &serde_json::json!({ "notifications": rows })))
 }
 
-pub async fn one(state: Arc<ApiState>, id: String) -> Result<Response, ApiError> {
+pub async fn one(state: Arc<NotificationState>, id: String) -> Result<Response, ApiError> {
     let lookup = id.clone();
     let (rows, attempts) = state
         .reader

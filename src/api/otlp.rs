@@ -10,7 +10,7 @@ use prost::Message;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::{ApiError, ApiState};
+use super::{ApiError, IngestState};
 use crate::clock;
 use crate::ingest::otlp;
 use crate::ingest::parse::otlp_messages::{
@@ -25,7 +25,7 @@ enum Encoding {
     Json,
 }
 
-pub fn export(state: &Arc<ApiState>, content_type: Option<&str>, body: &[u8]) -> Result<Response, ApiError> {
+pub fn export(state: &Arc<IngestState>, content_type: Option<&str>, body: &[u8]) -> Result<Response, ApiError> {
     let encoding = match content_type.map(|c| c.split(';').next().unwrap_or_default().trim()) {
         Some("application/x-protobuf") => Encoding::Protobuf,
         Some("application/json") => Encoding::Json,

@@ -7,7 +7,7 @@ use serde::Serialize;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::{ApiError, ApiState, reply};
+use super::{ApiError, IngestState, reply};
 use crate::clock;
 use crate::ingest::parse::{PushOutcome, json};
 use crate::ingest::sink::{IngestBatch, Scratch};
@@ -28,7 +28,7 @@ pub enum Position {
     Line,
 }
 
-pub fn native(state: &Arc<ApiState>, body: &[u8]) -> Result<Response, ApiError> {
+pub fn native(state: &Arc<IngestState>, body: &[u8]) -> Result<Response, ApiError> {
     let text = super::body::text(body)?;
     let outcome = super::arena::with(|bump| {
         let mut batch =

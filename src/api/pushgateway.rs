@@ -7,13 +7,18 @@ use std::sync::Arc;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::{ApiError, ApiState, reply};
+use super::{ApiError, IngestState, reply};
 use crate::clock;
 use crate::ingest::parse::{prom_proto, prom_text};
 use crate::ingest::pushgateway::{GroupingKey, apply};
 use crate::ingest::sink::{IngestBatch, Scratch};
 
-pub fn push(state: &Arc<ApiState>, tail: &str, content_type: Option<&str>, body: &[u8]) -> Result<Response, ApiError> {
+pub fn push(
+    state: &Arc<IngestState>,
+    tail: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, message);
     let grouping = GroupingKey::parse(tail).map_err(|e| bad(e.to_string()))?;
     super::arena::with(|bump| {
@@ -35,7 +40,7 @@ pub fn push(state: &Arc<ApiState>, tail: &str, content_type: Option<&str>, body:
 }
 
 /// Forgets the group's cumulative totals: the next push of its series counts from zero.
-pub fn delete(state: &Arc<ApiState>, tail: &str) -> Result<Response, ApiError> {
+pub fn delete(state: &Arc<IngestState>, tail: &str) -> Result<Response, ApiError> {
     let grouping = GroupingKey::parse(tail).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     let forgotten = state.aggregator.forget_group(grouping.hash);
     Ok(reply::json(StatusCode::ACCEPTED, &serde_json::json!({ "forgotten_series": forgotten })))

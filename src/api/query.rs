@@ -7,7 +7,7 @@ use serde::Serialize;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::{ApiError, ApiState, reply};
+use super::{ApiError, ReadState, reply};
 use crate::clock;
 use crate::model::{MetricKind, SeriesKey};
 use crate::query::execute;
@@ -25,7 +25,7 @@ struct SeriesBody {
     points: Vec<(i64, f64)>,
 }
 
-pub async fn query(state: Arc<ApiState>, params: HashMap<String, String>) -> Result<Response, ApiError> {
+pub async fn query(state: Arc<ReadState>, params: HashMap<String, String>) -> Result<Response, ApiError> {
     let request = parse_request(&params, clock::now_s()).map_err(ApiError::query)?;
     let result = execute(&state.reader, &state.aggregator, request).await.map_err(ApiError::query)?;
     let body = QueryBody {
@@ -53,7 +53,7 @@ struct MetricEntry {
 }
 
 /// Every metric name with its kind and how many series it has (stored or in memory).
-pub async fn metrics(state: Arc<ApiState>) -> Result<Response, ApiError> {
+pub async fn metrics(state: Arc<ReadState>) -> Result<Response, ApiError> {
     let series = all_series(&state).await?;
     let mut by_name: BTreeMap<(String, MetricKind), usize> = BTreeMap::new();
     for (key, kind) in series.values() {
@@ -79,7 +79,7 @@ struct SeriesEntry {
 }
 
 /// The series of one metric, optionally narrowed by matchers: `?metric=name{tier="l1"}`.
-pub async fn series(state: Arc<ApiState>, params: HashMap<String, String>) -> Result<Response, ApiError> {
+pub async fn series(state: Arc<ReadState>, params: HashMap<String, String>) -> Result<Response, ApiError> {
     let metric = params.get("metric").ok_or_else(|| {
         ApiError::new(StatusCode::BAD_REQUEST, "metric is required, e.g. metric=cache_requests_total".into())
     })?;
@@ -101,7 +101,7 @@ pub async fn series(state: Arc<ApiState>, params: HashMap<String, String>) -> Re
     Ok(reply::json(StatusCode::OK, &SeriesListBody { series: out }))
 }
 
-async fn all_series(state: &ApiState) -> Result<HashMap<u64, (String, MetricKind)>, ApiError> {
+async fn all_series(state: &ReadState) -> Result<HashMap<u64, (String, MetricKind)>, ApiError> {
     let stored = state
         .reader
         .read(|tx| tx.all_series())

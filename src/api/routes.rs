@@ -45,7 +45,7 @@ fn push_routes(base: &Base) -> Vec<Route> {
         |state, headers: HeaderMap, stream| {
             let head = BodyHead::from_headers(&headers);
             guarded(state, headers, Guard::Push, "push", move |state| {
-                ingest(state, head, Box::pin(stream), push::native)
+                ingest(state.ingest.clone(), head, Box::pin(stream), push::native)
             })
         },
     );
@@ -54,7 +54,7 @@ fn push_routes(base: &Base) -> Vec<Route> {
             let head = BodyHead::from_headers(&headers);
             let content_type = head.content_type.clone();
             guarded(state, headers, Guard::Push, "otlp", move |state| {
-                ingest(state, head, Box::pin(stream), move |state, body| {
+                ingest(state.ingest.clone(), head, Box::pin(stream), move |state, body| {
                     otlp::export(state, content_type.as_deref(), body)
                 })
             })
@@ -70,7 +70,7 @@ fn push_routes(base: &Base) -> Vec<Route> {
         .and_then(|query: HashMap<String, String>, state, headers: HeaderMap, stream| {
             let head = BodyHead::from_headers(&headers);
             guarded(state, headers, Guard::Push, "influx_write", move |state| {
-                ingest(state, head, Box::pin(stream), move |state, body| {
+                ingest(state.ingest.clone(), head, Box::pin(stream), move |state, body| {
                     influx::write(state, query.get("precision").map(String::as_str), body)
                 })
             })
@@ -84,7 +84,7 @@ fn push_routes(base: &Base) -> Vec<Route> {
             let head = BodyHead::from_headers(&headers);
             let content_type = head.content_type.clone();
             guarded(state, headers, Guard::Push, "pushgateway", move |state| {
-                ingest(state, head, Box::pin(stream), move |state, body| {
+                ingest(state.ingest.clone(), head, Box::pin(stream), move |state, body| {
                     pushgateway::push(state, tail.as_str(), content_type.as_deref(), body)
                 })
             })
@@ -92,7 +92,7 @@ fn push_routes(base: &Base) -> Vec<Route> {
     let pushgateway_delete = warp::path("metrics").and(warp::path::tail()).and(warp::delete()).and(base()).and_then(
         |tail: warp::path::Tail, state, headers| {
             guarded(state, headers, Guard::Push, "pushgateway_delete", move |state| async move {
-                pushgateway::delete(&state, tail.as_str())
+                pushgateway::delete(&state.ingest, tail.as_str())
             })
         },
     );
@@ -103,22 +103,24 @@ fn push_routes(base: &Base) -> Vec<Route> {
 fn read_routes(base: &Base) -> Vec<Route> {
     let base = || base.clone();
     let query = warp::path!("api" / "v1" / "query").and(warp::get()).and(base()).and(warp::query::<Params>()).and_then(
-        |state, headers, params| guarded(state, headers, Guard::Api, "query", move |state| query::query(state, params)),
+        |state, headers, params| {
+            guarded(state, headers, Guard::Api, "query", move |state| query::query(state.reads.clone(), params))
+        },
     );
-    let metric_list = warp::path!("api" / "v1" / "metrics")
-        .and(warp::get())
-        .and(base())
-        .and_then(|state, headers| guarded(state, headers, Guard::Api, "metrics_list", query::metrics));
+    let metric_list = warp::path!("api" / "v1" / "metrics").and(warp::get()).and(base()).and_then(|state, headers| {
+        guarded(state, headers, Guard::Api, "metrics_list", |state| query::metrics(state.reads.clone()))
+    });
     let series =
         warp::path!("api" / "v1" / "series").and(warp::get()).and(base()).and(warp::query::<Params>()).and_then(
             |state, headers, params| {
-                guarded(state, headers, Guard::Api, "series", move |state| query::series(state, params))
+                guarded(state, headers, Guard::Api, "series", move |state| query::series(state.reads.clone(), params))
             },
         );
     let gate = warp::path!("api" / "v1" / "gate").and(warp::post()).and(base()).and(warp::body::stream()).and_then(
         |state, headers: HeaderMap, stream| {
             let head = BodyHead::from_headers(&headers);
             guarded(state, headers, Guard::Api, "gate", move |state| async move {
+                let state = state.reads.clone();
                 let limit = body::Limit::pushed(state.limits.max_body_bytes);
                 let raw = body::receive(Box::pin(stream), &head, limit).await?;
                 let body = state.cpu.run_sized(raw.cost_bytes(), move || raw.inflate()).await?;
@@ -135,11 +137,13 @@ fn oncall_routes(base: &Base) -> Vec<Route> {
     let alert_list =
         warp::path!("api" / "v1" / "alerts").and(warp::get()).and(base()).and(warp::query::<Params>()).and_then(
             |state, headers, params| {
-                guarded(state, headers, Guard::Api, "alerts", move |state| alerts::list(state, params))
+                guarded(state, headers, Guard::Api, "alerts", move |state| alerts::list(state.oncall.clone(), params))
             },
         );
     let alert_one = warp::path!("api" / "v1" / "alerts" / String).and(warp::get()).and(base()).and_then(
-        |id: String, state, headers| guarded(state, headers, Guard::Api, "alert", move |state| alerts::one(state, id)),
+        |id: String, state, headers| {
+            guarded(state, headers, Guard::Api, "alert", move |state| alerts::one(state.oncall.clone(), id))
+        },
     );
     let alert_ack = warp::path!("api" / "v1" / "alerts" / String / "ack")
         .and(warp::post())
@@ -149,12 +153,12 @@ fn oncall_routes(base: &Base) -> Vec<Route> {
             let head = BodyHead::from_headers(&headers);
             guarded(state, headers, Guard::Api, "alert_ack", move |state| async move {
                 let request: alerts::AckRequest = body::json(Box::pin(stream), &head).await?;
-                alerts::ack(state, id, Some(request)).await
+                alerts::ack(state.oncall.clone(), id, Some(request)).await
             })
         });
     let alert_unack = warp::path!("api" / "v1" / "alerts" / String / "unack").and(warp::post()).and(base()).and_then(
         |id: String, state, headers| {
-            guarded(state, headers, Guard::Api, "alert_unack", move |state| alerts::ack(state, id, None))
+            guarded(state, headers, Guard::Api, "alert_unack", move |state| alerts::ack(state.oncall.clone(), id, None))
         },
     );
     let silence_create =
@@ -163,31 +167,34 @@ fn oncall_routes(base: &Base) -> Vec<Route> {
                 let head = BodyHead::from_headers(&headers);
                 guarded(state, headers, Guard::Api, "silence_create", move |state| async move {
                     let request: silences::NewSilence = body::json(Box::pin(stream), &head).await?;
-                    silences::create(state, request).await
+                    silences::create(state.oncall.clone(), request).await
                 })
             },
         );
-    let silence_list =
-        warp::path!("api" / "v1" / "silences").and(warp::get()).and(base()).and(warp::query::<Params>()).and_then(
-            |state, headers, params| {
-                guarded(state, headers, Guard::Api, "silences", move |state| silences::list(state, params))
-            },
-        );
+    let silence_list = warp::path!("api" / "v1" / "silences")
+        .and(warp::get())
+        .and(base())
+        .and(warp::query::<Params>())
+        .and_then(|state, headers, params| {
+            guarded(state, headers, Guard::Api, "silences", move |state| silences::list(state.oncall.clone(), params))
+        });
     let silence_expire = warp::path!("api" / "v1" / "silences" / String).and(warp::delete()).and(base()).and_then(
         |id: String, state, headers| {
-            guarded(state, headers, Guard::Api, "silence_expire", move |state| silences::expire(state, id))
+            guarded(state, headers, Guard::Api, "silence_expire", move |state| {
+                silences::expire(state.oncall.clone(), id)
+            })
         },
     );
     let ack_page =
         warp::path!("ack" / String).and(warp::get()).and(base()).and_then(|token: String, state, headers| {
-            guarded(state, headers, Guard::Link, "ack_link", move |state| ack_link::show(state, token))
+            guarded(state, headers, Guard::Link, "ack_link", move |state| ack_link::show(state.oncall.clone(), token))
         });
     let ack_post = warp::path!("ack" / String).and(warp::post()).and(base()).and(warp::body::stream()).and_then(
         |token: String, state, headers: HeaderMap, stream| {
             let head = BodyHead::from_headers(&headers);
             guarded(state, headers, Guard::Link, "ack_link", move |state| async move {
                 let form = body::form(Box::pin(stream), &head).await?;
-                ack_link::acknowledge(state, token, form).await
+                ack_link::acknowledge(state.oncall.clone(), token, form).await
             })
         },
     );
@@ -215,18 +222,22 @@ fn notification_routes(base: &Base) -> Vec<Route> {
             let head = BodyHead::from_headers(&headers);
             guarded(state, headers, Guard::Api, "notifier_test", move |state| async move {
                 let body = body::receive(Box::pin(stream), &head, body::SMALL_JSON).await?.inflate()?;
-                notifications::test(state, name, &body).await
+                notifications::test(state.notifications.clone(), name, &body).await
             })
         });
     let notification_list =
         warp::path!("api" / "v1" / "notifications").and(warp::get()).and(base()).and(warp::query::<Params>()).and_then(
             |state, headers, params| {
-                guarded(state, headers, Guard::Api, "notifications", move |state| notifications::list(state, params))
+                guarded(state, headers, Guard::Api, "notifications", move |state| {
+                    notifications::list(state.notifications.clone(), params)
+                })
             },
         );
     let notification_one = warp::path!("api" / "v1" / "notifications" / String).and(warp::get()).and(base()).and_then(
         |id: String, state, headers| {
-            guarded(state, headers, Guard::Api, "notification", move |state| notifications::one(state, id))
+            guarded(state, headers, Guard::Api, "notification", move |state| {
+                notifications::one(state.notifications.clone(), id)
+            })
         },
     );
     vec![notifier_test.boxed(), notification_list.boxed(), notification_one.boxed()]
@@ -235,16 +246,16 @@ fn notification_routes(base: &Base) -> Vec<Route> {
 /// Running perfwatch: health, readiness, its own /metrics, rule reloads, flushes, the status page.
 fn operations(base: &Base) -> Vec<Route> {
     let base = || base.clone();
-    let reload = warp::path!("-" / "reload")
-        .and(warp::post())
-        .and(base())
-        .and_then(|state, headers| guarded(state, headers, Guard::Api, "reload", reload_rules));
-    let flush = warp::path!("api" / "v1" / "admin" / "flush")
-        .and(warp::post())
-        .and(base())
-        .and_then(|state, headers| guarded(state, headers, Guard::Api, "admin_flush", flush_all));
+    let reload = warp::path!("-" / "reload").and(warp::post()).and(base()).and_then(|state, headers| {
+        guarded(state, headers, Guard::Api, "reload", |state| reload_rules(state.operations.clone()))
+    });
+    let flush =
+        warp::path!("api" / "v1" / "admin" / "flush").and(warp::post()).and(base()).and_then(|state, headers| {
+            guarded(state, headers, Guard::Api, "admin_flush", |state| flush_all(state.operations.clone()))
+        });
     let metrics = warp::path!("metrics").and(warp::get()).and(base()).and_then(|state, headers| {
         guarded(state, headers, Guard::Api, "metrics", |state: Arc<ApiState>| async move {
+            let state = &state.operations;
             // Gauges that are read, not counted (the database's, the disk's) are read now.
             state.own.refresh().await.map_err(ApiError::internal)?;
             let mut text = state.own.prometheus.as_ref().map(|p| p.render()).unwrap_or_default();
@@ -262,11 +273,11 @@ fn operations(base: &Base) -> Vec<Route> {
     let healthz = warp::path!("healthz")
         .and(warp::get())
         .map(|| reply::json(StatusCode::OK, &serde_json::json!({ "status": "alive" })));
-    let readyz = warp::path!("readyz").and(warp::get()).and(base()).map(|state: Arc<ApiState>, _| readiness(&state));
+    let readyz =
+        warp::path!("readyz").and(warp::get()).and(base()).map(|state: Arc<ApiState>, _| readiness(&state.operations));
 
-    let status_page = warp::path::end()
-        .and(warp::get())
-        .and(base())
-        .and_then(|state, headers| guarded(state, headers, Guard::Api, "status", status::page));
+    let status_page = warp::path::end().and(warp::get()).and(base()).and_then(|state, headers| {
+        guarded(state, headers, Guard::Api, "status", |state| status::page(state.reads.clone()))
+    });
     vec![reload.boxed(), flush.boxed(), metrics.boxed(), healthz.boxed(), readyz.boxed(), status_page.boxed()]
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::{ApiError, ApiState, reply};
+use super::{ApiError, OncallState, reply};
 use crate::alert::silence::Silence;
 use crate::clock;
 use crate::query::time::{parse_duration_s, parse_time};
@@ -41,7 +41,7 @@ struct SilenceBody {
     active: bool,
 }
 
-pub async fn create(state: Arc<ApiState>, request: NewSilence) -> Result<Response, ApiError> {
+pub async fn create(state: Arc<OncallState>, request: NewSilence) -> Result<Response, ApiError> {
     let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, message);
     let now_s = clock::now_s();
     Silence::new(String::new(), &request.matchers, 0, 0).map_err(|e| bad(format!("match: {e}")))?;
@@ -78,7 +78,7 @@ pub async fn create(state: Arc<ApiState>, request: NewSilence) -> Result<Respons
 }
 
 /// Active and future silences; `?all=true` includes ended ones.
-pub async fn list(state: Arc<ApiState>, params: HashMap<String, String>) -> Result<Response, ApiError> {
+pub async fn list(state: Arc<OncallState>, params: HashMap<String, String>) -> Result<Response, ApiError> {
     let now_s = clock::now_s();
     let all = params.get("all").is_some_and(|v| v == "true");
     let rows = state.reader.read(move |tx| tx.silences(now_s, all)).await.map_err(ApiError::internal)?;
@@ -98,7 +98,7 @@ pub async fn list(state: Arc<ApiState>, params: HashMap<String, String>) -> Resu
 }
 
 /// Ends a silence now.
-pub async fn expire(state: Arc<ApiState>, id: String) -> Result<Response, ApiError> {
+pub async fn expire(state: Arc<OncallState>, id: String) -> Result<Response, ApiError> {
     let now_s = clock::now_s();
     let lookup = id.clone();
     let existing = state
