@@ -117,14 +117,13 @@ impl Daemon {
         // A stall shows as the flush age (`health::readiness`), a panic as the task down.
         let flusher = tokio::spawn(supervise::watch(tasks.register("flusher", None), flusher.run(flush_requests)));
         let alerting = start_alerting(&config, groups, &store, &aggregator, &keeper, http_addr).await?;
-        let Alerting { delivery, delivery_handle, scheduler, scheduler_handle, reloader, sighup, ack_key } = alerting;
         let own = Arc::new(own_metrics::OwnMetrics {
             prometheus,
             aggregator: aggregator.clone(),
             limits: config.limits.clone(),
             reader: store.reader.clone(),
             health: flush.health().clone(),
-            notifiers: delivery_handle.notifier_names().map(str::to_owned).collect(),
+            notifiers: alerting.delivery_handle.notifier_names().map(str::to_owned).collect(),
             db_path: config.db_path.clone(),
         });
         let own_task = config.record_own_metrics.then(|| keeper.own_metrics(&own, config.aggregator.interval_s));
@@ -133,49 +132,13 @@ impl Daemon {
                 config: heartbeat_config,
                 flush: flush.health().clone(),
                 tasks: tasks.clone(),
-                delivery: delivery_handle.health().clone(),
+                delivery: alerting.delivery_handle.health().clone(),
                 interval_s: config.aggregator.interval_s,
             })?),
             None => None,
         };
-        let cpu = Arc::new(api::CpuPool::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
-        let state = Arc::new(ApiState {
-            push_token: config.push_token.clone(),
-            api_token: config.api_token.clone(),
-            ingest: Arc::new(api::IngestState {
-                aggregator: aggregator.clone(),
-                limits: config.limits.clone(),
-                otlp_labels: config.otlp_labels.clone(),
-                flush: flush.clone(),
-                cpu: cpu.clone(),
-            }),
-            reads: Arc::new(api::ReadState {
-                aggregator: aggregator.clone(),
-                reader: store.reader.clone(),
-                limits: config.limits.clone(),
-                cpu,
-            }),
-            oncall: Arc::new(api::OncallState {
-                reader: store.reader.clone(),
-                store: store.handle.clone(),
-                scheduler: scheduler_handle,
-                ack_key,
-            }),
-            notifications: Arc::new(api::NotificationState {
-                reader: store.reader.clone(),
-                store: store.handle.clone(),
-                delivery: delivery_handle,
-            }),
-            operations: Arc::new(api::OperationsState {
-                aggregator: aggregator.clone(),
-                reader: store.reader.clone(),
-                flush: flush.clone(),
-                reloader: reloader.clone(),
-                tasks: tasks.clone(),
-                own,
-                export: config.export.clone(),
-            }),
-        });
+        let state = api_state(&config, &store, &aggregator, &flush, &tasks, &alerting, own);
+        let Alerting { delivery, scheduler, sighup, .. } = alerting;
         let statsd = match statsd_socket {
             Some(socket) => keeper.statsd(socket, &aggregator, &config.limits, flush.health()),
             None => Vec::new(),
@@ -284,6 +247,56 @@ async fn open_store(config: &Config) -> Result<(Store, Arc<Aggregator>), StartEr
     let aggregator = Arc::new(Aggregator::new(config.aggregator.clone(), last_seq));
     restore_cumulative(&store, &aggregator).await?;
     Ok((store, aggregator))
+}
+
+/// What the HTTP routes reach, one handle per group of routes (see `api::state`).
+fn api_state(
+    config: &Config,
+    store: &Store,
+    aggregator: &Arc<Aggregator>,
+    flush: &FlushHandle,
+    tasks: &Arc<supervise::Tasks>,
+    alerting: &Alerting,
+    own: Arc<own_metrics::OwnMetrics>,
+) -> Arc<ApiState> {
+    let cpu = Arc::new(api::CpuPool::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+    Arc::new(ApiState {
+        push_token: config.push_token.clone(),
+        api_token: config.api_token.clone(),
+        ingest: Arc::new(api::IngestState {
+            aggregator: aggregator.clone(),
+            limits: config.limits.clone(),
+            otlp_labels: config.otlp_labels.clone(),
+            flush: flush.clone(),
+            cpu: cpu.clone(),
+        }),
+        reads: Arc::new(api::ReadState {
+            aggregator: aggregator.clone(),
+            reader: store.reader.clone(),
+            limits: config.limits.clone(),
+            cpu,
+        }),
+        oncall: Arc::new(api::OncallState {
+            reader: store.reader.clone(),
+            store: store.handle.clone(),
+            scheduler: alerting.scheduler_handle.clone(),
+            ack_key: alerting.ack_key.clone(),
+        }),
+        notifications: Arc::new(api::NotificationState {
+            reader: store.reader.clone(),
+            store: store.handle.clone(),
+            delivery: alerting.delivery_handle.clone(),
+        }),
+        operations: Arc::new(api::OperationsState {
+            aggregator: aggregator.clone(),
+            reader: store.reader.clone(),
+            flush: flush.clone(),
+            reloader: alerting.reloader.clone(),
+            tasks: tasks.clone(),
+            own,
+            export: config.export.clone(),
+        }),
+    })
 }
 
 /// The alerting side, running: notification delivery, the rule scheduler and its reloads.
