@@ -16,6 +16,12 @@ pub fn rfc3339(ts_s: i64) -> String {
     jiff::Timestamp::from_second(ts_s).map_or_else(|_| ts_s.to_string(), |t| t.to_string())
 }
 
+/// Unix seconds as the UTC time of day, `HH:MM`, for chart axes.
+pub fn hh_mm(ts_s: i64) -> String {
+    let of_day = ts_s.rem_euclid(86_400);
+    format!("{:02}:{:02}", of_day / 3600, of_day % 3600 / 60)
+}
+
 /// A span of seconds as a person reads it: `20 s`, `1 min 30 s`, `10 min`, `2 h 5 min`,
 /// `3 d`; negative spans count as 0.
 pub fn elapsed(seconds: i64) -> String {
@@ -31,7 +37,14 @@ pub fn elapsed(seconds: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::elapsed;
+    use super::{elapsed, hh_mm};
+
+    #[test]
+    fn times_of_day_are_utc_hours_and_minutes() {
+        assert_eq!(hh_mm(1_764_000_000), "16:00");
+        assert_eq!(hh_mm(86_399), "23:59");
+        assert_eq!(hh_mm(-60), "23:59");
+    }
 
     #[test]
     fn spans_read_in_the_largest_units_that_fit() {

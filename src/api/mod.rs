@@ -6,6 +6,7 @@ mod alerts;
 mod arena;
 mod auth;
 mod body;
+mod chart;
 mod gate;
 mod influx;
 mod notifications;

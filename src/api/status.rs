@@ -1,6 +1,7 @@
 //! `GET /`: the built-in status page. Server-rendered HTML with no scripts and no external
 //! assets, refreshing itself: the headline targets over the last 5 minutes (API p99, cache hit
-//! ratio per tier, DB p99, pool utilisation) against their thresholds, active alerts with their
+//! ratio per tier, DB p99, pool utilisation) against their thresholds, each with its trend over
+//! the last hour (an inline SVG with the threshold line), active alerts with their
 //! state, severity, escalation step and who was paged, and silences — so a newcomer sees
 //! something at once and on-call has a page when Grafana is down.
 
@@ -11,20 +12,26 @@ use std::sync::Arc;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
+use super::chart::{self, Chart, Level, Unit};
 use super::{ApiError, ReadState};
 use crate::aggregate::rollup::Rollup;
 use crate::alert::dispatch::Group;
 use crate::clock;
 use crate::html::escape;
+use crate::query::QueryRequest;
 use crate::query::selector::Selector;
+use crate::query::stat::Stat;
 use crate::query::view::with_view;
 use crate::store::alerts::{AlertRow, SilenceRow};
 
 /// Headlines cover this much recent time.
 const WINDOW_S: i64 = 300;
 const REFRESH_S: u32 = 15;
+/// Trends cover the last hour, a point a minute.
+const TREND_S: i64 = 3600;
+const STEP_S: i64 = 60;
 
-/// One headline: what, the measured value, its target, and whether lower is better.
+/// One headline: what, the measured value, its target, whether lower is better, and the trend.
 struct Headline {
     what: String,
     value: Option<f64>,
@@ -32,13 +39,12 @@ struct Headline {
     /// `true`: over the target is bad (latency); `false`: under it is bad (hit ratio).
     upper: bool,
     unit: Unit,
+    /// (start of the minute, value), oldest first.
+    trend: Vec<(i64, f64)>,
 }
 
-#[derive(Clone, Copy)]
-enum Unit {
-    Seconds,
-    Ratio,
-}
+/// A series' points per value of the grouping labels (joined by spaces).
+type Trends = BTreeMap<String, Vec<(i64, f64)>>;
 
 pub async fn page(state: Arc<ReadState>) -> Result<Response, ApiError> {
     let now_s = clock::now_s();
@@ -58,7 +64,8 @@ pub async fn page(state: Arc<ReadState>) -> Result<Response, ApiError> {
     Ok(response)
 }
 
-/// The targets over the last [`WINDOW_S`], from memory and SQLite through one view.
+/// The targets over the last [`WINDOW_S`], from memory and SQLite through one view, each
+/// with its trend over the last hour.
 async fn headlines(state: &ReadState, now_s: i64) -> Result<Vec<Headline>, ApiError> {
     let names: Vec<String> = [
         "api_request_duration_seconds",
@@ -94,72 +101,134 @@ async fn headlines(state: &ReadState, now_s: i64) -> Result<Vec<Headline>, ApiEr
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the headlines failed: {e}")))?;
     let (api, hits, lookups, db, in_use, max) = fetched;
     let p99 = |groups: &[(String, Rollup)]| groups.first().and_then(|(_, r)| r.sketch.as_ref()?.quantile(0.99));
-    let mut out =
-        vec![Headline { what: "API p99".into(), value: p99(&api), target: 0.2, upper: true, unit: Unit::Seconds }];
-    out.extend(cache_headlines(&hits, &lookups));
-    out.push(Headline { what: "DB p99".into(), value: p99(&db), target: 0.05, upper: true, unit: Unit::Seconds });
-    out.extend(pool_headlines(&in_use, &max));
+    let mut api_trend = trend(state, "api_request_duration_seconds", "p99", &[], now_s).await?;
+    let mut out = vec![Headline {
+        what: "API p99".into(),
+        value: p99(&api),
+        target: 0.2,
+        upper: true,
+        unit: Unit::Seconds,
+        trend: api_trend.remove("").unwrap_or_default(),
+    }];
+    let hit_trends = trend(state, "cache_requests_total{result=\"hit\"}", "sum", &["tier"], now_s).await?;
+    let lookup_trends = trend(state, "cache_requests_total", "sum", &["tier"], now_s).await?;
+    out.extend(cache_headlines(&hits, &lookups, &hit_trends, &lookup_trends));
+    let mut db_trend = trend(state, "db_query_duration_seconds", "p99", &[], now_s).await?;
+    out.push(Headline {
+        what: "DB p99".into(),
+        value: p99(&db),
+        target: 0.05,
+        upper: true,
+        unit: Unit::Seconds,
+        trend: db_trend.remove("").unwrap_or_default(),
+    });
+    let in_use_trends = trend(state, "db_pool_connections_in_use", "avg", &["pool"], now_s).await?;
+    let max_trends = trend(state, "db_pool_connections_max", "avg", &["pool"], now_s).await?;
+    out.extend(pool_headlines(&in_use, &max, &in_use_trends, &max_trends));
     Ok(out)
 }
 
+/// `stat` of `selector` a minute at a time over the last hour, per value of `group_by`.
+async fn trend(
+    state: &ReadState,
+    selector: &str,
+    stat: &str,
+    group_by: &[&str],
+    now_s: i64,
+) -> Result<Trends, ApiError> {
+    let request = QueryRequest {
+        selector: Selector::parse(selector).expect("a valid built-in selector"),
+        stat: Stat::parse(stat).expect("a valid built-in stat"),
+        from_s: (now_s - TREND_S).div_euclid(STEP_S) * STEP_S,
+        to_s: now_s + 1,
+        step_s: Some(STEP_S),
+        group_by: Some(group_by.iter().map(|s| s.to_string()).collect()),
+    };
+    let series = crate::query::execute(&state.reader, &state.aggregator, request)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the trends failed: {e}")))?;
+    Ok(series
+        .into_iter()
+        .map(|s| (group_by.iter().filter_map(|k| s.labels.get(k)).collect::<Vec<_>>().join(" "), s.points))
+        .collect())
+}
+
+/// `numerator / denominator` at each time the denominator is positive (a missing numerator is 0).
+fn ratio(numerator: Option<&Vec<(i64, f64)>>, denominator: Option<&Vec<(i64, f64)>>) -> Vec<(i64, f64)> {
+    let numerator: BTreeMap<i64, f64> = numerator.into_iter().flatten().copied().collect();
+    denominator
+        .into_iter()
+        .flatten()
+        .filter(|(_, d)| *d > 0.0)
+        .map(|(t, d)| (*t, numerator.get(t).copied().unwrap_or(0.0) / d))
+        .collect()
+}
+
 /// The hit ratio per cache tier (one "no data" tile when no tier pushed).
-fn cache_headlines(hits: &[(String, Rollup)], lookups: &[(String, Rollup)]) -> Vec<Headline> {
-    let mut out = Vec::new();
+fn cache_headlines(
+    hits: &[(String, Rollup)],
+    lookups: &[(String, Rollup)],
+    hit_trends: &Trends,
+    lookup_trends: &Trends,
+) -> Vec<Headline> {
     let hits: BTreeMap<&str, f64> = hits.iter().map(|(tier, r)| (tier.as_str(), r.sum)).collect();
-    for (tier, rollup) in lookups {
-        let ratio = (rollup.sum > 0.0).then(|| hits.get(tier.as_str()).copied().unwrap_or(0.0) / rollup.sum);
-        out.push(Headline {
+    let mut out: Vec<Headline> = lookups
+        .iter()
+        .map(|(tier, rollup)| Headline {
             what: format!("cache hit ratio {}", tier.to_uppercase()),
-            value: ratio,
+            value: (rollup.sum > 0.0).then(|| hits.get(tier.as_str()).copied().unwrap_or(0.0) / rollup.sum),
             target: 0.85,
             upper: false,
             unit: Unit::Ratio,
-        });
-    }
-    if lookups.is_empty() {
+            trend: ratio(hit_trends.get(tier), lookup_trends.get(tier)),
+        })
+        .collect();
+    if out.is_empty() {
         out.push(Headline {
             what: "cache hit ratio".into(),
             value: None,
             target: 0.85,
             upper: false,
             unit: Unit::Ratio,
+            trend: Vec::new(),
         });
     }
     out
 }
 
 /// The utilisation of each connection pool (one "no data" tile when no pool pushed).
-fn pool_headlines(in_use: &[(String, Rollup)], max: &[(String, Rollup)]) -> Vec<Headline> {
-    let mut out = Vec::new();
+fn pool_headlines(
+    in_use: &[(String, Rollup)],
+    max: &[(String, Rollup)],
+    in_use_trends: &Trends,
+    max_trends: &Trends,
+) -> Vec<Headline> {
     let max: BTreeMap<&str, f64> = max.iter().map(|(pool, r)| (pool.as_str(), r.sum / r.count)).collect();
-    for (pool, rollup) in in_use {
-        let size = max.get(pool.as_str()).copied().filter(|s| *s > 0.0);
-        out.push(Headline {
-            what: format!("pool {pool} utilisation"),
-            value: size.map(|size| rollup.sum / rollup.count / size),
-            target: 0.95,
-            upper: true,
-            unit: Unit::Ratio,
-        });
-    }
-    if in_use.is_empty() {
+    let mut out: Vec<Headline> = in_use
+        .iter()
+        .map(|(pool, rollup)| {
+            let size = max.get(pool.as_str()).copied().filter(|s| *s > 0.0);
+            Headline {
+                what: format!("pool {pool} utilisation"),
+                value: size.map(|size| rollup.sum / rollup.count / size),
+                target: 0.95,
+                upper: true,
+                unit: Unit::Ratio,
+                trend: ratio(in_use_trends.get(pool), max_trends.get(pool)),
+            }
+        })
+        .collect();
+    if out.is_empty() {
         out.push(Headline {
             what: "pool utilisation".into(),
             value: None,
             target: 0.95,
             upper: true,
             unit: Unit::Ratio,
+            trend: Vec::new(),
         });
     }
     out
-}
-
-fn show(value: f64, unit: Unit) -> String {
-    match unit {
-        Unit::Seconds if value < 1.0 => format!("{:.0} ms", value * 1000.0),
-        Unit::Seconds => format!("{value:.2} s"),
-        Unit::Ratio => format!("{:.1} %", value * 100.0),
-    }
 }
 
 fn ago(now_s: i64, then_s: i64) -> String {
@@ -175,7 +244,7 @@ fn render(
     now_s: i64,
 ) -> String {
     let mut body = String::new();
-    render_headlines(&mut body, headlines);
+    render_headlines(&mut body, headlines, now_s);
     render_alerts(&mut body, alerts, groups, now_s);
     render_silences(&mut body, silences);
     format!(
@@ -187,23 +256,38 @@ fn render(
     )
 }
 
-/// One tile per headline, coloured and labelled by how it stands against its target.
-fn render_headlines(body: &mut String, headlines: &[Headline]) {
+/// One tile per headline, coloured and labelled by how it stands against its target, with its
+/// trend over the last hour and the target drawn across it.
+fn render_headlines(body: &mut String, headlines: &[Headline], now_s: i64) {
     body.push_str("<h2>Targets, last 5 minutes</h2><div class=\"tiles\">");
     for h in headlines {
-        let (class, value) = match h.value {
-            None => ("nodata", "no data".to_owned()),
-            Some(v) if (h.upper && v > h.target) || (!h.upper && v < h.target) => ("bad", show(v, h.unit)),
-            Some(v) => ("ok", show(v, h.unit)),
-        };
         let relation = if h.upper { "≤" } else { "≥" };
+        let (class, state) = match h.value {
+            None => ("nodata", "no data"),
+            Some(v) if h.upper && v > h.target => ("bad", "over target"),
+            Some(v) if !h.upper && v < h.target => ("bad", "under target"),
+            Some(_) => ("ok", "on target"),
+        };
+        let value = h.value.map_or_else(|| "no data".to_owned(), |v| h.unit.show(v));
+        let target = h.unit.show(h.target);
+        let trend = chart::svg(&Chart {
+            from_s: now_s - TREND_S,
+            to_s: now_s,
+            points: &h.trend,
+            gap_s: 2 * STEP_S,
+            levels: vec![Level { value: h.target, label: format!("target {relation} {target}"), class: "threshold" }],
+            bands: Vec::new(),
+            unit: h.unit,
+            title: format!("{}, last hour, a point a minute; target {relation} {target}", h.what),
+            ticks: false,
+        });
         let _ = write!(
             body,
             "<div class=\"tile {class}\"><div class=\"what\">{}</div><div class=\"value\">{}</div>\
-             <div class=\"target\">target {relation} {}</div></div>",
+             <div class=\"state\">{state}</div><div class=\"target\">target {relation} {}</div>{trend}</div>",
             escape(&h.what),
             escape(&value),
-            escape(&show(h.target, h.unit))
+            escape(&target)
         );
     }
     body.push_str("</div>");
@@ -283,4 +367,8 @@ h1{margin:0}h2{margin:1.5em 0 .5em;font-size:1.15em}.quiet{color:#666}\
 .ok{background:#e8f5e9;border-color:#2e7d32}.bad{background:#ffebee;border-color:#d93025}.nodata{background:#f5f5f5}\
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.35em .6em;border-bottom:1px solid #ddd;vertical-align:top}\
 tr.firing td:first-child{color:#d93025;font-weight:600}tr.pending td:first-child{color:#b26a00}\
-.sev-critical{color:#d93025;font-weight:600}.sev-warning{color:#b26a00}code{font-size:.9em}";
+.sev-critical{color:#d93025;font-weight:600}.sev-warning{color:#b26a00}code{font-size:.9em}\
+.tile .state{font-size:.8em;font-weight:600}.tile svg.chart{display:block;width:100%;height:auto;margin-top:.4em}\
+.chart .frame{fill:none;stroke:#ccc}.chart .series{fill:none;stroke:#1a73e8;stroke-width:2;vector-effect:non-scaling-stroke}\
+.chart .level{stroke:#d93025;stroke-width:1.5;stroke-dasharray:6 4;vector-effect:non-scaling-stroke}\
+.chart .latest{fill:#1a73e8}.chart .band.firing{fill:#d93025;opacity:.15}.chart .band.pending{fill:#f9ab00;opacity:.2}.chart .tick{font-size:12px;fill:#555}";

@@ -1,5 +1,5 @@
-//! `GET /`: the status page — headline targets against thresholds, active alerts with
-//! escalation step and who was paged, silences — as HTTP assertions, then rendered by a real
+//! `GET /`: the status page — headline targets against thresholds with their trends, active
+//! alerts with escalation step and who was paged, silences — as HTTP assertions, then rendered by a real
 //! headless Chromium (Debian's package) to a screenshot.
 
 use std::time::Duration;
@@ -50,6 +50,32 @@ fn tile<'a>(html: &'a str, what: &str) -> (&'a str, &'a str) {
     (class, value)
 }
 
+/// The whole tile for `what`, trend included.
+fn tile_html<'a>(html: &'a str, what: &str) -> &'a str {
+    let at = html.find(&format!("<div class=\"what\">{what}</div>")).unwrap_or_else(|| panic!("no tile {what}"));
+    let start = html[..at].rfind("<div class=\"tile ").unwrap();
+    &html[start..at + html[at..].find("</svg>").expect("a trend chart") + "</svg>".len()]
+}
+
+/// A number attribute of the first element of `svg` that starts with `element`.
+fn attr(svg: &str, element: &str, name: &str) -> String {
+    let at = svg.find(element).unwrap_or_else(|| panic!("no {element} in {svg}"));
+    let rest = &svg[at..svg[at..].find('>').unwrap() + at];
+    let start = rest.find(&format!(" {name}=\"")).unwrap_or_else(|| panic!("no {name} in {rest}")) + name.len() + 3;
+    rest[start..start + rest[start..].find('"').unwrap()].to_owned()
+}
+
+/// The values a tile's trend draws, read back from the SVG's coordinates through the scale its
+/// root declares: (the threshold line, the latest point).
+fn trend_values(tile: &str) -> (f64, f64) {
+    let number = |text: &str| text.parse::<f64>().unwrap();
+    let (min, max) = (number(&attr(tile, "<svg", "data-min")), number(&attr(tile, "<svg", "data-max")));
+    let plot: Vec<f64> = attr(tile, "<svg", "data-plot").split(' ').map(number).collect();
+    let value = |y: f64| max - (y - plot[1]) / (plot[3] - plot[1]) * (max - min);
+    let threshold = value(number(&attr(tile, "<line class=\"level threshold\"", "y1")));
+    (threshold, value(number(&attr(tile, "<circle class=\"latest\"", "cy"))))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_status_page_shows_targets_alerts_and_silences_and_renders_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
@@ -81,6 +107,16 @@ async fn the_status_page_shows_targets_alerts_and_silences_and_renders_in_chromi
     assert_eq!(tile(&html, "cache hit ratio L1"), ("ok", "90.0 %"));
     assert_eq!(tile(&html, "pool primary utilisation"), ("bad", "96.0 %"));
     assert!(html.contains("target ≤ 200 ms") && html.contains("target ≥ 85.0 %"), "{html}");
+    // Colour is never the only signal: each tile says how it stands in words.
+    assert!(tile_html(&html, "API p99").contains("<div class=\"state\">over target</div>"));
+    assert!(tile_html(&html, "cache hit ratio L1").contains("<div class=\"state\">on target</div>"));
+    // The API p99 trend: its threshold line and its latest point read back to 200 ms and
+    // (within the sketch's 1 %) the 500 ms pushed.
+    let (threshold, latest) = trend_values(tile_html(&html, "API p99"));
+    assert!((threshold - 0.2).abs() < 0.002, "threshold line at {threshold}");
+    assert!((latest - 0.5).abs() < 0.01, "latest trend point at {latest}");
+    let (threshold, latest) = trend_values(tile_html(&html, "pool primary utilisation"));
+    assert!((threshold - 0.95).abs() < 0.01 && (latest - 0.96).abs() < 0.01, "{threshold} {latest}");
     assert!(html.contains("<h2>Active alerts (1)</h2>"));
     let row_start = html.find("<tr class=\"firing\">").unwrap();
     let row = &html[row_start..row_start + html[row_start..].find("</tr>").unwrap()];
@@ -113,6 +149,7 @@ async fn the_status_page_shows_targets_alerts_and_silences_and_renders_in_chromi
     let dom = tokio::task::block_in_place(|| chromium(&["--dump-dom".into()]));
     let dom = String::from_utf8_lossy(&dom.stdout);
     assert!(dom.contains("Active alerts (1)") && dom.contains("ApiLatencyP99"), "Chromium rendered: {dom}");
+    assert!(dom.matches("<svg class=\"chart\"").count() >= 4, "a trend per tile in the DOM: {dom}");
     let out = tokio::task::block_in_place(|| {
         chromium(&[format!("--screenshot={}", shot.display()), "--window-size=1280,900".into()])
     });
