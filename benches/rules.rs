@@ -104,7 +104,7 @@ fn evaluation(c: &mut Criterion) {
             idle_after_s: 3600,
             cumulative_idle_after_s: 86_400,
         },
-        64,
+        seq, // the last flush the store committed: a snapshot then agrees with every read
     ));
     for ((id, spec), delta) in specs.iter().zip(interval(&specs, now - 10, &mut rng)) {
         let key = key(spec);
