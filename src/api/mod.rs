@@ -46,16 +46,23 @@ pub struct ApiError {
     pub message: String,
     /// Seconds for a `Retry-After` header, when the client should try again.
     pub retry_after_s: Option<u64>,
+    /// A 401 for a page: `WWW-Authenticate: Basic`, so a browser asks for the token.
+    pub challenge: bool,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: String) -> ApiError {
-        ApiError { status, message, retry_after_s: None }
+        ApiError { status, message, retry_after_s: None, challenge: false }
     }
 
     /// 503 with `Retry-After`: the client should send the same again later.
     pub fn unavailable(message: String, retry_after_s: u64) -> ApiError {
-        ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message, retry_after_s: Some(retry_after_s) }
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message,
+            retry_after_s: Some(retry_after_s),
+            challenge: false,
+        }
     }
 
     /// A store failure: 500 with its message.
@@ -78,6 +85,10 @@ impl ApiError {
         if let Some(seconds) = self.retry_after_s {
             response.headers_mut().insert(warp::http::header::RETRY_AFTER, seconds.into());
         }
+        if self.challenge {
+            let challenge = warp::http::HeaderValue::from_static("Basic realm=\"perfwatch\", charset=\"UTF-8\"");
+            response.headers_mut().insert(warp::http::header::WWW_AUTHENTICATE, challenge);
+        }
         response
     }
 }
@@ -93,6 +104,8 @@ enum Guard {
     Api,
     /// No bearer token: a signed link carries its own authority.
     Link,
+    /// A page for a person: the API token, as a bearer token or basic auth's password.
+    Page,
 }
 
 /// Checks the route's token, runs `handler`, and counts the answer: the one wrapper every
@@ -107,12 +120,14 @@ async fn guarded<Fut>(
 where
     Fut: std::future::Future<Output = Result<Response, ApiError>>,
 {
-    let (token, what) = match guard {
-        Guard::Push => (state.push_token.as_ref(), "pushing"),
-        Guard::Api => (state.api_token.as_ref(), "this API"),
-        Guard::Link => (None, "links"),
+    let authorization = headers.get(AUTHORIZATION);
+    let allowed = match guard {
+        Guard::Push => auth::check(state.push_token.as_ref(), authorization, "pushing"),
+        Guard::Api => auth::check(state.api_token.as_ref(), authorization, "this API"),
+        Guard::Link => Ok(()),
+        Guard::Page => auth::check_page(state.api_token.as_ref(), authorization),
     };
-    let result = match auth::check(token, headers.get(AUTHORIZATION), what) {
+    let result = match allowed {
         Ok(()) => answering_panics(route, handler(state.clone())).await,
         Err(err) => Err(err),
     };

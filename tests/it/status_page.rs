@@ -163,3 +163,41 @@ async fn the_status_page_shows_targets_alerts_and_silences_and_renders_in_chromi
     // Kept for a human look: target/status-page.png.
     let _ = std::fs::copy(&shot, concat!(env!("CARGO_MANIFEST_DIR"), "/target/status-page.png"));
 }
+
+/// With an API token, a browser opens the page with the token as basic auth's password: a
+/// request without it is refused with a challenge the browser answers by asking for it.
+#[tokio::test]
+async fn with_tokens_a_browser_opens_the_page_with_the_token_as_its_password() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let (daemon, base) = crate::support::daemon_with_tokens(dir.path(), "push-secret", Some("api-secret")).await;
+    let client = perfwatch::http_client::client();
+    let get = |authorization: Option<String>| {
+        let mut request = client.get(format!("{base}/"));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        request.send()
+    };
+    let basic = |user_password: &str| {
+        Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(user_password)))
+    };
+    for refused in [None, basic("ana:wrong"), basic("ana:push-secret"), Some("Bearer wrong".into())] {
+        let response = get(refused.clone()).await.unwrap();
+        assert_eq!(response.status(), 401, "{refused:?}");
+        assert_eq!(response.headers()["www-authenticate"], "Basic realm=\"perfwatch\", charset=\"UTF-8\"");
+        let body = response.text().await.unwrap();
+        assert!(body.contains("the password when the browser asks") && !body.contains("api-secret"), "{body}");
+    }
+    for accepted in [basic("ana:api-secret"), basic(":api-secret"), Some("Bearer api-secret".into())] {
+        let response = get(accepted.clone()).await.unwrap();
+        assert_eq!(response.status(), 200, "{accepted:?}");
+        assert!(response.text().await.unwrap().contains("<h2>Targets, last 5 minutes</h2>"));
+    }
+    // The API proper still wants a bearer token and never asks a browser.
+    let api = client.get(format!("{base}/api/v1/alerts")).header("authorization", basic("a:api-secret").unwrap());
+    let response = api.send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(response.headers().get("www-authenticate").is_none());
+    daemon.shutdown().await;
+}
