@@ -12,6 +12,8 @@ use std::sync::Arc;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
+mod slowest;
+
 use super::chart::{self, Chart, Level, Unit};
 use super::{ApiError, ReadState};
 use crate::aggregate::rollup::Rollup;
@@ -46,16 +48,27 @@ struct Headline {
 /// A series' points per value of the grouping labels (joined by spaces).
 type Trends = BTreeMap<String, Vec<(i64, f64)>>;
 
+/// What the top of the page shows: the headline tiles and the slowest endpoints and queries.
+struct Targets {
+    headlines: Vec<Headline>,
+    endpoints: Vec<slowest::Row>,
+    queries: Vec<slowest::Row>,
+}
+
+/// The API's and the DB's p99 targets.
+const API_TARGET_S: f64 = 0.2;
+const DB_TARGET_S: f64 = 0.05;
+
 pub async fn page(state: Arc<ReadState>) -> Result<Response, ApiError> {
     let now_s = clock::now_s();
-    let headlines = headlines(&state, now_s).await?;
+    let targets = targets(&state, now_s).await?;
     let (alerts, silences, groups) = state
         .reader
         .read(move |tx| Ok((tx.alerts(&["pending", "firing"])?, tx.silences(now_s, false)?, tx.notify_groups()?)))
         .await
         .map_err(ApiError::internal)?;
     let groups: Vec<Group> = groups.into_iter().filter_map(|(_, json)| serde_json::from_str(&json).ok()).collect();
-    let html = render(&headlines, &alerts, &groups, &silences, now_s);
+    let html = render(&targets, &alerts, &groups, &silences, now_s);
     let mut response = Response::new(html.into());
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
@@ -66,7 +79,7 @@ pub async fn page(state: Arc<ReadState>) -> Result<Response, ApiError> {
 
 /// The targets over the last [`WINDOW_S`], from memory and SQLite through one view, each
 /// with its trend over the last hour.
-async fn headlines(state: &ReadState, now_s: i64) -> Result<Vec<Headline>, ApiError> {
+async fn targets(state: &ReadState, now_s: i64) -> Result<Targets, ApiError> {
     let names: Vec<String> = [
         "api_request_duration_seconds",
         "cache_requests_total",
@@ -95,17 +108,19 @@ async fn headlines(state: &ReadState, now_s: i64) -> Result<Vec<Headline>, ApiEr
             fetch("db_query_duration_seconds", &[])?,
             fetch("db_pool_connections_in_use", &["pool"])?,
             fetch("db_pool_connections_max", &["pool"])?,
+            fetch("api_request_duration_seconds", &["endpoint"])?,
+            fetch("db_query_duration_seconds", &["query"])?,
         ))
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the headlines failed: {e}")))?;
-    let (api, hits, lookups, db, in_use, max) = fetched;
+    let (api, hits, lookups, db, in_use, max, endpoints, queries) = fetched;
     let p99 = |groups: &[(String, Rollup)]| groups.first().and_then(|(_, r)| r.sketch.as_ref()?.quantile(0.99));
     let mut api_trend = trend(state, "api_request_duration_seconds", "p99", &[], now_s).await?;
     let mut out = vec![Headline {
         what: "API p99".into(),
         value: p99(&api),
-        target: 0.2,
+        target: API_TARGET_S,
         upper: true,
         unit: Unit::Seconds,
         trend: api_trend.remove("").unwrap_or_default(),
@@ -117,7 +132,7 @@ async fn headlines(state: &ReadState, now_s: i64) -> Result<Vec<Headline>, ApiEr
     out.push(Headline {
         what: "DB p99".into(),
         value: p99(&db),
-        target: 0.05,
+        target: DB_TARGET_S,
         upper: true,
         unit: Unit::Seconds,
         trend: db_trend.remove("").unwrap_or_default(),
@@ -125,7 +140,13 @@ async fn headlines(state: &ReadState, now_s: i64) -> Result<Vec<Headline>, ApiEr
     let in_use_trends = trend(state, "db_pool_connections_in_use", "avg", &["pool"], now_s).await?;
     let max_trends = trend(state, "db_pool_connections_max", "avg", &["pool"], now_s).await?;
     out.extend(pool_headlines(&in_use, &max, &in_use_trends, &max_trends));
-    Ok(out)
+    let mut endpoint_trends = trend(state, "api_request_duration_seconds", "p99", &["endpoint"], now_s).await?;
+    let mut query_trends = trend(state, "db_query_duration_seconds", "p99", &["query"], now_s).await?;
+    Ok(Targets {
+        headlines: out,
+        endpoints: slowest::worst(&endpoints, &mut endpoint_trends),
+        queries: slowest::worst(&queries, &mut query_trends),
+    })
 }
 
 /// `stat` of `selector` a minute at a time over the last hour, per value of `group_by`.
@@ -236,15 +257,14 @@ fn ago(now_s: i64, then_s: i64) -> String {
 }
 
 /// The page.
-fn render(
-    headlines: &[Headline],
-    alerts: &[AlertRow],
-    groups: &[Group],
-    silences: &[SilenceRow],
-    now_s: i64,
-) -> String {
+fn render(targets: &Targets, alerts: &[AlertRow], groups: &[Group], silences: &[SilenceRow], now_s: i64) -> String {
     let mut body = String::new();
-    render_headlines(&mut body, headlines, now_s);
+    render_headlines(&mut body, &targets.headlines, now_s);
+    body.push_str("<div class=\"pair\"><div>");
+    slowest::render(&mut body, "Slowest endpoints", "endpoint", &targets.endpoints, API_TARGET_S, now_s);
+    body.push_str("</div><div>");
+    slowest::render(&mut body, "Slowest DB queries", "query", &targets.queries, DB_TARGET_S, now_s);
+    body.push_str("</div></div>");
     render_alerts(&mut body, alerts, groups, now_s);
     render_silences(&mut body, silences);
     format!(
@@ -371,4 +391,6 @@ tr.firing td:first-child{color:#d93025;font-weight:600}tr.pending td:first-child
 .tile .state{font-size:.8em;font-weight:600}.tile svg.chart{display:block;width:100%;height:auto;margin-top:.4em}\
 .chart .frame{fill:none;stroke:#ccc}.chart .series{fill:none;stroke:#1a73e8;stroke-width:2;vector-effect:non-scaling-stroke}\
 .chart .level{stroke:#d93025;stroke-width:1.5;stroke-dasharray:6 4;vector-effect:non-scaling-stroke}\
-.chart .latest{fill:#1a73e8}.chart .band.firing{fill:#d93025;opacity:.15}.chart .band.pending{fill:#f9ab00;opacity:.2}.chart .tick{font-size:12px;fill:#555}";
+.chart .latest{fill:#1a73e8}.pair{display:flex;flex-wrap:wrap;gap:0 2em}.pair>div{flex:1 1 20em;min-width:0}\
+table.slowest td.trend{width:40%}table.slowest svg.chart{display:block;width:100%;height:auto;max-height:3em}\
+table.slowest tr.bad .state{color:#d93025}table.slowest .state{font-size:.8em;font-weight:600}.chart .band.firing{fill:#d93025;opacity:.15}.chart .band.pending{fill:#f9ab00;opacity:.2}.chart .tick{font-size:12px;fill:#555}";

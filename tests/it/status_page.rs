@@ -117,6 +117,21 @@ async fn the_status_page_shows_targets_alerts_and_silences_and_renders_in_chromi
     assert!((latest - 0.5).abs() < 0.01, "latest trend point at {latest}");
     let (threshold, latest) = trend_values(tile_html(&html, "pool primary utilisation"));
     assert!((threshold - 0.95).abs() < 0.01 && (latest - 0.96).abs() < 0.01, "{threshold} {latest}");
+    // The slowest endpoints and queries, each with its trend against its target.
+    let row = |name: &str| {
+        let at = html.find(&format!("<code>{name}</code>")).unwrap_or_else(|| panic!("no row {name}: {html}"));
+        let start = html[..at].rfind("<tr class=").unwrap();
+        &html[start..at + html[at..].find("</tr>").unwrap()]
+    };
+    assert!(html.contains("<h2>Slowest endpoints</h2>") && html.contains("<h2>Slowest DB queries</h2>"));
+    let endpoint = row("/vendors/:id");
+    assert!(endpoint.starts_with("<tr class=\"bad\">") && endpoint.contains("over target"), "{endpoint}");
+    let (threshold, latest) = trend_values(endpoint);
+    assert!((threshold - 0.2).abs() < 0.002 && (latest - 0.5).abs() < 0.01, "{threshold} {latest}");
+    let query = row("vendor_by_id");
+    assert!(query.starts_with("<tr class=\"ok\">") && query.contains("on target"), "{query}");
+    let (threshold, latest) = trend_values(query);
+    assert!((threshold - 0.05).abs() < 0.001 && (latest - 0.01).abs() < 0.001, "{threshold} {latest}");
     assert!(html.contains("<h2>Active alerts (1)</h2>"));
     let row_start = html.find("<tr class=\"firing\">").unwrap();
     let row = &html[row_start..row_start + html[row_start..].find("</tr>").unwrap()];
