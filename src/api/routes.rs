@@ -277,7 +277,9 @@ fn operations(base: &Base) -> Vec<Route> {
         warp::path!("readyz").and(warp::get()).and(base()).map(|state: Arc<ApiState>, _| readiness(&state.operations));
 
     let status_page = warp::path::end().and(warp::get()).and(base()).and_then(|state, headers| {
-        guarded(state, headers, Guard::Page, "status", |state| status::page(state.reads.clone()))
+        guarded(state, headers, Guard::Page, "status", |state| {
+            status::page(state.reads.clone(), state.operations.clone())
+        })
     });
     vec![reload.boxed(), flush.boxed(), metrics.boxed(), healthz.boxed(), readyz.boxed(), status_page.boxed()]
 }

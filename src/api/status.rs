@@ -12,10 +12,12 @@ use std::sync::Arc;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
+mod health_line;
 mod slowest;
 
+use self::health_line::HealthLine;
 use super::chart::{self, Chart, Level, Unit};
-use super::{ApiError, ReadState};
+use super::{ApiError, OperationsState, ReadState};
 use crate::aggregate::rollup::Rollup;
 use crate::alert::dispatch::Group;
 use crate::clock;
@@ -59,16 +61,32 @@ struct Targets {
 const API_TARGET_S: f64 = 0.2;
 const DB_TARGET_S: f64 = 0.05;
 
-pub async fn page(state: Arc<ReadState>) -> Result<Response, ApiError> {
+pub async fn page(state: Arc<ReadState>, operations: Arc<OperationsState>) -> Result<Response, ApiError> {
     let now_s = clock::now_s();
     let targets = targets(&state, now_s).await?;
-    let (alerts, silences, groups) = state
+    let (alerts, silences, groups, outbox) = state
         .reader
-        .read(move |tx| Ok((tx.alerts(&["pending", "firing"])?, tx.silences(now_s, false)?, tx.notify_groups()?)))
+        .read(move |tx| {
+            Ok((
+                tx.alerts(&["pending", "firing"])?,
+                tx.silences(now_s, false)?,
+                tx.notify_groups()?,
+                tx.outbox_counts()?,
+            ))
+        })
         .await
         .map_err(ApiError::internal)?;
     let groups: Vec<Group> = groups.into_iter().filter_map(|(_, json)| serde_json::from_str(&json).ok()).collect();
-    let html = render(&targets, &alerts, &groups, &silences, now_s);
+    let (outbox_waiting, outbox_failed) = HealthLine::outbox(&outbox);
+    let interval_s = state.aggregator.settings().interval_s;
+    let health = HealthLine {
+        readiness: crate::health::readiness(operations.flush.health(), &operations.tasks, interval_s, clock::now_ms())
+            .map(|ready| ready.flush_lag_ms),
+        ingest_per_s: ingest_rate(&state, now_s).await,
+        outbox_waiting,
+        outbox_failed,
+    };
+    let html = render(&health, &targets, &alerts, &groups, &silences, now_s);
     let mut response = Response::new(html.into());
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
@@ -174,6 +192,22 @@ async fn trend(
         .collect())
 }
 
+/// Samples accepted per second over the last [`WINDOW_S`], from perfwatch's own recorded
+/// metrics; `None` when they are not recorded (or the read fails: the line must not cost the page).
+async fn ingest_rate(state: &ReadState, now_s: i64) -> Option<f64> {
+    let request = QueryRequest {
+        selector: Selector::parse(&format!("{}{{job=\"perfwatch\"}}", crate::telemetry::SAMPLES_ACCEPTED))
+            .expect("a valid built-in selector"),
+        stat: Stat::parse("rate").expect("a valid built-in stat"),
+        from_s: now_s - WINDOW_S,
+        to_s: now_s + 1,
+        step_s: None,
+        group_by: Some(Vec::new()),
+    };
+    let series = crate::query::execute(&state.reader, &state.aggregator, request).await.ok()?;
+    series.first()?.points.first().map(|(_, rate)| *rate)
+}
+
 /// `numerator / denominator` at each time the denominator is positive (a missing numerator is 0).
 fn ratio(numerator: Option<&Vec<(i64, f64)>>, denominator: Option<&Vec<(i64, f64)>>) -> Vec<(i64, f64)> {
     let numerator: BTreeMap<i64, f64> = numerator.into_iter().flatten().copied().collect();
@@ -257,8 +291,16 @@ fn ago(now_s: i64, then_s: i64) -> String {
 }
 
 /// The page.
-fn render(targets: &Targets, alerts: &[AlertRow], groups: &[Group], silences: &[SilenceRow], now_s: i64) -> String {
+fn render(
+    health: &HealthLine,
+    targets: &Targets,
+    alerts: &[AlertRow],
+    groups: &[Group],
+    silences: &[SilenceRow],
+    now_s: i64,
+) -> String {
     let mut body = String::new();
+    health.render(&mut body);
     render_headlines(&mut body, &targets.headlines, now_s);
     body.push_str("<div class=\"pair\"><div>");
     slowest::render(&mut body, "Slowest endpoints", "endpoint", &targets.endpoints, API_TARGET_S, now_s);
@@ -391,6 +433,7 @@ tr.firing td:first-child{color:#d93025;font-weight:600}tr.pending td:first-child
 .tile .state{font-size:.8em;font-weight:600}.tile svg.chart{display:block;width:100%;height:auto;margin-top:.4em}\
 .chart .frame{fill:none;stroke:#ccc}.chart .series{fill:none;stroke:#1a73e8;stroke-width:2;vector-effect:non-scaling-stroke}\
 .chart .level{stroke:#d93025;stroke-width:1.5;stroke-dasharray:6 4;vector-effect:non-scaling-stroke}\
-.chart .latest{fill:#1a73e8}.pair{display:flex;flex-wrap:wrap;gap:0 2em}.pair>div{flex:1 1 20em;min-width:0}\
+.chart .latest{fill:#1a73e8}.health{padding:.5em .8em;border-radius:6px;border:1px solid}\
+.health.ok{background:#e8f5e9;border-color:#2e7d32}.health.bad{background:#ffebee;border-color:#d93025}.pair{display:flex;flex-wrap:wrap;gap:0 2em}.pair>div{flex:1 1 20em;min-width:0}\
 table.slowest td.trend{width:40%}table.slowest svg.chart{display:block;width:100%;height:auto;max-height:3em}\
 table.slowest tr.bad .state{color:#d93025}table.slowest .state{font-size:.8em;font-weight:600}.chart .band.firing{fill:#d93025;opacity:.15}.chart .band.pending{fill:#f9ab00;opacity:.2}.chart .tick{font-size:12px;fill:#555}";

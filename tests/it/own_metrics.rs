@@ -72,6 +72,14 @@ async fn perfwatch_records_its_own_metrics_and_pages_on_them() {
         (answer["series"][0]["points"][0][1].as_f64()? == 10.0).then_some(())
     })
     .await;
+    // The status page's health line shows the ingest rate from those recordings.
+    let page = wait_for("the status page showing an ingest rate", Duration::from_secs(20), || async {
+        let page = client.get(format!("{}/", d.base)).send().await.ok()?.text().await.ok()?;
+        let rate = page.split(" · ingest ").nth(1)?.split(" samples/s").next()?.replace(',', "");
+        (rate.parse::<f64>().ok()? > 0.0).then_some(page)
+    })
+    .await;
+    assert!(page.contains("<p class=\"health ok\">perfwatch: <strong>ready</strong>"), "{page}");
     let alerts: Value = client.get(format!("{}/api/v1/alerts", d.base)).send().await.unwrap().json().await.unwrap();
     // PerfwatchDiskNearlyFull reads the real file system under the test's database: on a host
     // that is itself under 12 % free it fires, rightly, and is no sign of trouble here.

@@ -1,0 +1,103 @@
+//! perfwatch's own health in one line at the top of the status page: ready or why not, the
+//! ingest rate (from its own recorded metrics), the flush lag, the outbox backlog and failed
+//! notifications; red when something is wrong, and saying so in words.
+
+use std::fmt::Write;
+
+use crate::html::escape;
+
+/// What the line says.
+pub(super) struct HealthLine {
+    /// `Ok(flush lag in ms)`, or why perfwatch is not ready.
+    pub readiness: Result<i64, String>,
+    /// Accepted samples per second over the last 5 minutes; `None` when perfwatch does not
+    /// record its own metrics (`storage.record_own_metrics: false`) or has none yet.
+    pub ingest_per_s: Option<f64>,
+    /// Notifications waiting to be sent (pending or being sent).
+    pub outbox_waiting: u64,
+    /// Notifications that gave up after their last attempt.
+    pub outbox_failed: u64,
+}
+
+impl HealthLine {
+    /// From the outbox's counts per notifier and status.
+    pub fn outbox(counts: &[(String, String, u64)]) -> (u64, u64) {
+        let sum = |statuses: &[&str]| {
+            counts.iter().filter(|(_, status, _)| statuses.contains(&status.as_str())).map(|(_, _, n)| n).sum()
+        };
+        (sum(&["pending", "sending"]), sum(&["failed"]))
+    }
+
+    pub fn render(&self, body: &mut String) {
+        let wrong = self.readiness.is_err() || self.outbox_failed > 0;
+        let _ = write!(body, "<p class=\"health {}\">perfwatch: ", if wrong { "bad" } else { "ok" });
+        match &self.readiness {
+            Ok(lag_ms) => {
+                let _ = write!(body, "<strong>ready</strong> · flush lag {:.1} s", *lag_ms as f64 / 1000.0);
+            }
+            Err(why) => {
+                let _ = write!(body, "<strong>not ready</strong>: {}", escape(why));
+            }
+        }
+        match self.ingest_per_s {
+            Some(rate) => {
+                let _ = write!(body, " · ingest {} samples/s", thousands(rate));
+            }
+            None => body.push_str(" · ingest rate not recorded"),
+        }
+        let _ = write!(body, " · outbox {} waiting", self.outbox_waiting);
+        if self.outbox_failed > 0 {
+            let _ = write!(
+                body,
+                ", <strong>{} failed</strong> (see /api/v1/notifications?status=failed)",
+                self.outbox_failed
+            );
+        }
+        body.push_str("</p>");
+    }
+}
+
+/// A rate with thousands separated: `12,345`.
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut out = String::new();
+    for (idx, digit) in digits.chars().enumerate() {
+        if idx > 0 && (digits.len() - idx) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_healthy_line_and_a_sick_one() {
+        let counts = vec![
+            ("slack".to_owned(), "pending".to_owned(), 2),
+            ("slack".to_owned(), "sent".to_owned(), 40),
+            ("mail".to_owned(), "sending".to_owned(), 1),
+        ];
+        let (waiting, failed) = HealthLine::outbox(&counts);
+        let mut well = String::new();
+        HealthLine {
+            readiness: Ok(2100),
+            ingest_per_s: Some(1_234_567.4),
+            outbox_waiting: waiting,
+            outbox_failed: failed,
+        }
+        .render(&mut well);
+        assert_eq!(
+            well,
+            "<p class=\"health ok\">perfwatch: <strong>ready</strong> · flush lag 2.1 s · ingest 1,234,567 samples/s · outbox 3 waiting</p>"
+        );
+        let mut sick = String::new();
+        HealthLine { readiness: Err("disk <full>".into()), ingest_per_s: None, outbox_waiting: 0, outbox_failed: 4 }
+            .render(&mut sick);
+        assert!(sick.starts_with("<p class=\"health bad\">") && sick.contains("not ready</strong>: disk &lt;full&gt;"));
+        assert!(sick.contains("ingest rate not recorded") && sick.contains("<strong>4 failed</strong>"));
+    }
+}
