@@ -295,6 +295,7 @@ fn api_state(
             tasks: tasks.clone(),
             own,
             export: config.export.clone(),
+            records_own_metrics: config.record_own_metrics,
         }),
     })
 }

@@ -71,4 +71,6 @@ pub struct OperationsState {
     pub own: Arc<crate::own_metrics::OwnMetrics>,
     /// What /metrics re-exports of the pushed metrics.
     pub export: crate::export::ExportSettings,
+    /// Whether perfwatch records its own metrics (`storage.record_own_metrics`).
+    pub records_own_metrics: bool,
 }

@@ -83,6 +83,7 @@ pub async fn page(state: Arc<ReadState>, operations: Arc<OperationsState>) -> Re
         readiness: crate::health::readiness(operations.flush.health(), &operations.tasks, interval_s, clock::now_ms())
             .map(|ready| ready.flush_lag_ms),
         ingest_per_s: ingest_rate(&state, now_s).await,
+        recording: operations.records_own_metrics,
         outbox_waiting,
         outbox_failed,
     };

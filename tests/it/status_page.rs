@@ -109,7 +109,7 @@ async fn the_status_page_shows_targets_alerts_and_silences_and_renders_in_chromi
     assert!(html.contains("target ≤ 200 ms") && html.contains("target ≥ 85.0 %"), "{html}");
     // perfwatch's own health in one line (this test daemon does not record its own metrics).
     assert!(html.contains("<p class=\"health ok\">perfwatch: <strong>ready</strong> · flush lag "), "{html}");
-    assert!(html.contains(" · ingest rate not recorded · outbox "), "{html}");
+    assert!(html.contains(" · ingest rate not recorded (storage.record_own_metrics is off) · outbox "), "{html}");
     // Colour is never the only signal: each tile says how it stands in words.
     assert!(tile_html(&html, "API p99").contains("<div class=\"state\">over target</div>"));
     assert!(tile_html(&html, "cache hit ratio L1").contains("<div class=\"state\">on target</div>"));

@@ -10,9 +10,11 @@ use crate::html::escape;
 pub(super) struct HealthLine {
     /// `Ok(flush lag in ms)`, or why perfwatch is not ready.
     pub readiness: Result<i64, String>,
-    /// Accepted samples per second over the last 5 minutes; `None` when perfwatch does not
-    /// record its own metrics (`storage.record_own_metrics: false`) or has none yet.
+    /// Accepted samples per second over the last 5 minutes, from perfwatch's own recorded
+    /// metrics; `None` when there is no recording (yet).
     pub ingest_per_s: Option<f64>,
+    /// Whether perfwatch records its own metrics (`storage.record_own_metrics`).
+    pub recording: bool,
     /// Notifications waiting to be sent (pending or being sent).
     pub outbox_waiting: u64,
     /// Notifications that gave up after their last attempt.
@@ -43,7 +45,8 @@ impl HealthLine {
             Some(rate) => {
                 let _ = write!(body, " · ingest {} samples/s", thousands(rate));
             }
-            None => body.push_str(" · ingest rate not recorded"),
+            None if self.recording => body.push_str(" · no ingest rate recorded yet"),
+            None => body.push_str(" · ingest rate not recorded (storage.record_own_metrics is off)"),
         }
         let _ = write!(body, " · outbox {} waiting", self.outbox_waiting);
         if self.outbox_failed > 0 {
@@ -86,6 +89,7 @@ mod tests {
         HealthLine {
             readiness: Ok(2100),
             ingest_per_s: Some(1_234_567.4),
+            recording: true,
             outbox_waiting: waiting,
             outbox_failed: failed,
         }
@@ -95,9 +99,15 @@ mod tests {
             "<p class=\"health ok\">perfwatch: <strong>ready</strong> · flush lag 2.1 s · ingest 1,234,567 samples/s · outbox 3 waiting</p>"
         );
         let mut sick = String::new();
-        HealthLine { readiness: Err("disk <full>".into()), ingest_per_s: None, outbox_waiting: 0, outbox_failed: 4 }
-            .render(&mut sick);
+        HealthLine {
+            readiness: Err("disk <full>".into()),
+            ingest_per_s: None,
+            recording: true,
+            outbox_waiting: 0,
+            outbox_failed: 4,
+        }
+        .render(&mut sick);
         assert!(sick.starts_with("<p class=\"health bad\">") && sick.contains("not ready</strong>: disk &lt;full&gt;"));
-        assert!(sick.contains("ingest rate not recorded") && sick.contains("<strong>4 failed</strong>"));
+        assert!(sick.contains("no ingest rate recorded yet") && sick.contains("<strong>4 failed</strong>"));
     }
 }
