@@ -184,9 +184,16 @@ async fn trend(
         step_s: Some(STEP_S),
         group_by: Some(group_by.iter().map(|s| s.to_string()).collect()),
     };
-    let series = crate::query::execute(&state.reader, &state.aggregator, request)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the trends failed: {e}")))?;
+    // Best effort: a trend that cannot be computed (a series of another kind pushed under a
+    // latency name makes p99 refuse) is left out; the page must not go down with it.
+    let series = match crate::query::execute(&state.reader, &state.aggregator, request).await {
+        Ok(series) => series,
+        Err(crate::query::QueryError::Store(err)) => return Err(ApiError::internal(err)),
+        Err(err) => {
+            tracing::warn!(selector, stat, error = %err, "a status page trend cannot be computed; left out");
+            Vec::new()
+        }
+    };
     Ok(series
         .into_iter()
         .map(|s| (group_by.iter().filter_map(|k| s.labels.get(k)).collect::<Vec<_>>().join(" "), s.points))

@@ -219,3 +219,16 @@ async fn with_tokens_a_browser_opens_the_page_with_the_token_as_its_password() {
     assert!(response.headers().get("www-authenticate").is_none());
     daemon.shutdown().await;
 }
+
+/// A gauge pushed under a latency name (a misconfigured client) leaves that trend out; the
+/// page still answers.
+#[tokio::test]
+async fn a_series_of_another_kind_under_a_latency_name_does_not_take_the_page_down() {
+    let d = TestDaemon::start("").await;
+    push_round(&d).await;
+    let odd = json!({"metrics": [{"name": "api_request_duration_seconds", "type": "gauge", "value": 3, "labels": {"endpoint": "/odd"}}]});
+    assert_eq!(d.push_json(&odd).await.0, 200);
+    let (status, _, html) = page(&d).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<h2>Targets, last 5 minutes</h2>"), "{html}");
+}
