@@ -23,7 +23,7 @@ use crate::alert::dispatch::Group;
 use crate::clock;
 use crate::html::escape;
 use crate::query::QueryRequest;
-use crate::query::selector::Selector;
+use crate::query::selector::{MatchOp, Matcher, Selector};
 use crate::query::stat::Stat;
 use crate::query::view::with_view;
 use crate::store::alerts::{AlertRow, SilenceRow};
@@ -45,6 +45,13 @@ struct Headline {
     unit: Unit,
     /// (start of the minute, value), oldest first.
     trend: Vec<(i64, f64)>,
+}
+
+impl Headline {
+    /// The one tile of a ratio nobody pushed the series for.
+    fn no_data(what: &str, target: f64, upper: bool) -> Headline {
+        Headline { what: what.into(), value: None, target, upper, unit: Unit::Ratio, trend: Vec::new() }
+    }
 }
 
 /// A series' points per value of the grouping labels (joined by spaces).
@@ -112,7 +119,7 @@ async fn targets(state: &ReadState, now_s: i64) -> Result<Targets, ApiError> {
     let fetched = with_view(&state.reader, Some(&state.aggregator), None, &names, move |view| {
         let mut fetch =
             |selector: &str, group_by: &[&str]| -> Result<Vec<(String, Rollup)>, crate::query::QueryError> {
-                let selector = Selector::parse(selector).expect("a valid built-in selector");
+                let selector = builtin(selector);
                 let group_by: Vec<String> = group_by.iter().map(|s| s.to_string()).collect();
                 Ok(view
                     .fetch(&selector, from_s, to_s, &group_by)?
@@ -135,7 +142,7 @@ async fn targets(state: &ReadState, now_s: i64) -> Result<Targets, ApiError> {
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the headlines failed: {e}")))?;
     let (api, hits, lookups, db, in_use, max, endpoints, queries) = fetched;
     let p99 = |groups: &[(String, Rollup)]| groups.first().and_then(|(_, r)| r.sketch.as_ref()?.quantile(0.99));
-    let mut api_trend = trend(state, "api_request_duration_seconds", "p99", &[], now_s).await?;
+    let mut api_trend = trend(state, builtin("api_request_duration_seconds"), "p99", &[], now_s).await?;
     let mut out = vec![Headline {
         what: "API p99".into(),
         value: p99(&api),
@@ -144,10 +151,10 @@ async fn targets(state: &ReadState, now_s: i64) -> Result<Targets, ApiError> {
         unit: Unit::Seconds,
         trend: api_trend.remove("").unwrap_or_default(),
     }];
-    let hit_trends = trend(state, "cache_requests_total{result=\"hit\"}", "sum", &["tier"], now_s).await?;
-    let lookup_trends = trend(state, "cache_requests_total", "sum", &["tier"], now_s).await?;
+    let hit_trends = trend(state, builtin("cache_requests_total{result=\"hit\"}"), "sum", &["tier"], now_s).await?;
+    let lookup_trends = trend(state, builtin("cache_requests_total"), "sum", &["tier"], now_s).await?;
     out.extend(cache_headlines(&hits, &lookups, &hit_trends, &lookup_trends));
-    let mut db_trend = trend(state, "db_query_duration_seconds", "p99", &[], now_s).await?;
+    let mut db_trend = trend(state, builtin("db_query_duration_seconds"), "p99", &[], now_s).await?;
     out.push(Headline {
         what: "DB p99".into(),
         value: p99(&db),
@@ -156,28 +163,57 @@ async fn targets(state: &ReadState, now_s: i64) -> Result<Targets, ApiError> {
         unit: Unit::Seconds,
         trend: db_trend.remove("").unwrap_or_default(),
     });
-    let in_use_trends = trend(state, "db_pool_connections_in_use", "avg", &["pool"], now_s).await?;
-    let max_trends = trend(state, "db_pool_connections_max", "avg", &["pool"], now_s).await?;
+    let in_use_trends = trend(state, builtin("db_pool_connections_in_use"), "avg", &["pool"], now_s).await?;
+    let max_trends = trend(state, builtin("db_pool_connections_max"), "avg", &["pool"], now_s).await?;
     out.extend(pool_headlines(&in_use, &max, &in_use_trends, &max_trends));
-    let mut endpoint_trends = trend(state, "api_request_duration_seconds", "p99", &["endpoint"], now_s).await?;
-    let mut query_trends = trend(state, "db_query_duration_seconds", "p99", &["query"], now_s).await?;
     Ok(Targets {
         headlines: out,
-        endpoints: slowest::worst(&endpoints, &mut endpoint_trends),
-        queries: slowest::worst(&queries, &mut query_trends),
+        endpoints: slowest_with_trends(state, &endpoints, "api_request_duration_seconds", "endpoint", now_s).await?,
+        queries: slowest_with_trends(state, &queries, "db_query_duration_seconds", "query", now_s).await?,
     })
+}
+
+/// The worst five of `current` (p99 per value of `label`), with trends read for those five only.
+async fn slowest_with_trends(
+    state: &ReadState,
+    current: &[(String, Rollup)],
+    metric: &str,
+    label: &str,
+    now_s: i64,
+) -> Result<Vec<slowest::Row>, ApiError> {
+    let mut rows = slowest::worst(current);
+    if rows.is_empty() {
+        return Ok(rows);
+    }
+    let names: Vec<String> = rows.iter().map(|row| regex::escape(&row.name)).collect();
+    let mut selector = builtin(metric);
+    match Matcher::new(label, MatchOp::Regex, &names.join("|")) {
+        Ok(matcher) => selector.matchers.push(matcher),
+        // Five names too long for one pattern: their trends are left out.
+        Err(err) => {
+            tracing::warn!(error = %err, "the slowest rows' trends cannot be selected; left out");
+            return Ok(rows);
+        }
+    }
+    slowest::attach(&mut rows, trend(state, selector, "p99", &[label], now_s).await?);
+    Ok(rows)
+}
+
+/// A selector perfwatch writes itself.
+fn builtin(text: &str) -> Selector {
+    Selector::parse(text).expect("a valid built-in selector")
 }
 
 /// `stat` of `selector` a minute at a time over the last hour, per value of `group_by`.
 async fn trend(
     state: &ReadState,
-    selector: &str,
+    selector: Selector,
     stat: &str,
     group_by: &[&str],
     now_s: i64,
 ) -> Result<Trends, ApiError> {
     let request = QueryRequest {
-        selector: Selector::parse(selector).expect("a valid built-in selector"),
+        selector,
         stat: Stat::parse(stat).expect("a valid built-in stat"),
         from_s: (now_s - TREND_S).div_euclid(STEP_S) * STEP_S,
         to_s: now_s + 1,
@@ -186,11 +222,12 @@ async fn trend(
     };
     // Best effort: a trend that cannot be computed (a series of another kind pushed under a
     // latency name makes p99 refuse) is left out; the page must not go down with it.
+    let what = request.selector.to_string();
     let series = match crate::query::execute(&state.reader, &state.aggregator, request).await {
         Ok(series) => series,
         Err(crate::query::QueryError::Store(err)) => return Err(ApiError::internal(err)),
         Err(err) => {
-            tracing::warn!(selector, stat, error = %err, "a status page trend cannot be computed; left out");
+            tracing::warn!(selector = %what, stat, error = %err, "a status page trend cannot be computed; left out");
             Vec::new()
         }
     };
@@ -204,8 +241,7 @@ async fn trend(
 /// metrics; `None` when they are not recorded (or the read fails: the line must not cost the page).
 async fn ingest_rate(state: &ReadState, now_s: i64) -> Option<f64> {
     let request = QueryRequest {
-        selector: Selector::parse(&format!("{}{{job=\"perfwatch\"}}", crate::telemetry::SAMPLES_ACCEPTED))
-            .expect("a valid built-in selector"),
+        selector: builtin(&format!("{}{{job=\"perfwatch\"}}", crate::telemetry::SAMPLES_ACCEPTED)),
         stat: Stat::parse("rate").expect("a valid built-in stat"),
         from_s: now_s - WINDOW_S,
         to_s: now_s + 1,
@@ -247,14 +283,7 @@ fn cache_headlines(
         })
         .collect();
     if out.is_empty() {
-        out.push(Headline {
-            what: "cache hit ratio".into(),
-            value: None,
-            target: 0.85,
-            upper: false,
-            unit: Unit::Ratio,
-            trend: Vec::new(),
-        });
+        out.push(Headline::no_data("cache hit ratio", 0.85, false));
     }
     out
 }
@@ -282,14 +311,7 @@ fn pool_headlines(
         })
         .collect();
     if out.is_empty() {
-        out.push(Headline {
-            what: "pool utilisation".into(),
-            value: None,
-            target: 0.95,
-            upper: true,
-            unit: Unit::Ratio,
-            trend: Vec::new(),
-        });
+        out.push(Headline::no_data("pool utilisation", 0.95, true));
     }
     out
 }

@@ -19,8 +19,9 @@ pub(super) struct Row {
     pub trend: Vec<(i64, f64)>,
 }
 
-/// The `SHOWN` worst by p99 (name order among equals), taking their trends out of `trends`.
-pub(super) fn worst(current: &[(String, Rollup)], trends: &mut Trends) -> Vec<Row> {
+/// The `SHOWN` worst by p99 (name order among equals), their trends still empty: only these
+/// need one (see [`attach`]).
+pub(super) fn worst(current: &[(String, Rollup)]) -> Vec<Row> {
     let mut rows: Vec<Row> = current
         .iter()
         .filter_map(|(name, rollup)| {
@@ -30,10 +31,14 @@ pub(super) fn worst(current: &[(String, Rollup)], trends: &mut Trends) -> Vec<Ro
         .collect();
     rows.sort_by(|a, b| b.p99.total_cmp(&a.p99).then_with(|| a.name.cmp(&b.name)));
     rows.truncate(SHOWN);
-    for row in &mut rows {
+    rows
+}
+
+/// Gives each row its trend, taken out of `trends` (keyed by name).
+pub(super) fn attach(rows: &mut [Row], mut trends: Trends) {
+    for row in rows {
         row.trend = trends.remove(&row.name).unwrap_or_default();
     }
-    rows
 }
 
 /// A table of `rows` under `title`; `label` names the first column, `target` is drawn across
@@ -92,8 +97,9 @@ mod tests {
     fn the_worst_five_by_p99_with_their_trends() {
         let current: Vec<(String, Rollup)> =
             (0..8).map(|i| (format!("/e{i}"), rollup(&[0.01 * (i as f64 + 1.0)]))).collect();
-        let mut trends: Trends = current.iter().map(|(name, _)| (name.clone(), vec![(60, 1.0)])).collect();
-        let rows = worst(&current, &mut trends);
+        let trends: Trends = current.iter().map(|(name, _)| (name.clone(), vec![(60, 1.0)])).collect();
+        let mut rows = worst(&current);
+        attach(&mut rows, trends);
         let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["/e7", "/e6", "/e5", "/e4", "/e3"]);
         assert!(rows.iter().all(|r| r.trend == [(60, 1.0)]));
