@@ -71,7 +71,7 @@ const DB_TARGET_S: f64 = 0.05;
 pub async fn page(state: Arc<ReadState>, operations: Arc<OperationsState>) -> Result<Response, ApiError> {
     let now_s = clock::now_s();
     let targets = targets(&state, now_s).await?;
-    let (alerts, silences, groups, outbox) = state
+    let (alerts, silences, groups, outbox, failures) = state
         .reader
         .read(move |tx| {
             Ok((
@@ -79,20 +79,21 @@ pub async fn page(state: Arc<ReadState>, operations: Arc<OperationsState>) -> Re
                 tx.silences(now_s, false)?,
                 tx.notify_groups()?,
                 tx.outbox_counts()?,
+                tx.recent_failures(now_s - health_line::FAILURES_WINDOW_S)?,
             ))
         })
         .await
         .map_err(ApiError::internal)?;
     let groups: Vec<Group> = groups.into_iter().filter_map(|(_, json)| serde_json::from_str(&json).ok()).collect();
-    let (outbox_waiting, outbox_failed) = HealthLine::outbox(&outbox);
     let interval_s = state.aggregator.settings().interval_s;
     let health = HealthLine {
         readiness: crate::health::readiness(operations.flush.health(), &operations.tasks, interval_s, clock::now_ms())
             .map(|ready| ready.flush_lag_ms),
         ingest_per_s: ingest_rate(&state, now_s).await,
         recording: operations.records_own_metrics,
-        outbox_waiting,
-        outbox_failed,
+        outbox_waiting: HealthLine::waiting(&outbox),
+        failures,
+        now_s,
     };
     let html = render(&health, &targets, &alerts, &groups, &silences, now_s);
     let mut response = Response::new(html.into());

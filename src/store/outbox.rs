@@ -217,6 +217,15 @@ pub struct AttemptRow {
     pub latency_ms: i64,
 }
 
+/// Delivery trouble over a recent stretch (see [`ReadTx::recent_failures`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecentFailures {
+    /// Notifications given up on.
+    pub failed: u64,
+    /// The newest failed attempt: notifier, error, when.
+    pub last: Option<(String, String, i64)>,
+}
+
 /// Filters for listing notifications; `None` matches all.
 #[derive(Debug, Default, Clone)]
 pub struct OutboxFilter {
@@ -277,6 +286,26 @@ impl ReadTx<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Notifications that gave up at or after `since_s`, and the newest failed attempt since
+    /// then (given up or to be retried): its notifier, error and time.
+    pub fn recent_failures(&self, since_s: i64) -> Result<RecentFailures, StoreError> {
+        let failed: i64 = self.sql().query_row(
+            "SELECT count(DISTINCT outbox_id) FROM notification_attempts WHERE status = 'failed' AND at_s >= ?1",
+            [since_s],
+            |r| r.get(0),
+        )?;
+        let last = self
+            .sql()
+            .query_row(
+                "SELECT o.notifier, a.error, a.at_s FROM notification_attempts a JOIN outbox o ON o.id = a.outbox_id
+                 WHERE a.status IN ('failed', 'retry') AND a.at_s >= ?1 ORDER BY a.at_s DESC, a.rowid DESC LIMIT 1",
+                [since_s],
+                |r| Ok((r.get(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default(), r.get(2)?)),
+            )
+            .optional()?;
+        Ok(RecentFailures { failed: failed as u64, last })
+    }
+
     /// Every notification group as saved: key and JSON state.
     pub fn notify_groups(&self) -> Result<Vec<(String, String)>, StoreError> {
         let mut stmt = self.sql().prepare_cached("SELECT key, state FROM notify_groups ORDER BY key")?;
@@ -293,5 +322,37 @@ impl ReadTx<'_> {
             })
             .optional()?
             .flatten())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::reader::Reader;
+    use crate::store::tiers::Tier;
+
+    /// The health line's figures: only failures since the given time count, and the newest
+    /// failed attempt (a retry too) is the last error.
+    #[tokio::test]
+    async fn recent_failures_count_only_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        let tiers = vec![Tier { resolution_s: 10, retention_s: 1 << 40 }];
+        let mut conn = super::super::open_connection(&path, false).unwrap();
+        super::super::schema::migrate(&mut conn, &tiers).unwrap();
+        let tx = conn.transaction().unwrap();
+        let row = |id: &str| OutboxRow::new(id.into(), "slack".into(), "g".into(), "firing".into(), "{}".into(), 0);
+        enqueue(&tx, &[row("old"), row("new"), row("retrying")]).unwrap();
+        finish(&tx, "old", &AttemptResult::Failed { error: "HTTP 404".into() }, 100, 5).unwrap();
+        finish(&tx, "new", &AttemptResult::Failed { error: "HTTP 403".into() }, 5000, 5).unwrap();
+        let retry = AttemptResult::Retry { error: "HTTP 503".into(), retry_at_s: 5100 };
+        finish(&tx, "retrying", &retry, 5050, 5).unwrap();
+        tx.commit().unwrap();
+        let reader = Reader::new(vec![super::super::open_connection(&path, true).unwrap()], tiers);
+        let recent = reader.read(|tx| tx.recent_failures(4000)).await.unwrap();
+        assert_eq!(recent, RecentFailures { failed: 1, last: Some(("slack".into(), "HTTP 503".into(), 5050)) });
+        let all = reader.read(|tx| tx.recent_failures(0)).await.unwrap();
+        assert_eq!(all.failed, 2);
+        assert_eq!(reader.read(|tx| tx.recent_failures(6000)).await.unwrap(), RecentFailures::default());
     }
 }

@@ -110,6 +110,8 @@ const MIGRATIONS: &[&str] = &[
     // restores only the recent (rows from before this version count as pushed now).
     "ALTER TABLE push_state ADD COLUMN updated_s INTEGER NOT NULL DEFAULT 0;
      UPDATE push_state SET updated_s = CAST(strftime('%s', 'now') AS INTEGER);",
+    // 10: recent delivery failures by time, for the status page's health line.
+    "CREATE INDEX notification_attempts_by_time ON notification_attempts (at_s);",
 ];
 
 pub fn migrate(conn: &mut Connection, tiers: &[Tier]) -> Result<(), StoreError> {

@@ -1,10 +1,18 @@
 //! perfwatch's own health in one line at the top of the status page: ready or why not, the
-//! ingest rate (from its own recorded metrics), the flush lag, the outbox backlog and failed
-//! notifications; red when something is wrong, and saying so in words.
+//! ingest rate (from its own recorded metrics), the flush lag, the outbox backlog, the
+//! notifications that failed in the last hour and the last delivery error; red when something
+//! is wrong, and saying so in words.
 
 use std::fmt::Write;
 
 use crate::html::escape;
+use crate::store::outbox::RecentFailures;
+
+/// Failed deliveries count on the line for this long, then age out: the line says what is
+/// wrong now, the notifications list keeps the record.
+pub(super) const FAILURES_WINDOW_S: i64 = 3600;
+/// An error longer than this is cut (the notifications list has it whole).
+const ERROR_CHARS: usize = 160;
 
 /// What the line says.
 pub(super) struct HealthLine {
@@ -17,21 +25,19 @@ pub(super) struct HealthLine {
     pub recording: bool,
     /// Notifications waiting to be sent (pending or being sent).
     pub outbox_waiting: u64,
-    /// Notifications that gave up after their last attempt.
-    pub outbox_failed: u64,
+    /// Delivery failures in the last [`FAILURES_WINDOW_S`].
+    pub failures: RecentFailures,
+    pub now_s: i64,
 }
 
 impl HealthLine {
-    /// From the outbox's counts per notifier and status.
-    pub fn outbox(counts: &[(String, String, u64)]) -> (u64, u64) {
-        let sum = |statuses: &[&str]| {
-            counts.iter().filter(|(_, status, _)| statuses.contains(&status.as_str())).map(|(_, _, n)| n).sum()
-        };
-        (sum(&["pending", "sending"]), sum(&["failed"]))
+    /// Notifications waiting, from the outbox's counts per notifier and status.
+    pub fn waiting(counts: &[(String, String, u64)]) -> u64 {
+        counts.iter().filter(|(_, status, _)| matches!(status.as_str(), "pending" | "sending")).map(|(_, _, n)| n).sum()
     }
 
     pub fn render(&self, body: &mut String) {
-        let wrong = self.readiness.is_err() || self.outbox_failed > 0;
+        let wrong = self.readiness.is_err() || self.failures.failed > 0;
         let _ = write!(body, "<p class=\"health {}\">perfwatch: ", if wrong { "bad" } else { "ok" });
         match &self.readiness {
             Ok(lag_ms) => {
@@ -49,11 +55,21 @@ impl HealthLine {
             None => body.push_str(" · ingest rate not recorded (storage.record_own_metrics is off)"),
         }
         let _ = write!(body, " · outbox {} waiting", self.outbox_waiting);
-        if self.outbox_failed > 0 {
+        if self.failures.failed > 0 {
             let _ = write!(
                 body,
-                ", <strong>{} failed</strong> (see /api/v1/notifications?status=failed)",
-                self.outbox_failed
+                ", <strong>{} failed in the last hour</strong> (see /api/v1/notifications?status=failed)",
+                self.failures.failed
+            );
+        }
+        if let Some((notifier, error, at_s)) = &self.failures.last {
+            let error: String = error.chars().take(ERROR_CHARS).collect();
+            let _ = write!(
+                body,
+                " · last delivery error {} ago, {}: {}",
+                crate::clock::elapsed(self.now_s - at_s),
+                escape(notifier),
+                escape(&error)
             );
         }
         body.push_str("</p>");
@@ -82,16 +98,17 @@ mod tests {
         let counts = vec![
             ("slack".to_owned(), "pending".to_owned(), 2),
             ("slack".to_owned(), "sent".to_owned(), 40),
+            ("slack".to_owned(), "failed".to_owned(), 7),
             ("mail".to_owned(), "sending".to_owned(), 1),
         ];
-        let (waiting, failed) = HealthLine::outbox(&counts);
         let mut well = String::new();
         HealthLine {
             readiness: Ok(2100),
             ingest_per_s: Some(1_234_567.4),
             recording: true,
-            outbox_waiting: waiting,
-            outbox_failed: failed,
+            outbox_waiting: HealthLine::waiting(&counts),
+            failures: RecentFailures::default(),
+            now_s: 1000,
         }
         .render(&mut well);
         assert_eq!(
@@ -104,10 +121,13 @@ mod tests {
             ingest_per_s: None,
             recording: true,
             outbox_waiting: 0,
-            outbox_failed: 4,
+            failures: RecentFailures { failed: 4, last: Some(("slack".into(), "HTTP 500 <b>".into(), 880)) },
+            now_s: 1000,
         }
         .render(&mut sick);
         assert!(sick.starts_with("<p class=\"health bad\">") && sick.contains("not ready</strong>: disk &lt;full&gt;"));
-        assert!(sick.contains("no ingest rate recorded yet") && sick.contains("<strong>4 failed</strong>"));
+        assert!(sick.contains("no ingest rate recorded yet"));
+        assert!(sick.contains("<strong>4 failed in the last hour</strong>"), "{sick}");
+        assert!(sick.contains("last delivery error 2 min ago, slack: HTTP 500 &lt;b&gt;"), "{sick}");
     }
 }
