@@ -281,6 +281,7 @@ fn api_state(
             store: store.handle.clone(),
             scheduler: alerting.scheduler_handle.clone(),
             ack_key: alerting.ack_key.clone(),
+            csrf: alerting.csrf_key.clone(),
         }),
         notifications: Arc::new(api::NotificationState {
             reader: store.reader.clone(),
@@ -309,6 +310,8 @@ struct Alerting {
     reloader: rules::reload::Reloader,
     sighup: JoinHandle<()>,
     ack_key: Arc<notify::ack_link::AckKey>,
+    /// Signs the pages' forms.
+    csrf_key: Arc<api::CsrfKey>,
 }
 
 async fn start_alerting(
@@ -323,6 +326,7 @@ async fn start_alerting(
     let (delivery, delivery_handle) =
         notify::delivery::Delivery::new(store.handle.clone(), store.reader.clone(), config.notifiers.clone())?;
     let ack_key = Arc::new(notify::ack_link::AckKey::new(&store.handle.secret("ack_link").await?));
+    let csrf_key = Arc::new(api::CsrfKey::new(&store.handle.secret("csrf").await?));
     let base = config.public_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
     let links = notify::ack_link::AckLinks { key: ack_key.clone(), base };
     let (scheduler, scheduler_handle) = rules::scheduler::Scheduler::new(
@@ -356,7 +360,7 @@ async fn start_alerting(
     let (sighup_reloader, stop) = (reloader.clone(), cancel.clone());
     let sighup = keeper.keep("sighup", move || shutdown::reload_on_sighup(sighup_reloader.clone(), stop.clone()));
     let delivery = tokio::spawn(delivery.run(cancel.clone(), tasks.clone()));
-    Ok(Alerting { delivery, delivery_handle, scheduler, scheduler_handle, reloader, sighup, ack_key })
+    Ok(Alerting { delivery, delivery_handle, scheduler, scheduler_handle, reloader, sighup, ack_key, csrf_key })
 }
 
 /// Says perfwatch is up: the log, and systemd's notify socket.

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
+use super::page::message as page;
 use super::{ApiError, OncallState};
 use crate::alert::dispatch::Group;
 use crate::clock;
@@ -129,19 +130,4 @@ async fn check(state: &OncallState, token: &str) -> Result<Result<(Claims, Group
 fn used(by: &str, at_s: i64) -> Response {
     let body = format!("<p>{} used it at {} UTC.</p>", escape(by), escape(&clock::rfc3339(at_s)));
     page(StatusCode::CONFLICT, "This link was already used", &body)
-}
-
-/// A small self-contained HTML page.
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-         <title>{t} · perfwatch</title><style>body{{font:16px system-ui,sans-serif;max-width:40em;margin:2em auto;padding:0 1em}}\
-         button{{font-size:1em;padding:.4em 1em}}.note{{color:#555}}</style></head><body><h1>{t}</h1>{body}</body></html>",
-        t = escape(title)
-    );
-    let mut response = Response::new(html.into());
-    *response.status_mut() = status;
-    response.headers_mut().insert("content-type", "text/html; charset=utf-8".parse().expect("a valid header"));
-    response.headers_mut().insert("cache-control", "no-store".parse().expect("a valid header"));
-    response
 }

@@ -47,6 +47,11 @@ struct HistoryBody {
     severity: Option<String>,
     value: Option<f64>,
     threshold: Option<f64>,
+    /// Who acknowledged, and their comment (acks only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comment: Option<String>,
 }
 
 fn alert_body(row: AlertRow, silences: &[Silence], now_s: i64) -> AlertBody {
@@ -80,6 +85,8 @@ fn history_body(row: HistoryRow) -> HistoryBody {
         severity: row.severity,
         value: row.value,
         threshold: row.threshold,
+        by: row.actor,
+        comment: row.note,
     }
 }
 

@@ -1,5 +1,5 @@
-//! Inline SVG charts for the pages: a line of (time, value) points over a time range, with
-//! threshold lines and shaded periods, scaled into a fixed view box that stretches to the
+//! Inline SVG charts for the pages: a line of (time, value) points over a time range (and
+//! lines to compare it with), with threshold lines, shaded periods and marked moments, scaled into a fixed view box that stretches to the
 //! page's width. Pure: data in, markup out. The root element carries the scale
 //! (`data-from`, `data-to`, `data-min`, `data-max` and the plot box), so a test in a browser
 //! can read any drawn coordinate back to the time or value it stands for.
@@ -12,7 +12,12 @@ use crate::html::escape;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
     Seconds,
+    /// A fraction, shown as a percentage.
     Ratio,
+    /// How many times another value (a regression against last week).
+    Factor,
+    /// A count, a rate or anything else: the number as it is.
+    Plain,
 }
 
 impl Unit {
@@ -21,8 +26,28 @@ impl Unit {
             Unit::Seconds if value.abs() < 1.0 => format!("{:.0} ms", value * 1000.0),
             Unit::Seconds => format!("{value:.2} s"),
             Unit::Ratio => format!("{:.1} %", value * 100.0),
+            Unit::Factor => format!("{value:.2}×"),
+            Unit::Plain if value.abs() >= 100.0 => format!("{value:.0}"),
+            Unit::Plain if value.abs() >= 1.0 => format!("{value:.2}"),
+            Unit::Plain => format!("{value:.4}"),
         }
     }
+}
+
+/// A line to compare the chart's own line with (a ratio's parts, last week's values).
+pub struct Line<'a> {
+    pub points: &'a [(i64, f64)],
+    pub label: String,
+    /// CSS class: `compare`, `numerator`, …
+    pub class: &'static str,
+}
+
+/// A moment marked by a vertical line (a transition), named by `label`.
+pub struct Mark {
+    pub at_s: i64,
+    pub label: String,
+    /// CSS class: `pending`, `firing`, `resolved`, …
+    pub class: &'static str,
 }
 
 /// A horizontal line at `value` (a threshold), named by `label`.
@@ -49,8 +74,11 @@ pub struct Chart<'a> {
     /// Points in time order; a gap longer than `gap_s` breaks the line.
     pub points: &'a [(i64, f64)],
     pub gap_s: i64,
+    /// Other lines on the same scale, drawn beneath the chart's own.
+    pub others: Vec<Line<'a>>,
     pub levels: Vec<Level>,
     pub bands: Vec<Band>,
+    pub marks: Vec<Mark>,
     pub unit: Unit,
     /// What the chart shows, for screen readers (`<title>`).
     pub title: String,
@@ -82,7 +110,8 @@ impl Scale {
     /// Values from 0 (or below, when something is negative) to a little over the highest
     /// point or level, so a threshold line is never drawn on the frame.
     fn fit(chart: &Chart) -> Scale {
-        let values = chart.points.iter().map(|(_, v)| *v).chain(chart.levels.iter().map(|l| l.value));
+        let others = chart.others.iter().flat_map(|line| line.points.iter());
+        let values = chart.points.iter().chain(others).map(|(_, v)| *v).chain(chart.levels.iter().map(|l| l.value));
         let values: Vec<f64> = values.filter(|v| v.is_finite()).collect();
         let low = values.iter().copied().fold(0.0_f64, f64::min);
         let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -157,6 +186,23 @@ pub fn svg(chart: &Chart) -> String {
             escape(&level.label)
         );
     }
+    for mark in &chart.marks {
+        let x = scale.x(mark.at_s);
+        let _ = write!(
+            out,
+            "<line class=\"mark {}\" x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{TOP}\" y2=\"{}\" data-at=\"{}\">\
+             <title>{}</title></line>",
+            mark.class,
+            scale.bottom,
+            mark.at_s,
+            escape(&mark.label)
+        );
+    }
+    for other in &chart.others {
+        let _ = write!(out, "<g class=\"other {}\"><title>{}</title>", other.class, escape(&other.label));
+        line(&mut out, &scale, other.points, chart.gap_s);
+        out.push_str("</g>");
+    }
     line(&mut out, &scale, chart.points, chart.gap_s);
     out.push_str("</svg>");
     out
@@ -216,8 +262,10 @@ mod tests {
             to_s: 1600,
             points,
             gap_s: 60,
+            others: Vec::new(),
             levels: vec![Level { value: 0.2, label: "p99 above 200 ms".into(), class: "threshold" }],
             bands: vec![Band { from_s: 1300, to_s: 1600, label: "firing".into(), class: "firing" }],
+            marks: vec![Mark { at_s: 1300, label: "firing".into(), class: "firing" }],
             unit: Unit::Seconds,
             title: "p99 of <api>".into(),
             ticks: true,
@@ -239,6 +287,28 @@ mod tests {
         let x = attr(&svg, "<rect class=\"band firing\"", "x");
         let t = 1000.0 + (x - TICKS_LEFT) / (WIDTH - TICKS_LEFT - RIGHT) * 600.0;
         assert!((t - 1300.0).abs() < 2.0, "{t}");
+        assert_eq!(attr(&svg, "<line class=\"mark firing\"", "x1"), x, "the transition is marked where firing starts");
+    }
+
+    #[test]
+    fn lines_to_compare_share_the_scale() {
+        let points = [(1000, 0.1), (1300, 0.2)];
+        let last_week = [(1000, 0.8), (1300, 0.9)];
+        let mut with_other = chart(&points);
+        with_other.others.push(Line { points: &last_week, label: "a week ago".into(), class: "compare" });
+        let svg = svg(&with_other);
+        assert!(attr(&svg, "<svg", "data-max") > 0.9, "the scale holds the other line too");
+        assert!(svg.contains("<g class=\"other compare\"><title>a week ago</title><path class=\"series\""), "{svg}");
+    }
+
+    #[test]
+    fn units_read_as_people_write_them() {
+        assert_eq!(Unit::Seconds.show(0.25), "250 ms");
+        assert_eq!(Unit::Ratio.show(0.025), "2.5 %");
+        assert_eq!(Unit::Factor.show(1.5), "1.50×");
+        assert_eq!(Unit::Plain.show(1234.4), "1234");
+        assert_eq!(Unit::Plain.show(4.256), "4.26");
+        assert_eq!(Unit::Plain.show(0.00123), "0.0012");
     }
 
     #[test]

@@ -2,16 +2,19 @@
 //! knows the JSON shapes of the API; handlers are thin and call into ingest and query.
 
 mod ack_link;
+mod alert_page;
 mod alerts;
 mod arena;
 mod auth;
 mod body;
 mod chart;
+mod csrf;
 mod gate;
 mod influx;
 mod notifications;
 mod offload;
 mod otlp;
+mod page;
 mod push;
 mod pushgateway;
 mod query;
@@ -22,6 +25,7 @@ mod silences;
 mod state;
 mod status;
 
+pub use self::csrf::CsrfKey;
 pub use self::offload::CpuPool;
 pub use self::routes::routes;
 pub use self::state::{ApiState, IngestState, NotificationState, OncallState, OperationsState, ReadState};

@@ -14,8 +14,8 @@ use warp::{Filter, Rejection, Reply};
 
 use super::body::{self, BodyHead};
 use super::{
-    ApiError, ApiState, Guard, Params, ack_link, alerts, flush_all, gate, guarded, influx, ingest, notifications, otlp,
-    push, pushgateway, query, readiness, rejected, reload_rules, reply, silences, status,
+    ApiError, ApiState, Guard, Params, ack_link, alert_page, alerts, flush_all, gate, guarded, influx, ingest,
+    notifications, otlp, push, pushgateway, query, readiness, rejected, reload_rules, reply, silences, status,
 };
 use crate::clock;
 
@@ -29,13 +29,20 @@ pub fn routes(
     state: Arc<ApiState>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
     let base: Base = warp::any().map(move || state.clone()).and(warp::header::headers_cloned()).boxed();
-    [push_routes(&base), read_routes(&base), oncall_routes(&base), notification_routes(&base), operations(&base)]
-        .into_iter()
-        .flatten()
-        .reduce(|routes, route| routes.or(route).unify().boxed())
-        .expect("there are routes")
-        .recover(|rejection: Rejection| async move { Ok::<_, Infallible>(rejected(rejection)) })
-        .unify()
+    [
+        push_routes(&base),
+        read_routes(&base),
+        oncall_routes(&base),
+        alert_pages(&base),
+        notification_routes(&base),
+        operations(&base),
+    ]
+    .into_iter()
+    .flatten()
+    .reduce(|routes, route| routes.or(route).unify().boxed())
+    .expect("there are routes")
+    .recover(|rejection: Rejection| async move { Ok::<_, Infallible>(rejected(rejection)) })
+    .unify()
 }
 
 /// Pushes in every protocol, under the push token.
@@ -209,6 +216,35 @@ fn oncall_routes(base: &Base) -> Vec<Route> {
         ack_page.boxed(),
         ack_post.boxed(),
     ]
+}
+
+/// The alert page a notification links to, and its forms (a person's pages: basic auth).
+fn alert_pages(base: &Base) -> Vec<Route> {
+    let base = || base.clone();
+    let page = warp::path!("alerts" / String).and(warp::get()).and(base()).and_then(|id: String, state, headers| {
+        guarded(state, headers, Guard::Page, "alert_page", move |state: Arc<ApiState>| {
+            alert_page::page(state.oncall.clone(), state.reads.clone(), id)
+        })
+    });
+    let form = |action: &'static str, act: alert_page::forms::Action| {
+        warp::path("alerts")
+            .and(warp::path::param::<String>())
+            .and(warp::path(action))
+            .and(warp::path::end())
+            .and(warp::post())
+            .and(base())
+            .and(warp::body::stream())
+            .and_then(move |id: String, state, headers: HeaderMap, stream| {
+                let head = BodyHead::from_headers(&headers);
+                guarded(state, headers.clone(), Guard::Page, "alert_form", move |state| async move {
+                    let form = body::form(Box::pin(stream), &head).await?;
+                    alert_page::forms::act(state.oncall.clone(), id, act, &headers, form).await
+                })
+            })
+            .boxed()
+    };
+    use alert_page::forms::Action;
+    vec![page.boxed(), form("ack", Action::Ack), form("unack", Action::Unack), form("silence", Action::Silence)]
 }
 
 /// Notifications: the outbox's record and a test message through a notifier.

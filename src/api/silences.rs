@@ -72,6 +72,7 @@ pub async fn create(state: Arc<OncallState>, request: NewSilence) -> Result<Resp
         author: request.author,
         comment: request.comment,
         created_s: now_s,
+        until_resolved: None,
     };
     state.store.save_silence(row).await.map_err(ApiError::internal)?;
     Ok(reply::json(StatusCode::CREATED, &serde_json::json!({ "id": id })))

@@ -49,6 +49,8 @@ pub struct OncallState {
     pub scheduler: crate::rules::scheduler::SchedulerHandle,
     /// Verifies acknowledge links.
     pub ack_key: Arc<crate::notify::ack_link::AckKey>,
+    /// Signs and checks the alert page's forms.
+    pub csrf: Arc<super::csrf::CsrfKey>,
 }
 
 /// The outbox's record and test messages through a notifier.

@@ -13,10 +13,12 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 mod health_line;
+mod incidents;
 mod slowest;
 
 use self::health_line::HealthLine;
 use super::chart::{self, Chart, Level, Unit};
+use super::page;
 use super::{ApiError, OperationsState, ReadState};
 use crate::aggregate::rollup::Rollup;
 use crate::alert::dispatch::Group;
@@ -26,7 +28,7 @@ use crate::query::QueryRequest;
 use crate::query::selector::{MatchOp, Matcher, Selector};
 use crate::query::stat::Stat;
 use crate::query::view::with_view;
-use crate::store::alerts::{AlertRow, SilenceRow};
+use crate::store::alerts::{AlertRow, Incident, SilenceRow};
 
 /// Headlines cover this much recent time.
 const WINDOW_S: i64 = 300;
@@ -71,7 +73,7 @@ const DB_TARGET_S: f64 = 0.05;
 pub async fn page(state: Arc<ReadState>, operations: Arc<OperationsState>) -> Result<Response, ApiError> {
     let now_s = clock::now_s();
     let targets = targets(&state, now_s).await?;
-    let (alerts, silences, groups, outbox, failures) = state
+    let (alerts, silences, groups, outbox, failures, incidents) = state
         .reader
         .read(move |tx| {
             Ok((
@@ -80,6 +82,7 @@ pub async fn page(state: Arc<ReadState>, operations: Arc<OperationsState>) -> Re
                 tx.notify_groups()?,
                 tx.outbox_counts()?,
                 tx.recent_failures(now_s - health_line::FAILURES_WINDOW_S)?,
+                tx.incidents(now_s - incidents::WINDOW_S, incidents::SHOWN)?,
             ))
         })
         .await
@@ -95,13 +98,13 @@ pub async fn page(state: Arc<ReadState>, operations: Arc<OperationsState>) -> Re
         failures,
         now_s,
     };
-    let html = render(&health, &targets, &alerts, &groups, &silences, now_s);
-    let mut response = Response::new(html.into());
-    *response.status_mut() = StatusCode::OK;
-    let headers = response.headers_mut();
-    headers.insert("content-type", "text/html; charset=utf-8".parse().expect("a valid header"));
-    headers.insert("cache-control", "no-store".parse().expect("a valid header"));
-    Ok(response)
+    let html = render(
+        &health,
+        &targets,
+        &Oncall { alerts: &alerts, groups: &groups, silences: &silences, incidents: &incidents },
+        now_s,
+    );
+    Ok(page::respond(StatusCode::OK, html))
 }
 
 /// The targets over the last [`WINDOW_S`], from memory and SQLite through one view, each
@@ -321,15 +324,16 @@ fn ago(now_s: i64, then_s: i64) -> String {
     format!("{} ago", crate::clock::elapsed(now_s - then_s))
 }
 
+/// What the lower half of the page shows: alerts, incidents, silences.
+struct Oncall<'a> {
+    alerts: &'a [AlertRow],
+    groups: &'a [Group],
+    silences: &'a [SilenceRow],
+    incidents: &'a [Incident],
+}
+
 /// The page.
-fn render(
-    health: &HealthLine,
-    targets: &Targets,
-    alerts: &[AlertRow],
-    groups: &[Group],
-    silences: &[SilenceRow],
-    now_s: i64,
-) -> String {
+fn render(health: &HealthLine, targets: &Targets, oncall: &Oncall<'_>, now_s: i64) -> String {
     let mut body = String::new();
     health.render(&mut body);
     render_headlines(&mut body, &targets.headlines, now_s);
@@ -338,15 +342,14 @@ fn render(
     body.push_str("</div><div>");
     slowest::render(&mut body, "Slowest DB queries", "query", &targets.queries, DB_TARGET_S, now_s);
     body.push_str("</div></div>");
-    render_alerts(&mut body, alerts, groups, now_s);
-    render_silences(&mut body, silences);
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width\"><meta http-equiv=\"refresh\" content=\"{REFRESH_S}\">\
-         <title>perfwatch status</title><style>{CSS}</style></head><body><h1>perfwatch</h1>\
-         <p class=\"quiet\">As of {} · refreshes every {REFRESH_S} s · <a href=\"/metrics\">/metrics</a></p>{body}</body></html>",
+    render_alerts(&mut body, oncall.alerts, oncall.groups, now_s);
+    incidents::render(&mut body, oncall.incidents, now_s);
+    render_silences(&mut body, oncall.silences);
+    let body = format!(
+        "<h1>perfwatch</h1><p class=\"quiet\">As of {} · refreshes every {REFRESH_S} s · <a href=\"/metrics\">/metrics</a></p>{body}",
         escape(&clock::rfc3339(now_s))
-    )
+    );
+    page::document("perfwatch status", CSS, &body, Some(REFRESH_S))
 }
 
 /// One tile per headline, coloured and labelled by how it stands against its target, with its
@@ -368,6 +371,8 @@ fn render_headlines(body: &mut String, headlines: &[Headline], now_s: i64) {
             to_s: now_s,
             points: &h.trend,
             gap_s: 2 * STEP_S,
+            others: Vec::new(),
+            marks: Vec::new(),
             levels: vec![Level { value: h.target, label: format!("target {relation} {target}"), class: "threshold" }],
             bands: Vec::new(),
             unit: h.unit,
@@ -393,8 +398,8 @@ fn render_alerts(body: &mut String, alerts: &[AlertRow], groups: &[Group], now_s
         body.push_str("<p class=\"quiet\">None. All clear.</p>");
     } else {
         body.push_str(
-            "<table><tr><th>state</th><th>severity</th><th>alert</th><th>labels</th><th>value</th><th>since</th>\
-             <th>escalation</th><th>paged</th></tr>",
+            "<table class=\"stack alerts\"><tr><th>state</th><th>severity</th><th>alert</th><th>labels</th><th>value</th>\
+             <th>since</th><th>escalation</th><th>paged</th></tr>",
         );
         for alert in alerts {
             let group = groups.iter().find(|g| g.alerts.contains_key(&alert.id));
@@ -415,12 +420,15 @@ fn render_alerts(body: &mut String, alerts: &[AlertRow], groups: &[Group], now_s
             let severity = alert.severity.as_deref().unwrap_or("");
             let _ = write!(
                 body,
-                "<tr class=\"{}\"><td>{}</td><td class=\"sev-{}\">{}</td><td>{}</td><td><code>{}</code></td><td>{}</td>\
-                 <td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr class=\"{}\"><td data-label=\"state\">{}</td><td data-label=\"severity\" class=\"sev-{}\">{}</td>\
+                 <td data-label=\"alert\"><a href=\"alerts/{}\">{}</a></td><td data-label=\"labels\"><code>{}</code></td>\
+                 <td data-label=\"value\">{}</td><td data-label=\"since\">{}</td><td data-label=\"escalation\">{}</td>\
+                 <td data-label=\"paged\">{}</td></tr>",
                 escape(&alert.state),
                 escape(&alert.state),
                 escape(severity),
                 escape(severity),
+                escape(&alert.id),
                 escape(&alert.rule),
                 escape(&alert.labels),
                 escape(&value),
@@ -438,11 +446,12 @@ fn render_silences(body: &mut String, silences: &[SilenceRow]) {
     if silences.is_empty() {
         body.push_str("<p class=\"quiet\">None.</p>");
     } else {
-        body.push_str("<table><tr><th>matchers</th><th>until</th><th>by</th><th>why</th></tr>");
+        body.push_str("<table class=\"stack\"><tr><th>matchers</th><th>until</th><th>by</th><th>why</th></tr>");
         for s in silences {
             let _ = write!(
                 body,
-                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td data-label=\"matchers\"><code>{}</code></td><td data-label=\"until\">{}</td>\
+                 <td data-label=\"by\">{}</td><td data-label=\"why\">{}</td></tr>",
                 escape(&s.matchers),
                 escape(&clock::rfc3339(s.ends_s)),
                 escape(&s.author),
@@ -453,18 +462,12 @@ fn render_silences(body: &mut String, silences: &[SilenceRow]) {
     }
 }
 
-const CSS: &str = "body{font:15px system-ui,sans-serif;margin:1.5em auto;max-width:70em;padding:0 1em;color:#222}\
-h1{margin:0}h2{margin:1.5em 0 .5em;font-size:1.15em}.quiet{color:#666}\
-.tiles{display:flex;flex-wrap:wrap;gap:.75em}.tile{border-radius:6px;padding:.75em 1em;min-width:11em;border:1px solid #ccc}\
+const CSS: &str = ".tiles{display:flex;flex-wrap:wrap;gap:.75em}\
+.tile{border-radius:6px;padding:.75em 1em;flex:1 1 11em;max-width:100%;border:1px solid #ccc}\
 .tile .what{font-size:.85em;color:#444}.tile .value{font-size:1.6em;font-weight:600}.tile .target{font-size:.8em;color:#555}\
-.ok{background:#e8f5e9;border-color:#2e7d32}.bad{background:#ffebee;border-color:#d93025}.nodata{background:#f5f5f5}\
-table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.35em .6em;border-bottom:1px solid #ddd;vertical-align:top}\
+.tile .state{font-size:.8em;font-weight:600}.tile svg.chart{margin-top:.4em}\
 tr.firing td:first-child{color:#d93025;font-weight:600}tr.pending td:first-child{color:#b26a00}\
-.sev-critical{color:#d93025;font-weight:600}.sev-warning{color:#b26a00}code{font-size:.9em}\
-.tile .state{font-size:.8em;font-weight:600}.tile svg.chart{display:block;width:100%;height:auto;margin-top:.4em}\
-.chart .frame{fill:none;stroke:#ccc}.chart .series{fill:none;stroke:#1a73e8;stroke-width:2;vector-effect:non-scaling-stroke}\
-.chart .level{stroke:#d93025;stroke-width:1.5;stroke-dasharray:6 4;vector-effect:non-scaling-stroke}\
-.chart .latest{fill:#1a73e8}.health{padding:.5em .8em;border-radius:6px;border:1px solid}\
-.health.ok{background:#e8f5e9;border-color:#2e7d32}.health.bad{background:#ffebee;border-color:#d93025}.pair{display:flex;flex-wrap:wrap;gap:0 2em}.pair>div{flex:1 1 20em;min-width:0}\
-table.slowest td.trend{width:40%}table.slowest svg.chart{display:block;width:100%;height:auto;max-height:3em}\
-table.slowest tr.bad .state{color:#d93025}table.slowest .state{font-size:.8em;font-weight:600}.chart .band.firing{fill:#d93025;opacity:.15}.chart .band.pending{fill:#f9ab00;opacity:.2}.chart .tick{font-size:12px;fill:#555}";
+.health{padding:.5em .8em;border-radius:6px;border:1px solid}\
+.pair{display:flex;flex-wrap:wrap;gap:0 2em}.pair>div{flex:1 1 20em;min-width:0}\
+table.slowest td.trend{width:40%}table.slowest svg.chart{max-height:3em}\
+table.slowest tr.bad .state{color:#d93025}table.slowest .state{font-size:.8em;font-weight:600}";

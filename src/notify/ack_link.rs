@@ -69,6 +69,11 @@ impl AckLinks {
     pub fn link(&self, subject: &str, episode_s: i64, now_s: i64) -> String {
         format!("{}/ack/{}", self.base, self.key.issue(subject, episode_s, now_s + LINK_TTL_S))
     }
+
+    /// The page of alert `id` (no signature: the page is behind the API token's login).
+    pub fn alert_page(&self, id: &str) -> String {
+        format!("{}/alerts/{id}", self.base)
+    }
 }
 
 impl AckKey {

@@ -208,9 +208,12 @@ fn html(id: &str, message: &Message) -> String {
     }
     for alert in message.alerts.iter().take(MAX_ALERTS_SHOWN) {
         let severity = alert.severity.as_deref().map(|s| format!(" ({})", escape(s))).unwrap_or_default();
+        let rule = match &alert.url {
+            Some(url) => format!("<a href=\"{}\">{}</a>", escape(url), escape(&alert.rule)),
+            None => escape(&alert.rule),
+        };
         body.push_str(&format!(
-            "<h3 style=\"margin:16px 0 4px\">{} — {}{severity}</h3><table style=\"border-collapse:collapse\">",
-            escape(&alert.rule),
+            "<h3 style=\"margin:16px 0 4px\">{rule} — {}{severity}</h3><table style=\"border-collapse:collapse\">",
             escape(&alert.state)
         ));
         for (name, value) in details(alert) {
@@ -249,6 +252,9 @@ fn html(id: &str, message: &Message) -> String {
 /// An alert's rows: value, since, labels, then annotations.
 fn details(alert: &AlertSummary) -> Vec<(&str, String)> {
     let mut rows = vec![("Value", alert.value_text())];
+    if let Some(url) = &alert.url {
+        rows.push(("Alert page", url.clone()));
+    }
     if let Some(since) = alert.since_s {
         rows.push(("Since", clock::rfc3339(since)));
     }

@@ -95,6 +95,9 @@ pub struct AlertSummary {
     /// When it started firing.
     #[serde(default)]
     pub since_s: Option<i64>,
+    /// Its page in perfwatch (`{http.public_url}/alerts/{id}`), which every message links to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 impl Message {
@@ -124,9 +127,10 @@ impl Message {
             .collect()
     }
 
-    /// Named links in the order messages show them: acknowledge, runbook, dashboard.
+    /// Named links in the order messages show them: acknowledge, the alert's page (when the
+    /// message is about one alert), runbook, dashboard.
     pub fn ordered_links(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        [("ack", "Acknowledge"), ("runbook", "Runbook"), ("dashboard", "Dashboard")]
+        [("ack", "Acknowledge"), ("alert", "Alert page"), ("runbook", "Runbook"), ("dashboard", "Dashboard")]
             .into_iter()
             .filter_map(|(key, label)| Some((label, self.links.get(key)?.as_str())))
     }

@@ -70,7 +70,10 @@ pub fn payload(message: &Message) -> Value {
     for alert in message.alerts.iter().take(MAX_ALERTS_SHOWN) {
         let value = alert.value_text();
         let mut fields = vec![
-            json!({"type": "mrkdwn", "text": format!("*{}* — {}", alert.rule, alert.state)}),
+            json!({"type": "mrkdwn", "text": match &alert.url {
+                Some(url) => format!("*<{url}|{}>* — {}", alert.rule, alert.state),
+                None => format!("*{}* — {}", alert.rule, alert.state),
+            }}),
             json!({"type": "mrkdwn", "text": format!("*Value*\n{value}")}),
         ];
         if let Some(summary) = alert.annotations.get("summary") {
@@ -154,6 +157,7 @@ mod tests {
             threshold: Some(0.2),
             annotations: [("summary".to_owned(), "p99 410 ms".to_owned())].into(),
             since_s: None,
+            url: None,
         });
         message.links.insert("ack".into(), "https://perfwatch.example/ack/t".into());
         let payload = payload(&message);

@@ -80,7 +80,7 @@ pub fn payload(receiver: &str, subject: &str, message: &Message) -> Value {
                 "annotations": a.annotations,
                 "startsAt": crate::clock::rfc3339(a.since_s.unwrap_or_default()),
                 "endsAt": if a.state == "firing" { "0001-01-01T00:00:00Z".to_owned() } else { crate::clock::rfc3339(crate::clock::now_s()) },
-                "generatorURL": "",
+                "generatorURL": a.url.clone().unwrap_or_default(),
                 "fingerprint": format!("{:016x}", xxhash_rust::xxh3::xxh3_64(format!("{:?}", a.labels).as_bytes())),
             })
         })

@@ -34,6 +34,11 @@ pub struct Matcher {
 }
 
 impl Matcher {
+    /// `label="value"`, which cannot fail.
+    pub fn equal(label: &str, value: &str) -> Matcher {
+        Matcher { label: label.to_owned(), op: MatchOp::Equal, value: value.to_owned(), regex: None }
+    }
+
     pub fn new(label: &str, op: MatchOp, value: &str) -> Result<Matcher, SelectorError> {
         let regex = match op {
             MatchOp::Regex | MatchOp::NotRegex => Some(

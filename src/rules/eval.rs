@@ -22,6 +22,8 @@ pub struct Measured {
     pub value: Option<f64>,
     /// Observations behind the value.
     pub samples: f64,
+    /// What a ratio or a regression compared: (numerator, denominator), or (now, then).
+    pub parts: Option<(f64, f64)>,
 }
 
 /// Where evaluation reads: merged rollups per group of `group_by` for a selector over
@@ -137,6 +139,7 @@ pub fn measure<S: Source + ?Sized>(rule: &Rule, now_s: i64, source: &mut S) -> R
                 value: enough(&g.rollup).then(|| rule.stat.evaluate(&g.rollup, g.kind, seconds)).flatten(),
                 samples: g.rollup.count,
                 labels: g.labels,
+                parts: None,
             })
             .collect(),
         Measure::Ratio { numerator, denominator } => {
@@ -150,11 +153,11 @@ pub fn measure<S: Source + ?Sized>(rule: &Rule, now_s: i64, source: &mut S) -> R
                     let num_value = numerators
                         .get(&den.labels)
                         .map_or(Some(0.0), |num| rule.stat.evaluate(&num.rollup, num.kind, seconds).or(Some(0.0)));
-                    let value = match (num_value, den_value) {
-                        (Some(n), Some(d)) if enough(&den.rollup) => Some(n / d),
+                    let parts = match (num_value, den_value) {
+                        (Some(n), Some(d)) if enough(&den.rollup) => Some((n, d)),
                         _ => None,
                     };
-                    Measured { value, samples: den.rollup.count, labels: den.labels }
+                    Measured { value: parts.map(|(n, d)| n / d), samples: den.rollup.count, labels: den.labels, parts }
                 })
                 .collect()
         }
@@ -165,15 +168,15 @@ pub fn measure<S: Source + ?Sized>(rule: &Rule, now_s: i64, source: &mut S) -> R
                 .into_iter()
                 .map(|now| {
                     let then = before.get(&now.labels).filter(|t| enough(&t.rollup));
-                    let value = match then {
+                    let parts = match then {
                         Some(then) if enough(&now.rollup) => {
                             let current = rule.stat.evaluate(&now.rollup, now.kind, seconds);
                             let past = rule.stat.evaluate(&then.rollup, then.kind, seconds).filter(|v| *v > 0.0);
-                            current.zip(past).map(|(c, p)| c / p)
+                            current.zip(past)
                         }
                         _ => None,
                     };
-                    Measured { value, samples: now.rollup.count, labels: now.labels }
+                    Measured { value: parts.map(|(c, p)| c / p), samples: now.rollup.count, labels: now.labels, parts }
                 })
                 .collect()
         }
@@ -185,18 +188,25 @@ pub fn measure<S: Source + ?Sized>(rule: &Rule, now_s: i64, source: &mut S) -> R
                     labels: Labels::default(),
                     value: Some(if samples > 0.0 { 0.0 } else { 1.0 }),
                     samples,
+                    parts: None,
                 }]
             } else {
                 // Groups that pushed in the hour before the window but not in it.
                 let earlier = source.present(selector, from - ABSENT_LOOKBACK_S, from, &rule.group_by)?;
                 let mut out: Vec<Measured> = present
                     .iter()
-                    .map(|(labels, g)| Measured { labels: labels.clone(), value: Some(0.0), samples: g.rollup.count })
+                    .map(|(labels, g)| Measured {
+                        labels: labels.clone(),
+                        value: Some(0.0),
+                        samples: g.rollup.count,
+                        parts: None,
+                    })
                     .collect();
                 out.extend(earlier.into_iter().filter(|labels| !present.contains_key(labels)).map(|labels| Measured {
                     labels,
                     value: Some(1.0),
                     samples: 0.0,
+                    parts: None,
                 }));
                 out
             }

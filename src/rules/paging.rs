@@ -4,7 +4,6 @@
 //! re-applies acknowledgements the alerts table holds, so an ack is never lost to a crash.
 
 use super::rule::{Group, Rule};
-use super::template::Context;
 use crate::alert::dispatch::{AlertChange, Dispatcher};
 use crate::alert::routing::Routing;
 use crate::alert::silence::{Silence, matching};
@@ -66,6 +65,7 @@ impl Paging {
                 continue; // silenced: keeps its state, pages nobody
             }
             let mut summary = summary(rule, &labels, &instance, severity.clone(), firing);
+            summary.url = Some(self.links.alert_page(&row.alert_id));
             if let Some(severity) = &severity {
                 summary.labels.insert("severity".into(), severity.clone());
             }
@@ -106,11 +106,16 @@ impl Paging {
     }
 }
 
-/// An acknowledge link while there is something to acknowledge, and the runbook and
-/// dashboard the first alert's annotations name.
+/// An acknowledge link while there is something to acknowledge, the alert's page when the
+/// message is about one alert, and the runbook and dashboard the first alert's annotations name.
 fn add_links(message: &mut Message, subject: &str, episode_s: i64, links: &AckLinks, now_s: i64) {
     if matches!(message.kind, Kind::Firing | Kind::Escalated | Kind::Repeat) {
         message.links.insert("ack".into(), links.link(subject, episode_s, now_s));
+    }
+    if let [alert] = message.alerts.as_slice()
+        && let Some(url) = &alert.url
+    {
+        message.links.insert("alert".into(), url.clone());
     }
     for name in ["runbook", "dashboard"] {
         let url = message.alerts.iter().find_map(|a| a.annotations.get(name).filter(|u| u.starts_with("http")));
@@ -143,15 +148,8 @@ async fn load(routing: &Routing, reader: &Reader, active: &[AlertRow]) -> Result
 
 /// An alert as a message shows it, annotations rendered.
 fn summary(rule: &Rule, labels: &Labels, instance: &Instance, severity: Option<String>, firing: bool) -> AlertSummary {
-    let lookup = |name: &str| labels.get(name).map(str::to_owned);
-    let context = Context {
-        labels: &lookup,
-        value: instance.value,
-        threshold: instance.threshold,
-        rule: &rule.name,
-        severity: severity.as_deref().unwrap_or(""),
-    };
-    let annotations = rule.annotations.iter().map(|(k, t)| (k.clone(), t.render(&context))).collect();
+    let annotations =
+        rule.annotations_for(labels, instance.value, instance.threshold, severity.as_deref().unwrap_or(""));
     AlertSummary {
         rule: rule.name.clone(),
         state: if firing { "firing" } else { "resolved" }.into(),
@@ -161,5 +159,6 @@ fn summary(rule: &Rule, labels: &Labels, instance: &Instance, severity: Option<S
         threshold: instance.threshold,
         annotations,
         since_s: instance.firing_since_s,
+        url: None,
     }
 }

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::eval::{Measured, Source, measure, verdict};
 use super::rule::{Group, Rule};
 use super::scheduler::alert_labels;
-use super::template::Context;
 use crate::alert::state::{AlertState, Instance, Timing, Verdict, step};
 use crate::model::Labels;
 
@@ -88,9 +87,5 @@ pub fn describe(
     let mut labels: BTreeMap<String, String> = all.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
     let severity = instance.severity.map_or("", |s| s.as_str());
     labels.insert("severity".into(), severity.to_owned());
-    let lookup = |name: &str| all.get(name).map(str::to_owned);
-    let context =
-        Context { labels: &lookup, value: instance.value, threshold: instance.threshold, rule: &rule.name, severity };
-    let annotations = rule.annotations.iter().map(|(k, t)| (k.clone(), t.render(&context))).collect();
-    (labels, annotations)
+    (labels, rule.annotations_for(&all, instance.value, instance.threshold, severity))
 }

@@ -6,9 +6,9 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use super::template::Template;
-use crate::model::Severity;
-use crate::query::selector::Selector;
+use super::template::{Context, Template};
+use crate::model::{Labels, Severity};
+use crate::query::selector::{Matcher, Selector};
 use crate::query::stat::Stat;
 
 /// Which side of a threshold is bad.
@@ -93,6 +93,41 @@ impl Rule {
             }
             Measure::Ratio { numerator, denominator } => vec![numerator, denominator],
         }
+    }
+
+    /// Its annotations rendered for an instance with `labels` (every label: the rule's, the
+    /// group's, `alertname`), its value, threshold and severity.
+    pub fn annotations_for(
+        &self,
+        labels: &Labels,
+        value: Option<f64>,
+        threshold: Option<f64>,
+        severity: &str,
+    ) -> BTreeMap<String, String> {
+        let lookup = |name: &str| labels.get(name).map(str::to_owned);
+        let context = Context { labels: &lookup, value, threshold, rule: &self.name, severity };
+        self.annotations.iter().map(|(k, t)| (k.clone(), t.render(&context))).collect()
+    }
+
+    /// The rule narrowed to one of its instances: every selector also requires the instance's
+    /// group labels, so measuring it reads that group's series only.
+    pub fn for_instance(&self, group_labels: &Labels) -> Rule {
+        let mut rule = self.clone();
+        let narrow = |selector: &mut Selector| {
+            for (label, value) in group_labels.iter() {
+                selector.matchers.push(Matcher::equal(label, value));
+            }
+        };
+        match &mut rule.measure {
+            Measure::Stat { selector } | Measure::Regression { selector, .. } | Measure::Absent { selector } => {
+                narrow(selector)
+            }
+            Measure::Ratio { numerator, denominator } => {
+                narrow(numerator);
+                narrow(denominator);
+            }
+        }
+        rule
     }
 }
 

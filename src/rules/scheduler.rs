@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 pub const BEAT_EVERY: Duration = Duration::from_secs(10);
 
 use thiserror::Error;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::eval::{Measured, measure, reads, verdict};
@@ -54,6 +54,7 @@ struct Tracked {
 pub struct SchedulerHandle {
     tx: mpsc::Sender<(Vec<Group>, oneshot::Sender<ReloadReport>)>,
     acks: mpsc::Sender<(String, String)>,
+    running: watch::Receiver<Vec<Arc<Group>>>,
 }
 
 /// What a reload changed.
@@ -72,6 +73,13 @@ impl SchedulerHandle {
         done.await.ok()
     }
 
+    /// The rule `name` of group `group` as it runs now (the alert page draws what it measures).
+    pub fn rule(&self, group: &str, name: &str) -> Option<Rule> {
+        let running = self.running.borrow();
+        let group = running.iter().find(|g| g.name == group)?;
+        group.rules.iter().find(|r| r.name == name).cloned()
+    }
+
     /// Tells the notification engine that `id` was acknowledged (already stored) by `by`, so
     /// escalation stops and those paged hear of it.
     pub async fn acked(&self, id: String, by: String) {
@@ -82,6 +90,8 @@ impl SchedulerHandle {
 pub struct Scheduler {
     reloads: mpsc::Receiver<(Vec<Group>, oneshot::Sender<ReloadReport>)>,
     groups: Vec<Arc<Group>>,
+    /// The groups published for readers of the handle, replaced on each reload.
+    running: watch::Sender<Vec<Arc<Group>>>,
     aggregator: Arc<Aggregator>,
     reader: Reader,
     store: StoreHandle,
@@ -150,9 +160,12 @@ impl Scheduler {
         let (tx, reloads) = mpsc::channel(4);
         let (ack_tx, acks) = mpsc::channel(64);
         telemetry::rules_loaded(groups.iter().map(|g| g.rules.len()).sum());
+        let groups: Vec<Arc<Group>> = groups.into_iter().map(Arc::new).collect();
+        let (running, running_rx) = watch::channel(groups.clone());
         let scheduler = Scheduler {
             reloads,
-            groups: groups.into_iter().map(Arc::new).collect(),
+            groups,
+            running,
             aggregator,
             reader,
             store,
@@ -161,7 +174,7 @@ impl Scheduler {
             paging,
             acks,
         };
-        Ok((scheduler, SchedulerHandle { tx, acks: ack_tx }))
+        Ok((scheduler, SchedulerHandle { tx, acks: ack_tx, running: running_rx }))
     }
 
     /// Switches to `groups`. Instances of rules that are gone or changed are reset to inactive
@@ -198,6 +211,8 @@ impl Scheduler {
                 severity: tracked.instance.severity.map(|s| s.as_str().to_owned()),
                 value: tracked.instance.value,
                 threshold: tracked.instance.threshold,
+                actor: None,
+                note: None,
             });
             rows.push(AlertRow {
                 id: id.clone(),
@@ -227,6 +242,7 @@ impl Scheduler {
         let n_rules = groups.iter().map(|g| g.rules.len()).sum();
         telemetry::rules_loaded(n_rules);
         self.groups = groups.into_iter().map(Arc::new).collect();
+        self.running.send_replace(self.groups.clone());
         ReloadReport { n_rules, n_kept: unchanged.len() }
     }
 
@@ -439,6 +455,8 @@ impl Scheduler {
                 severity: severity.clone().or_else(|| current.severity.map(|s| s.as_str().to_owned())),
                 value: next.value,
                 threshold: next.threshold,
+                actor: None,
+                note: None,
             });
         }
         rows.push(AlertRow {

@@ -1,7 +1,7 @@
 //! Alert instances and their history in SQLite: written by the writer thread in one
 //! transaction per evaluation, read back on start and by the API.
 
-use rusqlite::{Row, Transaction, params};
+use rusqlite::{OptionalExtension, Row, Transaction, params};
 
 use super::StoreError;
 use super::reader::ReadTx;
@@ -33,6 +33,20 @@ pub struct Ack {
     pub comment: String,
 }
 
+/// An alert that fired: when, and when it was first acknowledged and resolved after that.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incident {
+    pub alert_id: String,
+    pub rule: String,
+    pub labels: String,
+    pub severity: Option<String>,
+    pub fired_s: i64,
+    /// The first ack after it fired (and before it resolved): when and by whom.
+    pub acked: Option<(i64, String)>,
+    /// When it resolved (or was reset by a reload); `None` while it fires.
+    pub resolved_s: Option<i64>,
+}
+
 /// A silence: alerts whose labels match are marked silenced between start and end.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SilenceRow {
@@ -44,6 +58,8 @@ pub struct SilenceRow {
     pub author: String,
     pub comment: String,
     pub created_s: i64,
+    /// The alert whose resolve ends it early (silenced "until resolved").
+    pub until_resolved: Option<String>,
 }
 
 /// One recorded transition.
@@ -56,6 +72,10 @@ pub struct HistoryRow {
     pub severity: Option<String>,
     pub value: Option<f64>,
     pub threshold: Option<f64>,
+    /// Who acted (acknowledged), when a person did.
+    pub actor: Option<String>,
+    /// What they said (the ack's comment).
+    pub note: Option<String>,
 }
 
 const ALERT_COLUMNS: &str = "id, rule, grp, labels, state, severity, value, threshold, pending_since_s, firing_since_s, last_breach_s, updated_s, acked_by, acked_at_s, ack_comment";
@@ -71,7 +91,13 @@ pub fn save(tx: &Transaction<'_>, alerts: &[AlertRow], history: &[HistoryRow]) -
              acked_at_s = CASE WHEN excluded.state = 'inactive' THEN NULL ELSE alerts.acked_at_s END,
              ack_comment = CASE WHEN excluded.state = 'inactive' THEN NULL ELSE alerts.ack_comment END"
     ))?;
+    let mut end_silences = tx.prepare_cached(
+        "UPDATE silences SET ends_s = ?2 WHERE until_resolved = ?1 AND ends_s > ?2 AND starts_s <= ?2",
+    )?;
     for a in alerts {
+        if a.state == "inactive" {
+            end_silences.execute(params![a.id, a.updated_s])?;
+        }
         upsert.execute(params![
             a.id,
             a.rule,
@@ -88,11 +114,21 @@ pub fn save(tx: &Transaction<'_>, alerts: &[AlertRow], history: &[HistoryRow]) -
         ])?;
     }
     let mut insert = tx.prepare_cached(
-        "INSERT INTO alert_history (alert_id, at_s, transition, state, severity, value, threshold)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO alert_history (alert_id, at_s, transition, state, severity, value, threshold, actor, note)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
     for h in history {
-        insert.execute(params![h.alert_id, h.at_s, h.transition, h.state, h.severity, h.value, h.threshold])?;
+        insert.execute(params![
+            h.alert_id,
+            h.at_s,
+            h.transition,
+            h.state,
+            h.severity,
+            h.value,
+            h.threshold,
+            h.actor,
+            h.note
+        ])?;
     }
     Ok(())
 }
@@ -129,9 +165,15 @@ pub fn set_ack(tx: &Transaction<'_>, id: &str, ack: Option<&Ack>, now_s: i64) ->
     )?;
     if changed == 1 {
         tx.execute(
-            "INSERT INTO alert_history (alert_id, at_s, transition, state, severity, value, threshold)
-             SELECT id, ?2, ?3, state, severity, value, threshold FROM alerts WHERE id = ?1",
-            params![id, now_s, if ack.is_some() { "acked" } else { "unacked" }],
+            "INSERT INTO alert_history (alert_id, at_s, transition, state, severity, value, threshold, actor, note)
+             SELECT id, ?2, ?3, state, severity, value, threshold, ?4, ?5 FROM alerts WHERE id = ?1",
+            params![
+                id,
+                now_s,
+                if ack.is_some() { "acked" } else { "unacked" },
+                ack.map(|a| &a.by),
+                ack.map(|a| &a.comment)
+            ],
         )?;
     }
     Ok(changed == 1)
@@ -139,9 +181,19 @@ pub fn set_ack(tx: &Transaction<'_>, id: &str, ack: Option<&Ack>, now_s: i64) ->
 
 pub fn save_silence(tx: &Transaction<'_>, silence: &SilenceRow) -> Result<(), StoreError> {
     tx.execute(
-        "INSERT INTO silences (id, matchers, starts_s, ends_s, author, comment, created_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO silences (id, matchers, starts_s, ends_s, author, comment, created_s, until_resolved)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (id) DO UPDATE SET ends_s = excluded.ends_s",
-        params![silence.id, silence.matchers, silence.starts_s, silence.ends_s, silence.author, silence.comment, silence.created_s],
+        params![
+            silence.id,
+            silence.matchers,
+            silence.starts_s,
+            silence.ends_s,
+            silence.author,
+            silence.comment,
+            silence.created_s,
+            silence.until_resolved
+        ],
     )?;
     Ok(())
 }
@@ -162,6 +214,47 @@ impl ReadTx<'_> {
         Ok(out)
     }
 
+    /// One alert instance by id, in any state.
+    pub fn alert(&self, id: &str) -> Result<Option<AlertRow>, StoreError> {
+        let mut stmt = self.sql().prepare_cached(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"))?;
+        Ok(stmt.query_row([id], alert_row).optional()?)
+    }
+
+    /// Alerts that started firing at or after `since_s`, newest first, at most `limit`.
+    pub fn incidents(&self, since_s: i64, limit: usize) -> Result<Vec<Incident>, StoreError> {
+        let mut stmt = self.sql().prepare_cached(
+            "WITH fired AS (
+                 SELECT h.alert_id, h.severity, h.at_s,
+                        (SELECT min(r.at_s) FROM alert_history r WHERE r.alert_id = h.alert_id
+                             AND r.transition IN ('resolved', 'reset_by_reload') AND r.at_s >= h.at_s) AS resolved_s
+                 FROM alert_history h WHERE h.transition = 'firing' AND h.at_s >= ?1
+                 ORDER BY h.at_s DESC LIMIT ?2)
+             SELECT f.alert_id, a.rule, a.labels, f.severity, f.at_s, f.resolved_s, k.at_s, k.actor
+             FROM fired f JOIN alerts a ON a.id = f.alert_id
+             LEFT JOIN alert_history k ON k.rowid = (
+                 SELECT x.rowid FROM alert_history x WHERE x.alert_id = f.alert_id AND x.transition = 'acked'
+                     AND x.at_s >= f.at_s AND x.at_s <= COALESCE(f.resolved_s, x.at_s)
+                 ORDER BY x.at_s, x.rowid LIMIT 1)
+             ORDER BY f.at_s DESC, f.alert_id",
+        )?;
+        let rows = stmt.query_map(params![since_s, limit as i64], |row| {
+            let acked = match (row.get::<_, Option<i64>>(6)?, row.get::<_, Option<String>>(7)?) {
+                (Some(at_s), by) => Some((at_s, by.unwrap_or_default())),
+                (None, _) => None,
+            };
+            Ok(Incident {
+                alert_id: row.get(0)?,
+                rule: row.get(1)?,
+                labels: row.get(2)?,
+                severity: row.get(3)?,
+                fired_s: row.get(4)?,
+                resolved_s: row.get(5)?,
+                acked,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Pending and firing alerts per state and severity.
     pub fn alert_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
         let mut stmt = self.sql().prepare_cached(
@@ -174,7 +267,7 @@ impl ReadTx<'_> {
     /// Silences that have not ended by `now_s` (or every one, with `all`).
     pub fn silences(&self, now_s: i64, all: bool) -> Result<Vec<SilenceRow>, StoreError> {
         let mut stmt = self.sql().prepare_cached(
-            "SELECT id, matchers, starts_s, ends_s, author, comment, created_s FROM silences
+            "SELECT id, matchers, starts_s, ends_s, author, comment, created_s, until_resolved FROM silences
              WHERE ?1 OR ends_s > ?2 ORDER BY starts_s, id",
         )?;
         let rows = stmt.query_map(params![all, now_s], |row| {
@@ -186,6 +279,7 @@ impl ReadTx<'_> {
                 author: row.get(4)?,
                 comment: row.get(5)?,
                 created_s: row.get(6)?,
+                until_resolved: row.get(7)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -193,7 +287,7 @@ impl ReadTx<'_> {
 
     pub fn alert_history(&self, id: &str) -> Result<Vec<HistoryRow>, StoreError> {
         let mut stmt = self.sql().prepare_cached(
-            "SELECT alert_id, at_s, transition, state, severity, value, threshold FROM alert_history
+            "SELECT alert_id, at_s, transition, state, severity, value, threshold, actor, note FROM alert_history
              WHERE alert_id = ?1 ORDER BY at_s, rowid",
         )?;
         let rows = stmt.query_map([id], |row| {
@@ -205,6 +299,8 @@ impl ReadTx<'_> {
                 severity: row.get(4)?,
                 value: row.get(5)?,
                 threshold: row.get(6)?,
+                actor: row.get(7)?,
+                note: row.get(8)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -112,6 +112,14 @@ const MIGRATIONS: &[&str] = &[
      UPDATE push_state SET updated_s = CAST(strftime('%s', 'now') AS INTEGER);",
     // 10: recent delivery failures by time, for the status page's health line.
     "CREATE INDEX notification_attempts_by_time ON notification_attempts (at_s);",
+    // 11: who acknowledged, and why, kept with each ack in the history (the alert page's timeline).
+    "ALTER TABLE alert_history ADD COLUMN actor TEXT;
+     ALTER TABLE alert_history ADD COLUMN note TEXT;",
+    // 12: silences that end when the alert they were made for resolves.
+    "ALTER TABLE silences ADD COLUMN until_resolved TEXT;
+     CREATE INDEX silences_until_resolved ON silences (until_resolved) WHERE until_resolved IS NOT NULL;",
+    // 13: recent incidents by time (the status page's last 24 hours).
+    "CREATE INDEX alert_history_by_time ON alert_history (at_s, transition);",
 ];
 
 pub fn migrate(conn: &mut Connection, tiers: &[Tier]) -> Result<(), StoreError> {

@@ -108,6 +108,11 @@ async fn acks_and_silences_mark_alerts_without_changing_their_state() {
     let (status, _) = post(&d, &format!("/api/v1/alerts/{id}/unack"), json!({})).await;
     assert_eq!(status, 200);
     assert_eq!(alert(&d).await.unwrap()["acked"], Value::Null);
+    // The history keeps who acknowledged and why, after the ack itself is cleared.
+    let (_, detail) = d.get(&format!("/api/v1/alerts/{id}")).await;
+    let acks: Vec<&Value> =
+        detail["history"].as_array().unwrap().iter().filter(|h| h["transition"] == "acked").collect();
+    assert_eq!((acks[0]["by"].as_str(), acks[0]["comment"].as_str()), (Some("ana"), Some("looking at the DB")));
     let (status, answer) = post(&d, "/api/v1/alerts/ffffffffffffffff/ack", json!({"by": "ana"})).await;
     assert_eq!(status, 404, "{answer}");
     let (status, answer) = post(&d, &format!("/api/v1/alerts/{id}/ack"), json!({"who": "ana"})).await;

@@ -204,6 +204,10 @@ async fn a_shipped_rule_pages_slack_and_mail_the_mailed_ack_link_stops_escalatio
     let link = ack_link_in_mail(&first);
     let html = first["html"].as_str().unwrap();
     assert!(html.contains(&format!("href=\"{link}\"")), "the HTML part links the same ack page: {html}");
+    let (_, alerts) = d.get("/api/v1/alerts").await;
+    let page = format!("{}/alerts/{}", d.base, alerts["alerts"][0]["id"].as_str().unwrap());
+    assert!(text.contains(&format!("  Alert page: {page}")), "the alert's page in the text part: {text}");
+    assert!(html.contains(&format!("<a href=\"{page}\">ApiLatencyP99</a>")), "and linked in the HTML part: {html}");
 
     // On-call follows the mailed link and acknowledges.
     assert_eq!(d.client.get(&link).send().await.unwrap().status(), 200);

@@ -1,5 +1,6 @@
 //! perfwatch's integration tests: a real daemon on loopback, real HTTP, real SQLite files.
 
+mod alert_page;
 mod alerts;
 mod allocations;
 mod churn;

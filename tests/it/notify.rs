@@ -271,6 +271,18 @@ async fn a_breach_pages_slack_an_ack_stops_escalation_and_the_resolve_is_announc
     let (_, alerts) = d.get("/api/v1/alerts").await;
     let alert = alerts["alerts"][0].clone();
     let id = alert["id"].as_str().unwrap().to_owned();
+    // The alert's name links to its page, and so does a button beside Acknowledge.
+    let page = format!("{}/alerts/{id}", d.base);
+    assert!(blocks.contains(&format!("*<{page}|ApiSlow>* — firing")), "{blocks}");
+    let buttons: Vec<(String, String)> = firing.1["attachments"][0]["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["type"] == "actions")
+        .flat_map(|b| b["elements"].as_array().unwrap().iter())
+        .map(|e| (e["text"]["text"].as_str().unwrap().to_owned(), e["url"].as_str().unwrap().to_owned()))
+        .collect();
+    assert!(buttons.contains(&("Alert page".to_owned(), page.clone())), "{buttons:?}");
     let response =
         d.client.post(format!("{}/api/v1/alerts/{id}/ack", d.base)).json(&json!({"by": "ana"})).send().await.unwrap();
     assert_eq!(response.status(), 200);
@@ -406,6 +418,11 @@ async fn a_webhook_gets_alertmanagers_payload_signed_with_an_idempotency_key() {
     assert_eq!(body["alerts"][0]["annotations"]["summary"], "max latency 0.5 s");
     assert!(body["alerts"][0]["startsAt"].as_str().unwrap().starts_with("20"), "{body}");
     assert_eq!(body["commonLabels"]["severity"], "critical");
+    // generatorURL, as Alertmanager's: the alert's own page in this perfwatch.
+    let (_, alerts) = d.get("/api/v1/alerts").await;
+    let page = format!("{}/alerts/{}", d.base, alerts["alerts"][0]["id"].as_str().unwrap());
+    assert_eq!(body["alerts"][0]["generatorURL"], page.as_str(), "{body}");
+    assert_eq!(body["perfwatch"]["links"]["alert"], page.as_str(), "{body}");
 }
 
 #[tokio::test]

@@ -138,11 +138,18 @@ async fn the_status_page_shows_targets_alerts_and_silences_and_renders_in_chromi
     assert!(html.contains("<h2>Active alerts (1)</h2>"));
     let row_start = html.find("<tr class=\"firing\">").unwrap();
     let row = &html[row_start..row_start + html[row_start..].find("</tr>").unwrap()];
-    for cell in ["firing", "critical", "ApiLatencyP99", "step 1", "<td>log</td>"] {
+    for cell in ["firing", "critical", "ApiLatencyP99</a>", "step 1", "<td data-label=\"paged\">log</td>"] {
         assert!(row.contains(cell), "{cell} in {row}");
     }
+    let (_, alerts) = d.get("/api/v1/alerts").await;
+    let id = alerts["alerts"][0]["id"].as_str().unwrap();
+    assert!(row.contains(&format!("<a href=\"alerts/{id}\">")), "the alert links to its page: {row}");
+    // The last 24 hours of incidents: this one, still firing, not acknowledged yet.
+    assert!(html.contains("<h2>Incidents, last 24 hours (1)</h2>"), "{html}");
+    let incident = &html[html.find("<table class=\"stack incidents\">").unwrap()..];
+    assert!(incident.contains("still firing") && incident.contains("not acknowledged"), "{incident}");
     assert!(html.contains("<h2>Silences (1)</h2>") && html.contains("{service=&quot;search&quot;}"));
-    assert!(html.contains("reindexing") && html.contains("<td>ana</td>"));
+    assert!(html.contains("reindexing") && html.contains("<td data-label=\"by\">ana</td>"));
     assert!(html.contains("<meta http-equiv=\"refresh\" content=\"15\">"), "it refreshes itself");
     assert!(
         !html.contains("<script") && !html.contains("src=") && !html.contains("://"),

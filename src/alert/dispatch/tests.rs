@@ -57,6 +57,7 @@ fn change(id: &str, service: &str, severity: &str, firing: bool) -> AlertChange 
             threshold: Some(0.2),
             annotations: BTreeMap::new(),
             since_s: Some(T0),
+            url: None,
         },
         labels,
         firing,
