@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fails when a link in the documentation points nowhere.
 
-Checks every relative Markdown link in README.md and docs/*.md (code blocks and code spans
+Checks every relative Markdown link (and HTML `src`/`href`) in README.md and docs/*.md (code blocks and code spans
 aside): the file or directory must exist, and a `#anchor` must match a heading of the target
 Markdown file by GitHub's rules (lowercase; punctuation other than `-` and `_` dropped; spaces
 become `-`; a repeated heading gets `-1`, `-2` …). Also checks the `runbook:` annotations of
@@ -18,6 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 FENCE = re.compile(r"^ {0,3}(```|~~~)")
 CODE_SPAN = re.compile(r"(`+).+?\1", re.S)
 LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+HTML_LINK = re.compile(r"<(?:img|a)\s[^>]*?\b(?:src|href)=\"([^\"]+)\"")
 REFERENCE = re.compile(r"^ {0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s.*)?$", re.M)
 RUNBOOK = re.compile(r"\brunbook:\s*\"?([^\"\s,}]+)")
 
@@ -70,7 +71,7 @@ def main() -> int:
     broken = []
     for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         text = without_code(doc.read_text())
-        for m in [*LINK.finditer(text), *REFERENCE.finditer(text)]:
+        for m in [*LINK.finditer(text), *REFERENCE.finditer(text), *HTML_LINK.finditer(text)]:
             line = text.count("\n", 0, m.start(1)) + 1
             broken.append(check(doc, line, m.group(1), doc.parent))
     for rules in sorted([*(ROOT / "rules").glob("*.yaml"), *(ROOT / "rules" / "tests").glob("*.yaml")]):

@@ -9,7 +9,8 @@ use crate::html::escape;
 
 /// The styles every page uses; a page adds its own after them.
 pub const BASE_CSS: &str = "*{box-sizing:border-box}\
-body{font:15px system-ui,sans-serif;margin:1.5em auto;max-width:70em;padding:0 1em;color:#222;overflow-wrap:anywhere}\
+body{font:15px system-ui,sans-serif;margin:1.5em auto;max-width:70em;padding:0 1em;color:#222;overflow-wrap:break-word}\
+code.label{display:inline-block;background:#f1f3f4;padding:0 .3em;border-radius:3px;margin:0 .2em .2em 0;overflow-wrap:anywhere}\
 h1{margin:0;font-size:1.5em}h2{margin:1.5em 0 .5em;font-size:1.15em}.quiet{color:#666}code{font-size:.9em}\
 a{color:#1a56b8}button,input,select{font:inherit}button{padding:.4em 1em;cursor:pointer}\
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.35em .6em;border-bottom:1px solid #ddd;vertical-align:top}\
@@ -55,6 +56,24 @@ pub fn respond(status: StatusCode, html: String) -> Response {
 /// Nothing but inline styles and same-origin forms: no scripts run even if markup slipped
 /// through escaping.
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// An alert's labels as chips, `alertname` left out (the alert's name is beside them):
+/// `<code class="label">endpoint="/x"</code> …`, escaped.
+pub fn label_chips(labels: &crate::model::Labels) -> String {
+    let mut out = String::new();
+    for (k, v) in labels.iter().filter(|(k, _)| *k != "alertname") {
+        out.push_str(&format!("<code class=\"label\">{}=\"{}\"</code> ", escape(k), escape(v)));
+    }
+    out
+}
+
+/// The same from the stored canonical form (`{a="x",b="y"}`); as text if it does not parse.
+pub fn stored_label_chips(canonical: &str) -> String {
+    match crate::model::SeriesKey::parse(canonical) {
+        Some(key) => label_chips(&key.labels),
+        None => format!("<code>{}</code>", escape(canonical)),
+    }
+}
 
 /// A small page saying one thing: a heading and a few paragraphs.
 pub fn message(status: StatusCode, title: &str, body: &str) -> Response {

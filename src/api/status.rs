@@ -421,7 +421,7 @@ fn render_alerts(body: &mut String, alerts: &[AlertRow], groups: &[Group], now_s
             let _ = write!(
                 body,
                 "<tr class=\"{}\"><td data-label=\"state\">{}</td><td data-label=\"severity\" class=\"sev-{}\">{}</td>\
-                 <td data-label=\"alert\"><a href=\"alerts/{}\">{}</a></td><td data-label=\"labels\"><code>{}</code></td>\
+                 <td data-label=\"alert\"><a href=\"alerts/{}\">{}</a></td><td data-label=\"labels\">{}</td>\
                  <td data-label=\"value\">{}</td><td data-label=\"since\">{}</td><td data-label=\"escalation\">{}</td>\
                  <td data-label=\"paged\">{}</td></tr>",
                 escape(&alert.state),
@@ -430,7 +430,7 @@ fn render_alerts(body: &mut String, alerts: &[AlertRow], groups: &[Group], now_s
                 escape(severity),
                 escape(&alert.id),
                 escape(&alert.rule),
-                escape(&alert.labels),
+                page::stored_label_chips(&alert.labels),
                 escape(&value),
                 escape(&since),
                 escape(&escalation),
@@ -463,7 +463,7 @@ fn render_silences(body: &mut String, silences: &[SilenceRow]) {
 }
 
 const CSS: &str = ".tiles{display:flex;flex-wrap:wrap;gap:.75em}\
-.tile{border-radius:6px;padding:.75em 1em;flex:1 1 11em;max-width:100%;border:1px solid #ccc}\
+.tile{border-radius:6px;padding:.75em 1em;flex:1 1 10.5em;max-width:16em;border:1px solid #ccc}\
 .tile .what{font-size:.85em;color:#444}.tile .value{font-size:1.6em;font-weight:600}.tile .target{font-size:.8em;color:#555}\
 .tile .state{font-size:.8em;font-weight:600}.tile svg.chart{margin-top:.4em}\
 tr.firing td:first-child{color:#d93025;font-weight:600}tr.pending td:first-child{color:#b26a00}\

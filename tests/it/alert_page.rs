@@ -105,7 +105,7 @@ async fn the_alert_page_charts_the_breach_lists_the_episode_and_its_forms_act() 
     assert!(html.contains("<span class=\"badge firing\">FIRING</span> ApiSlow"), "{html}");
     assert!(html.contains("max of /vendors is 0.5"), "the summary, rendered for this alert: {html}");
     assert!(html.contains("<strong>500 ms</strong>") || html.contains("<strong>0.5"), "the value: {html}");
-    assert!(html.contains("<code>endpoint=\"/vendors\"</code>"), "the labels: {html}");
+    assert!(html.contains("<code class=\"label\">endpoint=\"/vendors\"</code>"), "the labels: {html}");
 
     // The chart: the threshold line reads back to 0.2, the firing band starts when it fired,
     // and the measured line reaches the pushed 0.5.

@@ -3,6 +3,7 @@
 mod alert_page;
 mod alerts;
 mod allocations;
+mod browser;
 mod churn;
 mod cli;
 mod crash;

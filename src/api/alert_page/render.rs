@@ -103,11 +103,7 @@ fn facts(body: &mut String, page: &Page<'_>) {
         let text = format!("by {} until {}: {}", silence.author, clock::rfc3339(silence.ends_s), silence.comment);
         let _ = write!(body, "<dt>Silenced</dt><dd>{}</dd>", escape(&text));
     }
-    body.push_str("<dt>Labels</dt><dd class=\"labels\">");
-    for (k, v) in page.labels.iter() {
-        let _ = write!(body, "<code>{}=\"{}\"</code> ", escape(k), escape(v));
-    }
-    body.push_str("</dd>");
+    let _ = write!(body, "<dt>Labels</dt><dd class=\"labels\">{}</dd>", crate::api::page::label_chips(page.labels));
     for (key, label) in [("runbook", "Runbook"), ("dashboard", "Dashboard")] {
         if let Some(target) = page.annotations.get(key).filter(|t| !t.is_empty()) {
             let _ = write!(body, "<dt>{label}</dt><dd>{}</dd>", link(target));
@@ -335,8 +331,7 @@ const CSS: &str = ".crumb{margin:0 0 .5em}.badge{font-size:.7em;padding:.15em .5
 .badge.firing{background:#d93025}.badge.pending{background:#b26a00}.badge.resolved{background:#2e7d32}\
 .summary{font-size:1.1em;margin:.5em 0 0}.description{margin:.3em 0 0;color:#444}\
 .facts{display:grid;grid-template-columns:max-content 1fr;gap:.3em 1em;margin:1em 0}.facts dt{color:#555}.facts dd{margin:0;min-width:0}\
-.labels code{display:inline-block;background:#f1f3f4;padding:0 .3em;border-radius:3px;margin:0 .2em .2em 0}\
-figure{margin:0}figcaption{font-size:.85em;color:#555;margin-top:.3em}.key{padding:0 .3em}.key.firing{background:#f8d0cc}.key.pending{background:#fde9b5}\
+figure{margin:0;max-width:46em}figcaption{font-size:.85em;color:#555;margin-top:.3em}.key{padding:0 .3em}.key.firing{background:#f8d0cc}.key.pending{background:#fde9b5}\
 .actions{display:flex;flex-wrap:wrap;gap:1em}.actions form{flex:1 1 18em;border:1px solid #ddd;border-radius:6px;padding:.75em;margin:0}\
 .actions label{display:block;margin:0 0 .5em}.actions input{display:block;width:100%;padding:.3em}.actions .buttons{display:flex;flex-wrap:wrap;gap:.4em}\
 .timeline{list-style:none;padding:0;border-left:3px solid #ddd;margin-left:.3em}.timeline>li{padding:.3em 0 .3em .8em;position:relative}\

@@ -48,12 +48,12 @@ pub(super) fn render(body: &mut String, incidents: &[Incident], now_s: i64) {
         let _ = write!(
             body,
             "<tr><td data-label=\"fired\">{} UTC</td><td data-label=\"alert\"><a href=\"alerts/{}\">{}</a></td>\
-             <td data-label=\"labels\"><code>{}</code></td><td data-label=\"severity\" class=\"sev-{}\">{}</td>\
+             <td data-label=\"labels\">{}</td><td data-label=\"severity\" class=\"sev-{}\">{}</td>\
              <td data-label=\"acknowledged\">{}</td><td data-label=\"resolved\">{}</td></tr>",
             clock::hh_mm(incident.fired_s),
             escape(&incident.alert_id),
             escape(&incident.rule),
-            escape(&incident.labels),
+            crate::api::page::stored_label_chips(&incident.labels),
             escape(severity),
             escape(severity),
             escape(&acked),
@@ -101,7 +101,10 @@ mod tests {
         assert!(html.contains("after 2 min by ana") && html.contains("after 10 min"), "{html}");
         assert!(html.contains("still firing (5 min)") && html.contains("not acknowledged"), "{html}");
         assert!(html.contains("<a href=\"alerts/a1\">ApiSlow</a>"), "{html}");
-        assert!(html.contains("endpoint=&quot;&lt;x&gt;&quot;") && !html.contains("<x>"), "{html}");
+        assert!(
+            html.contains("<code class=\"label\">endpoint=\"&lt;x&gt;\"</code>") && !html.contains("<x>"),
+            "{html}"
+        );
         assert_eq!(median(&[5, 1, 3, 2]), Some(2));
         assert_eq!(median(&[]), None);
     }
