@@ -5,93 +5,28 @@
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use perfwatch::aggregate::batch::{FlushBatch, NewSeries, RollupDelta};
-use perfwatch::aggregate::rollup::Rollup;
 use perfwatch::aggregate::{Aggregator, AggregatorSettings, Observation, SeriesRef};
 use perfwatch::loadgen::rules::rule_set;
-use perfwatch::loadgen::workload::{SeriesSpec, catalog};
-use perfwatch::model::{MetricKind, series_id};
+use perfwatch::model::MetricKind;
 use perfwatch::rules::scheduler::Scheduler;
-use perfwatch::store::tiers::Tier;
-use perfwatch::store::{Store, StoreSettings};
-use rand::SeedableRng;
-use rand::rngs::SmallRng;
+
+mod common;
+use common::{interval, key, kind};
 
 const N_SERIES: usize = 10_000;
 const N_RULES: usize = 1_000;
 /// An hour of history: the absent rules look that far back.
 const HISTORY_S: i64 = 3_600;
 
-fn key(spec: &SeriesSpec) -> String {
-    let mut labels: Vec<String> = spec.labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-    labels.sort();
-    format!("{}{{{}}}", spec.name, labels.join(","))
-}
-
-/// One 10 s interval of every series: ten observations per timing, like a busy service.
-fn interval(specs: &[(u64, SeriesSpec)], start_s: i64, rng: &mut SmallRng) -> Vec<RollupDelta> {
-    specs
-        .iter()
-        .map(|(id, spec)| {
-            let mut rollup = Rollup::empty(spec.is_timing());
-            for _ in 0..if spec.is_timing() { 10 } else { 1 } {
-                let value = spec.sample(rng);
-                match spec.kind() {
-                    "counter" => rollup.increment(value, start_s * 1000),
-                    _ => rollup.observe(value, 1.0, start_s * 1000),
-                }
-            }
-            RollupDelta { series: *id, start_s, rollup }
-        })
-        .collect()
-}
-
-fn kind(spec: &SeriesSpec) -> MetricKind {
-    MetricKind::parse(spec.kind()).expect("a known kind")
-}
-
 fn evaluation(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let tiers = vec![
-        Tier { resolution_s: 10, retention_s: 1 << 40 },
-        Tier { resolution_s: 60, retention_s: 1 << 40 },
-        Tier { resolution_s: 3600, retention_s: 1 << 40 },
-    ];
-    let store = Store::open(StoreSettings { path: dir.path().join("rules.db"), tiers, n_readers: 2 }).unwrap();
-    let specs: Vec<(u64, SeriesSpec)> = catalog(N_SERIES).into_iter().map(|s| (series_id(&key(&s)), s)).collect();
     // Half past a minute, so every run reads the same mix of 10 s and 1 m rows (a 5 m window
     // then spans three 10 s rows, four 1 m rows and three 10 s rows).
     let now = perfwatch::clock::now_s();
     let now = now - now.rem_euclid(60) + 30;
-    let mut rng = SmallRng::seed_from_u64(7);
-    let mut seq = 0;
-    // The store holds the hour up to the last interval, which memory still holds unflushed
-    // (as it would in a live daemon between flushes).
-    for start_s in (now - HISTORY_S..now - 10).step_by(10) {
-        seq += 1;
-        let new_series = if seq == 1 {
-            specs.iter().map(|(id, s)| NewSeries { id: *id, key: key(s).into(), kind: kind(s) }).collect()
-        } else {
-            Vec::new()
-        };
-        let rollups = interval(&specs, start_s, &mut rng);
-        let batch = FlushBatch {
-            seq,
-            accept_floor_s: start_s - 20,
-            now_s: start_s,
-            upto_s: start_s,
-            new_series,
-            rollups,
-            cumulative: Vec::new(),
-        };
-        runtime.block_on(store.handle.flush(Arc::new(batch))).unwrap();
-    }
-    for _ in 0..200 {
-        seq += 1;
-        let empty = FlushBatch { seq, accept_floor_s: now - 20, ..FlushBatch::default() };
-        runtime.block_on(store.handle.flush(Arc::new(empty))).unwrap();
-    }
+    let common::History { store, specs, seq, mut rng } =
+        common::build(&runtime, dir.path().join("rules.db"), N_SERIES, HISTORY_S, now);
 
     let groups = perfwatch::rules::parse(&rule_set(N_RULES, N_SERIES), "bench.yaml", None).unwrap();
     let groups: Vec<Arc<_>> = groups.into_iter().map(Arc::new).collect();

@@ -91,6 +91,8 @@ pub struct Daemon {
     watchdog: JoinHandle<()>,
     own_metrics: Option<JoinHandle<()>>,
     heartbeat: Option<JoinHandle<()>>,
+    /// Keeps the status page's trends computed, so the page loads fast whenever opened.
+    page_warmer: Option<JoinHandle<()>>,
     flush: Option<FlushHandle>,
     flusher: JoinHandle<Result<FinalFlush, String>>,
     writer_thread: std::thread::JoinHandle<()>,
@@ -144,6 +146,7 @@ impl Daemon {
             None => Vec::new(),
         };
         drop(store.handle);
+        let page_warmer = Some(keeper.page_warmer(&state.reads));
         let http = keeper.http(listener, state, config.http_limits);
         let watchdog = keeper.watchdog(flush.health(), config.aggregator.interval_s);
         announce(http_addr, statsd_addr, &config.db_path);
@@ -159,6 +162,7 @@ impl Daemon {
             watchdog,
             own_metrics: own_task,
             heartbeat,
+            page_warmer,
             flush: Some(flush),
             flusher,
             writer_thread: store.writer_thread,
@@ -183,7 +187,7 @@ impl Daemon {
         let _ = (&mut self.delivery).await;
         let _ = (&mut self.sighup).await;
         let _ = (&mut self.watchdog).await;
-        for task in [self.own_metrics.take(), self.heartbeat.take()].into_iter().flatten() {
+        for task in [self.own_metrics.take(), self.heartbeat.take(), self.page_warmer.take()].into_iter().flatten() {
             let _ = task.await;
         }
         // Ingest has stopped; the flusher sees its last handle go and drains everything.
@@ -275,6 +279,7 @@ fn api_state(
             reader: store.reader.clone(),
             limits: config.limits.clone(),
             cpu,
+            trend_cache: Default::default(),
         }),
         oncall: Arc::new(api::OncallState {
             reader: store.reader.clone(),
@@ -431,6 +436,12 @@ impl Keeper {
     fn watchdog(&self, health: &Arc<flusher::FlushHealth>, interval_s: i64) -> JoinHandle<()> {
         let (health, watched, stop) = (health.clone(), self.tasks.clone(), self.cancel.clone());
         self.keep("watchdog", move || systemd::watchdog(health.clone(), watched.clone(), interval_s, stop.clone()))
+    }
+
+    /// The status page's trends, computed once a minute whether or not anyone looks.
+    fn page_warmer(&self, reads: &Arc<api::ReadState>) -> JoinHandle<()> {
+        let (reads, stop) = (reads.clone(), self.cancel.clone());
+        self.keep("status_page", move || api::keep_status_page_warm(reads.clone(), stop.clone()))
     }
 
     /// perfwatch's own metrics, recorded as a push each interval.

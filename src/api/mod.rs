@@ -29,6 +29,7 @@ pub use self::csrf::CsrfKey;
 pub use self::offload::CpuPool;
 pub use self::routes::routes;
 pub use self::state::{ApiState, IngestState, NotificationState, OncallState, OperationsState, ReadState};
+pub use self::status::keep_warm as keep_status_page_warm;
 
 use std::collections::HashMap;
 use std::convert::Infallible;

@@ -39,6 +39,8 @@ pub struct ReadState {
     pub reader: Reader,
     pub limits: Limits,
     pub cpu: Arc<CpuPool>,
+    /// The status page's trends, kept between loads.
+    pub(crate) trend_cache: super::status::TrendCache,
 }
 
 /// Alerts, acknowledgements, silences and the signed acknowledge links.

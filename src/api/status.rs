@@ -15,6 +15,10 @@ use warp::reply::Response;
 mod health_line;
 mod incidents;
 mod slowest;
+mod trend_cache;
+
+pub(crate) use self::trend_cache::TrendCache;
+use self::trend_cache::Trends;
 
 use self::health_line::HealthLine;
 use super::chart::{self, Chart, Level, Unit};
@@ -55,9 +59,6 @@ impl Headline {
         Headline { what: what.into(), value: None, target, upper, unit: Unit::Ratio, trend: Vec::new() }
     }
 }
-
-/// A series' points per value of the grouping labels (joined by spaces).
-type Trends = BTreeMap<String, Vec<(i64, f64)>>;
 
 /// What the top of the page shows: the headline tiles and the slowest endpoints and queries.
 struct Targets {
@@ -105,6 +106,23 @@ pub async fn page(state: Arc<ReadState>, operations: Arc<OperationsState>) -> Re
         now_s,
     );
     Ok(page::respond(StatusCode::OK, html))
+}
+
+/// Computes the page's targets and trends once a minute until `cancel`, so the trend cache
+/// holds every settled minute and a load at any hour reads only the minutes that may still
+/// change: the person paged at 2 a.m. is the first to open the page in hours.
+pub async fn keep_warm(state: Arc<ReadState>, cancel: tokio_util::sync::CancellationToken) {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(STEP_S as u64));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        if let Err(err) = targets(&state, clock::now_s()).await {
+            tracing::warn!(error = %err.message, "computing the status page's trends failed; the page computes them when opened");
+        }
+    }
 }
 
 /// The targets over the last [`WINDOW_S`], from memory and SQLite through one view, each
@@ -208,7 +226,8 @@ fn builtin(text: &str) -> Selector {
     Selector::parse(text).expect("a valid built-in selector")
 }
 
-/// `stat` of `selector` a minute at a time over the last hour, per value of `group_by`.
+/// `stat` of `selector` a minute at a time over the last hour, per value of `group_by` (the
+/// values joined by spaces). Minutes that can no longer change come from the trend cache.
 async fn trend(
     state: &ReadState,
     selector: Selector,
@@ -216,10 +235,37 @@ async fn trend(
     group_by: &[&str],
     now_s: i64,
 ) -> Result<Trends, ApiError> {
+    let key = format!("{selector} {stat} {group_by:?}");
+    let from_s = (now_s - TREND_S).div_euclid(STEP_S) * STEP_S;
+    let (compute_from_s, settled) = state.trend_cache.settled(&key, from_s);
+    // A trend that cannot be computed is left out, and nothing of it is kept.
+    let Some(fresh) = compute_trend(state, selector, stat, group_by, compute_from_s, now_s).await? else {
+        return Ok(Trends::new());
+    };
+    let trends = trend_cache::joined(settled, fresh, compute_from_s);
+    // A minute is final once no sample for it is accepted any more and its flush is committed.
+    let settings = state.aggregator.settings();
+    let settle_s = (settings.lateness_intervals + 2) * settings.interval_s;
+    let settled_to_s = (now_s - settle_s).div_euclid(STEP_S) * STEP_S;
+    if settled_to_s > from_s {
+        state.trend_cache.keep(&key, &trends, settled_to_s, now_s);
+    }
+    Ok(trends)
+}
+
+/// The trend's points from `from_s` to now, read; `None` when it cannot be computed.
+async fn compute_trend(
+    state: &ReadState,
+    selector: Selector,
+    stat: &str,
+    group_by: &[&str],
+    from_s: i64,
+    now_s: i64,
+) -> Result<Option<Trends>, ApiError> {
     let request = QueryRequest {
         selector,
         stat: Stat::parse(stat).expect("a valid built-in stat"),
-        from_s: (now_s - TREND_S).div_euclid(STEP_S) * STEP_S,
+        from_s,
         to_s: now_s + 1,
         step_s: Some(STEP_S),
         group_by: Some(group_by.iter().map(|s| s.to_string()).collect()),
@@ -232,13 +278,15 @@ async fn trend(
         Err(crate::query::QueryError::Store(err)) => return Err(ApiError::internal(err)),
         Err(err) => {
             tracing::warn!(selector = %what, stat, error = %err, "a status page trend cannot be computed; left out");
-            Vec::new()
+            return Ok(None);
         }
     };
-    Ok(series
-        .into_iter()
-        .map(|s| (group_by.iter().filter_map(|k| s.labels.get(k)).collect::<Vec<_>>().join(" "), s.points))
-        .collect())
+    Ok(Some(
+        series
+            .into_iter()
+            .map(|s| (group_by.iter().filter_map(|k| s.labels.get(k)).collect::<Vec<_>>().join(" "), s.points))
+            .collect(),
+    ))
 }
 
 /// Samples accepted per second over the last [`WINDOW_S`], from perfwatch's own recorded

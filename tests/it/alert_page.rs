@@ -181,3 +181,52 @@ async fn every_label_and_annotation_renders_as_text() {
     assert!(!html.contains("href=\"javascript:"), "a javascript: annotation is not a link: {html}");
     assert!(html.contains("<code>javascript:alert(2)</code>"), "{html}");
 }
+
+/// A ratio rule's page charts the two parts it divides: read back from the SVG, numerator
+/// over denominator at the latest point is the alert's value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ratio_alert_charts_its_numerator_and_denominator() {
+    let rules = r#"groups:
+  - name: api
+    interval: 1s
+    rules:
+      - alert: ErrorRatioHigh
+        ratio:
+          numerator: 'responses_total{code="5xx"}'
+          denominator: responses_total
+        window: 3s
+        above: 0.05
+        severity: critical
+"#;
+    let d = TestDaemon::with_rules(rules).await;
+    let body = json!({"metrics": [
+        {"name": "responses_total", "type": "counter", "value": 10, "labels": {"code": "5xx"}},
+        {"name": "responses_total", "type": "counter", "value": 90, "labels": {"code": "2xx"}},
+    ]});
+    let firing = wait_for("the ratio firing", Duration::from_secs(30), || async {
+        assert_eq!(d.push_json(&body).await.0, 200);
+        let (_, alerts) = d.get("/api/v1/alerts").await;
+        alerts["alerts"].as_array()?.iter().find(|a| a["state"] == "firing").cloned()
+    })
+    .await;
+    let (status, html) = page(&d, firing["id"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    let start = html.find("<figure id=\"parts\">").expect("the parts chart");
+    let svg = &html[start..start + html[start..].find("</svg>").unwrap()];
+    let (min, max) = (number(attr(svg, "<svg", "data-min")), number(attr(svg, "<svg", "data-max")));
+    let plot: Vec<f64> = attr(svg, "<svg", "data-plot").split(' ').map(number).collect();
+    let value_at = |y: f64| max - (y - plot[1]) / (plot[3] - plot[1]) * (max - min);
+    let denominator = value_at(number(attr(svg, "<g class=\"other compare\">", "cy")));
+    // The chart's own line is drawn last: its latest point is the last circle.
+    let own_latest = &svg[svg.rfind("<circle class=\"latest\"").unwrap()..];
+    let numerator = value_at(number(attr(own_latest, "<circle", "cy")));
+    assert!(denominator > numerator && numerator > 0.0, "{numerator} / {denominator}");
+    // Two pixels of 600 is the drawing's precision; the ratio holds within it.
+    let ratio = numerator / denominator;
+    assert!(
+        (ratio - 0.1).abs() < 0.01,
+        "{numerator} / {denominator} = {ratio}, the alert measured {}",
+        firing["value"]
+    );
+    assert!(html.contains("Solid: sum of responses_total{code=&quot;5xx&quot;}"), "{html}");
+}

@@ -219,6 +219,15 @@ async fn with_tokens_a_browser_opens_the_page_with_the_token_as_its_password() {
         assert_eq!(response.status(), 200, "{accepted:?}");
         assert!(response.text().await.unwrap().contains("<h2>Targets, last 5 minutes</h2>"));
     }
+    // The alert page and its forms are behind the same login; an acknowledge link is not.
+    let alert_page = format!("{base}/alerts/ffffffffffffffff");
+    assert_eq!(client.get(&alert_page).send().await.unwrap().status(), 401);
+    let with_login = client.get(&alert_page).header("authorization", basic("ana:api-secret").unwrap());
+    assert_eq!(with_login.send().await.unwrap().status(), 404, "in, and told there is no such alert");
+    let form = client.post(format!("{alert_page}/ack")).body("by=x").send().await.unwrap();
+    assert_eq!(form.status(), 401);
+    let link = client.get(format!("{base}/ack/not-a-token")).send().await.unwrap();
+    assert_eq!(link.status(), 400, "the link's own answer, no login asked");
     // The API proper still wants a bearer token and never asks a browser.
     let api = client.get(format!("{base}/api/v1/alerts")).header("authorization", basic("a:api-secret").unwrap());
     let response = api.send().await.unwrap();
