@@ -23,6 +23,8 @@ pub enum Unit {
 impl Unit {
     pub fn show(self, value: f64) -> String {
         match self {
+            Unit::Seconds if value.abs() < 0.001 && value != 0.0 => format!("{:.0} µs", value * 1e6),
+            Unit::Seconds if value.abs() < 0.01 && value != 0.0 => format!("{:.1} ms", value * 1000.0),
             Unit::Seconds if value.abs() < 1.0 => format!("{:.0} ms", value * 1000.0),
             Unit::Seconds => format!("{value:.2} s"),
             Unit::Ratio => format!("{:.1} %", value * 100.0),
@@ -304,6 +306,9 @@ mod tests {
     #[test]
     fn units_read_as_people_write_them() {
         assert_eq!(Unit::Seconds.show(0.25), "250 ms");
+        assert_eq!(Unit::Seconds.show(0.0004), "400 µs");
+        assert_eq!(Unit::Seconds.show(0.005), "5.0 ms");
+        assert_eq!(Unit::Seconds.show(0.0), "0 ms");
         assert_eq!(Unit::Ratio.show(0.025), "2.5 %");
         assert_eq!(Unit::Factor.show(1.5), "1.50×");
         assert_eq!(Unit::Plain.show(1234.4), "1234");

@@ -1,17 +1,19 @@
 //! `GET /`: the built-in status page. Server-rendered HTML with no scripts and no external
-//! assets, refreshing itself: the headline targets over the last 5 minutes (API p99, cache hit
-//! ratio per tier, DB p99, pool utilisation) against their thresholds, each with its trend over
-//! the last hour (an inline SVG with the threshold line), active alerts with their
-//! state, severity, escalation step and who was paged, and silences — so a newcomer sees
-//! something at once and on-call has a page when Grafana is down.
+//! assets, refreshing itself: perfwatch's own health in one line; the headline targets over
+//! the last 5 minutes (API and dashboard latency, cache hit ratio and latency per tier, DB
+//! p99, pool utilisation, 5xx ratio; see `status/headlines.rs`) against their thresholds,
+//! each with its trend over the last hour; the slowest endpoints and queries; active alerts
+//! with state, severity, escalation step and who was paged, each linking to its page; the
+//! last 24 hours of incidents; and silences — so a newcomer sees something at once and
+//! on-call has a page when Grafana is down.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Arc;
 
 use warp::http::StatusCode;
 use warp::reply::Response;
 
+mod headlines;
 mod health_line;
 mod incidents;
 mod slowest;
@@ -21,7 +23,6 @@ pub(crate) use self::trend_cache::TrendCache;
 use self::trend_cache::Trends;
 
 use self::health_line::HealthLine;
-use super::chart::{self, Chart, Level, Unit};
 use super::page;
 use super::{ApiError, OperationsState, ReadState};
 use crate::aggregate::rollup::Rollup;
@@ -41,28 +42,9 @@ const REFRESH_S: u32 = 15;
 const TREND_S: i64 = 3600;
 const STEP_S: i64 = 60;
 
-/// One headline: what, the measured value, its target, whether lower is better, and the trend.
-struct Headline {
-    what: String,
-    value: Option<f64>,
-    target: f64,
-    /// `true`: over the target is bad (latency); `false`: under it is bad (hit ratio).
-    upper: bool,
-    unit: Unit,
-    /// (start of the minute, value), oldest first.
-    trend: Vec<(i64, f64)>,
-}
-
-impl Headline {
-    /// The one tile of a ratio nobody pushed the series for.
-    fn no_data(what: &str, target: f64, upper: bool) -> Headline {
-        Headline { what: what.into(), value: None, target, upper, unit: Unit::Ratio, trend: Vec::new() }
-    }
-}
-
 /// What the top of the page shows: the headline tiles and the slowest endpoints and queries.
 struct Targets {
-    headlines: Vec<Headline>,
+    headlines: Vec<headlines::Headline>,
     endpoints: Vec<slowest::Row>,
     queries: Vec<slowest::Row>,
 }
@@ -126,73 +108,37 @@ pub async fn keep_warm(state: Arc<ReadState>, cancel: tokio_util::sync::Cancella
 }
 
 /// The targets over the last [`WINDOW_S`], from memory and SQLite through one view, each
-/// with its trend over the last hour.
+/// with its trend over the last hour; and the slowest endpoints and queries.
 async fn targets(state: &ReadState, now_s: i64) -> Result<Targets, ApiError> {
-    let names: Vec<String> = [
-        "api_request_duration_seconds",
-        "cache_requests_total",
-        "db_query_duration_seconds",
-        "db_pool_connections_in_use",
-        "db_pool_connections_max",
-    ]
-    .map(String::from)
-    .to_vec();
-    let (from_s, to_s) = (now_s - WINDOW_S, now_s + 1);
-    let fetched = with_view(&state.reader, Some(&state.aggregator), None, &names, move |view| {
-        let mut fetch =
-            |selector: &str, group_by: &[&str]| -> Result<Vec<(String, Rollup)>, crate::query::QueryError> {
-                let selector = builtin(selector);
-                let group_by: Vec<String> = group_by.iter().map(|s| s.to_string()).collect();
-                Ok(view
-                    .fetch(&selector, from_s, to_s, &group_by)?
-                    .into_iter()
-                    .map(|g| (group_by.iter().filter_map(|k| g.labels.get(k)).collect::<Vec<_>>().join(" "), g.rollup))
-                    .collect())
-            };
-        Ok((
-            fetch("api_request_duration_seconds", &[])?,
-            fetch("cache_requests_total{result=\"hit\"}", &["tier"])?,
-            fetch("cache_requests_total", &["tier"])?,
-            fetch("db_query_duration_seconds", &[])?,
-            fetch("db_pool_connections_in_use", &["pool"])?,
-            fetch("db_pool_connections_max", &["pool"])?,
-            fetch("api_request_duration_seconds", &["endpoint"])?,
-            fetch("db_query_duration_seconds", &["query"])?,
-        ))
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the headlines failed: {e}")))?;
-    let (api, hits, lookups, db, in_use, max, endpoints, queries) = fetched;
-    let p99 = |groups: &[(String, Rollup)]| groups.first().and_then(|(_, r)| r.sketch.as_ref()?.quantile(0.99));
-    let mut api_trend = trend(state, builtin("api_request_duration_seconds"), "p99", &[], now_s).await?;
-    let mut out = vec![Headline {
-        what: "API p99".into(),
-        value: p99(&api),
-        target: API_TARGET_S,
-        upper: true,
-        unit: Unit::Seconds,
-        trend: api_trend.remove("").unwrap_or_default(),
-    }];
-    let hit_trends = trend(state, builtin("cache_requests_total{result=\"hit\"}"), "sum", &["tier"], now_s).await?;
-    let lookup_trends = trend(state, builtin("cache_requests_total"), "sum", &["tier"], now_s).await?;
-    out.extend(cache_headlines(&hits, &lookups, &hit_trends, &lookup_trends));
-    let mut db_trend = trend(state, builtin("db_query_duration_seconds"), "p99", &[], now_s).await?;
-    out.push(Headline {
-        what: "DB p99".into(),
-        value: p99(&db),
-        target: DB_TARGET_S,
-        upper: true,
-        unit: Unit::Seconds,
-        trend: db_trend.remove("").unwrap_or_default(),
+    let mut names = headlines::metric_names();
+    names.extend(["api_request_duration_seconds".to_owned(), "db_query_duration_seconds".to_owned()]);
+    names.sort();
+    names.dedup();
+    // From a whole minute: the coarser tier serves the whole minutes, one row a series each.
+    let (from_s, to_s) = ((now_s - WINDOW_S).div_euclid(STEP_S) * STEP_S, now_s + 1);
+    let current = with_view(&state.reader, Some(&state.aggregator), None, &names, move |view| {
+        let current = headlines::fetch(view, from_s, to_s)?;
+        let mut per = |selector: &str, label: &str| -> Result<Vec<(String, Rollup)>, crate::query::QueryError> {
+            let group_by = vec![label.to_owned()];
+            Ok(view
+                .fetch(&builtin(selector), from_s, to_s, &group_by)?
+                .into_iter()
+                .map(|g| (g.labels.get(label).unwrap_or_default().to_owned(), g.rollup))
+                .collect())
+        };
+        let endpoints = per("api_request_duration_seconds", "endpoint")?;
+        Ok((current, endpoints, per("db_query_duration_seconds", "query")?))
     });
-    let in_use_trends = trend(state, builtin("db_pool_connections_in_use"), "avg", &["pool"], now_s).await?;
-    let max_trends = trend(state, builtin("db_pool_connections_max"), "avg", &["pool"], now_s).await?;
-    out.extend(pool_headlines(&in_use, &max, &in_use_trends, &max_trends));
-    Ok(Targets {
-        headlines: out,
-        endpoints: slowest_with_trends(state, &endpoints, "api_request_duration_seconds", "endpoint", now_s).await?,
-        queries: slowest_with_trends(state, &queries, "db_query_duration_seconds", "query", now_s).await?,
-    })
+    // The current values and the trends are read at once, on their own pooled connections.
+    let (current, trends) = futures_util::future::join(current, headlines::trends(state, now_s)).await;
+    let (current, endpoints, queries) = current
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the headlines failed: {e}")))?;
+    let (endpoints, queries) = futures_util::future::join(
+        slowest_with_trends(state, &endpoints, "api_request_duration_seconds", "endpoint", now_s),
+        slowest_with_trends(state, &queries, "db_query_duration_seconds", "query", now_s),
+    )
+    .await;
+    Ok(Targets { headlines: headlines::headlines(current, trends?), endpoints: endpoints?, queries: queries? })
 }
 
 /// The worst five of `current` (p99 per value of `label`), with trends read for those five only.
@@ -304,70 +250,6 @@ async fn ingest_rate(state: &ReadState, now_s: i64) -> Option<f64> {
     series.first()?.points.first().map(|(_, rate)| *rate)
 }
 
-/// `numerator / denominator` at each time the denominator is positive (a missing numerator is 0).
-fn ratio(numerator: Option<&Vec<(i64, f64)>>, denominator: Option<&Vec<(i64, f64)>>) -> Vec<(i64, f64)> {
-    let numerator: BTreeMap<i64, f64> = numerator.into_iter().flatten().copied().collect();
-    denominator
-        .into_iter()
-        .flatten()
-        .filter(|(_, d)| *d > 0.0)
-        .map(|(t, d)| (*t, numerator.get(t).copied().unwrap_or(0.0) / d))
-        .collect()
-}
-
-/// The hit ratio per cache tier (one "no data" tile when no tier pushed).
-fn cache_headlines(
-    hits: &[(String, Rollup)],
-    lookups: &[(String, Rollup)],
-    hit_trends: &Trends,
-    lookup_trends: &Trends,
-) -> Vec<Headline> {
-    let hits: BTreeMap<&str, f64> = hits.iter().map(|(tier, r)| (tier.as_str(), r.sum)).collect();
-    let mut out: Vec<Headline> = lookups
-        .iter()
-        .map(|(tier, rollup)| Headline {
-            what: format!("cache hit ratio {}", tier.to_uppercase()),
-            value: (rollup.sum > 0.0).then(|| hits.get(tier.as_str()).copied().unwrap_or(0.0) / rollup.sum),
-            target: 0.85,
-            upper: false,
-            unit: Unit::Ratio,
-            trend: ratio(hit_trends.get(tier), lookup_trends.get(tier)),
-        })
-        .collect();
-    if out.is_empty() {
-        out.push(Headline::no_data("cache hit ratio", 0.85, false));
-    }
-    out
-}
-
-/// The utilisation of each connection pool (one "no data" tile when no pool pushed).
-fn pool_headlines(
-    in_use: &[(String, Rollup)],
-    max: &[(String, Rollup)],
-    in_use_trends: &Trends,
-    max_trends: &Trends,
-) -> Vec<Headline> {
-    let max: BTreeMap<&str, f64> = max.iter().map(|(pool, r)| (pool.as_str(), r.sum / r.count)).collect();
-    let mut out: Vec<Headline> = in_use
-        .iter()
-        .map(|(pool, rollup)| {
-            let size = max.get(pool.as_str()).copied().filter(|s| *s > 0.0);
-            Headline {
-                what: format!("pool {pool} utilisation"),
-                value: size.map(|size| rollup.sum / rollup.count / size),
-                target: 0.95,
-                upper: true,
-                unit: Unit::Ratio,
-                trend: ratio(in_use_trends.get(pool), max_trends.get(pool)),
-            }
-        })
-        .collect();
-    if out.is_empty() {
-        out.push(Headline::no_data("pool utilisation", 0.95, true));
-    }
-    out
-}
-
 fn ago(now_s: i64, then_s: i64) -> String {
     format!("{} ago", crate::clock::elapsed(now_s - then_s))
 }
@@ -384,7 +266,7 @@ struct Oncall<'a> {
 fn render(health: &HealthLine, targets: &Targets, oncall: &Oncall<'_>, now_s: i64) -> String {
     let mut body = String::new();
     health.render(&mut body);
-    render_headlines(&mut body, &targets.headlines, now_s);
+    headlines::render(&mut body, &targets.headlines, now_s);
     body.push_str("<div class=\"pair\"><div>");
     slowest::render(&mut body, "Slowest endpoints", "endpoint", &targets.endpoints, API_TARGET_S, now_s);
     body.push_str("</div><div>");
@@ -398,45 +280,6 @@ fn render(health: &HealthLine, targets: &Targets, oncall: &Oncall<'_>, now_s: i6
         escape(&clock::rfc3339(now_s))
     );
     page::document("perfwatch status", CSS, &body, Some(REFRESH_S))
-}
-
-/// One tile per headline, coloured and labelled by how it stands against its target, with its
-/// trend over the last hour and the target drawn across it.
-fn render_headlines(body: &mut String, headlines: &[Headline], now_s: i64) {
-    body.push_str("<h2>Targets, last 5 minutes</h2><div class=\"tiles\">");
-    for h in headlines {
-        let relation = if h.upper { "≤" } else { "≥" };
-        let (class, state) = match h.value {
-            None => ("nodata", "no data"),
-            Some(v) if h.upper && v > h.target => ("bad", "over target"),
-            Some(v) if !h.upper && v < h.target => ("bad", "under target"),
-            Some(_) => ("ok", "on target"),
-        };
-        let value = h.value.map_or_else(|| "no data".to_owned(), |v| h.unit.show(v));
-        let target = h.unit.show(h.target);
-        let trend = chart::svg(&Chart {
-            from_s: now_s - TREND_S,
-            to_s: now_s,
-            points: &h.trend,
-            gap_s: 2 * STEP_S,
-            others: Vec::new(),
-            marks: Vec::new(),
-            levels: vec![Level { value: h.target, label: format!("target {relation} {target}"), class: "threshold" }],
-            bands: Vec::new(),
-            unit: h.unit,
-            title: format!("{}, last hour, a point a minute; target {relation} {target}", h.what),
-            ticks: false,
-        });
-        let _ = write!(
-            body,
-            "<div class=\"tile {class}\"><div class=\"what\">{}</div><div class=\"value\">{}</div>\
-             <div class=\"state\">{state}</div><div class=\"target\">target {relation} {}</div>{trend}</div>",
-            escape(&h.what),
-            escape(&value),
-            escape(&target)
-        );
-    }
-    body.push_str("</div>");
 }
 
 /// The active alerts with their escalation and who was paged.

@@ -29,6 +29,11 @@ async fn push_round(d: &TestDaemon) {
         {"name": "db_query_duration_seconds", "type": "timing", "values": vec![0.01; 20], "labels": {"query": "vendor_by_id"}},
         {"name": "db_pool_connections_in_use", "type": "gauge", "value": 48, "labels": {"pool": "primary"}},
         {"name": "db_pool_connections_max", "type": "gauge", "value": 50, "labels": {"pool": "primary"}},
+        {"name": "api_request_duration_seconds", "type": "timing", "values": vec![0.12; 20], "labels": {"endpoint": "/dashboard/home"}},
+        {"name": "cache_request_duration_seconds", "type": "timing", "values": vec![0.0004; 20], "labels": {"tier": "l1", "result": "hit"}},
+        {"name": "cache_request_duration_seconds", "type": "timing", "values": vec![0.03; 20], "labels": {"tier": "l3", "result": "miss"}},
+        {"name": "http_responses_total", "type": "counter", "value": 3, "labels": {"code": "503"}},
+        {"name": "http_responses_total", "type": "counter", "value": 97, "labels": {"code": "200"}},
     ]});
     assert_eq!(d.push_json(&body).await.0, 200);
 }
@@ -106,6 +111,17 @@ async fn the_status_page_shows_targets_alerts_and_silences_and_renders_in_chromi
     assert!(class == "ok" && (db - 10.0).abs() <= 0.5, "DB p99 {class} {db}");
     assert_eq!(tile(&html, "cache hit ratio L1"), ("ok", "90.0 %"));
     assert_eq!(tile(&html, "pool primary utilisation"), ("bad", "96.0 %"));
+    // The rest of the shipped rules' targets: dashboard p95, cache latency per tier, 5xx ratio.
+    let (class, dashboard) = ms(tile(&html, "dashboard p95"));
+    assert!(class == "ok" && (dashboard - 120.0).abs() <= 1.2, "dashboard p95 {class} {dashboard}");
+    let (class, l1) = tile(&html, "cache L1 p99");
+    let l1: f64 = l1.trim_end_matches(" µs").parse().unwrap();
+    assert!(class == "ok" && (l1 - 400.0).abs() <= 4.0, "L1 p99 {class} {l1} µs, under its 1 ms target");
+    assert!(tile_html(&html, "cache L1 p99").contains("target ≤ 1.0 ms"));
+    let (class, l3) = ms(tile(&html, "cache L3 p99"));
+    assert!(class == "bad" && (l3 - 30.0).abs() <= 0.3, "L3 p99 {class} {l3}");
+    assert_eq!(tile(&html, "cache L2 p99"), ("nodata", "no data"));
+    assert_eq!(tile(&html, "5xx ratio"), ("bad", "3.0 %"));
     assert!(html.contains("target ≤ 200 ms") && html.contains("target ≥ 85.0 %"), "{html}");
     // perfwatch's own health in one line (this test daemon does not record its own metrics).
     assert!(html.contains("<p class=\"health ok\">perfwatch: <strong>ready</strong> · flush lag "), "{html}");
