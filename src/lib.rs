@@ -287,6 +287,7 @@ fn api_state(
             scheduler: alerting.scheduler_handle.clone(),
             ack_key: alerting.ack_key.clone(),
             csrf: alerting.csrf_key.clone(),
+            public_url: config.public_url.clone(),
         }),
         notifications: Arc::new(api::NotificationState {
             reader: store.reader.clone(),

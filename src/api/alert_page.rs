@@ -55,14 +55,24 @@ pub async fn page(oncall: Arc<OncallState>, reads: Arc<ReadState>, id: String) -
     let current = episodes.last().copied();
     let (from_s, to_s) = episode::span(current.as_ref(), now_s);
     let step_s = episode::step(from_s, to_s, reads.aggregator.settings().interval_s);
-    let measured = match &rule {
-        Some(rule) => measure::over_span(&reads, rule, &labels, from_s, to_s, step_s).await.map_err(ApiError::query)?,
-        None => measure::Measured::default(),
+    // Best effort: the page answers "what is wrong and who knows" even when the chart cannot
+    // be drawn (reads busy under load, a series whose kind changed).
+    let (measured, chart_error) = match &rule {
+        Some(rule) => match measure::over_span(&reads, rule, &labels, from_s, to_s, step_s).await {
+            Ok(measured) => (measured, None),
+            Err(crate::query::QueryError::Store(err)) => return Err(ApiError::internal(err)),
+            Err(err) => {
+                tracing::warn!(alert = %alert.id, error = %err, "the alert page's chart cannot be drawn; left empty");
+                (measure::Measured::default(), Some(err.to_string()))
+            }
+        },
+        None => (measure::Measured::default(), None),
     };
     let show = |v: f64| unit.show(v);
     let with_severity = with_severity(&labels, alert.severity.as_deref());
     let entries = match current {
         Some(episode) => timeline::build(&timeline::Sources {
+            alert_id: &alert.id,
             episode,
             history: &record.history,
             notifications: &record.notifications,
@@ -86,6 +96,7 @@ pub async fn page(oncall: Arc<OncallState>, reads: Arc<ReadState>, id: String) -
         span: (from_s, to_s),
         step_s,
         measured: &measured,
+        chart_error: chart_error.as_deref(),
         part_names: rule.as_ref().and_then(measure::part_names),
         levels: rule.as_ref().map_or_else(Vec::new, |r| levels(r, unit)),
         bands: episode::bands(&record.history, from_s, to_s),

@@ -1,8 +1,9 @@
 //! Inline SVG charts for the pages: a line of (time, value) points over a time range (and
-//! lines to compare it with), with threshold lines, shaded periods and marked moments, scaled into a fixed view box that stretches to the
-//! page's width. Pure: data in, markup out. The root element carries the scale
-//! (`data-from`, `data-to`, `data-min`, `data-max` and the plot box), so a test in a browser
-//! can read any drawn coordinate back to the time or value it stands for.
+//! lines to compare it with), with threshold lines, shaded periods and marked moments,
+//! scaled into a fixed view box that stretches to the page's width. Pure: data in, markup
+//! out. The root element carries the scale (`data-from`, `data-to`, `data-min`, `data-max`
+//! and the plot box), so a test in a browser can read any drawn coordinate back to the time
+//! or value it stands for.
 
 use std::fmt::Write;
 

@@ -41,17 +41,25 @@ fn message(subject: &str, expires_s: i64) -> String {
 }
 
 /// Whether the browser says the request came from another site: `Sec-Fetch-Site:
-/// cross-site`, or an `Origin` whose host is not the request's `Host`.
-pub fn cross_site(headers: &HeaderMap) -> bool {
+/// cross-site`, or an `Origin` that is neither the request's `Host` nor the origin of
+/// `public_url` (`http.public_url`: behind a reverse proxy, `Host` is often perfwatch's own
+/// address while the browser's `Origin` is the proxy's).
+pub fn cross_site(headers: &HeaderMap, public_url: Option<&str>) -> bool {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if text("sec-fetch-site") == Some("cross-site") {
         return true;
     }
-    match (text("origin"), text("host")) {
-        (Some(origin), Some(host)) => origin.split_once("://").map(|(_, rest)| rest) != Some(host),
-        (Some(_), None) => true,
-        (None, _) => false,
-    }
+    let Some(origin) = text("origin") else { return false };
+    let from_host = text("host").is_some_and(|host| origin.split_once("://").map(|(_, rest)| rest) == Some(host));
+    let from_public = public_url.is_some_and(|url| origin_of(url) == origin);
+    !(from_host || from_public)
+}
+
+/// `https://perfwatch.example:8443` of `https://perfwatch.example:8443/some/path`.
+fn origin_of(url: &str) -> &str {
+    let Some((_, rest)) = url.split_once("://") else { return url };
+    let end = url.len() - rest.len() + rest.find('/').unwrap_or(rest.len());
+    &url[..end]
 }
 
 #[cfg(test)]
@@ -82,11 +90,19 @@ mod tests {
             }
             map
         };
-        assert!(!cross_site(&headers(&[("host", "pw:9464")])), "no Origin: older browsers, curl");
-        assert!(!cross_site(&headers(&[("host", "pw:9464"), ("origin", "http://pw:9464")])));
-        assert!(cross_site(&headers(&[("host", "pw:9464"), ("origin", "https://evil.example")])));
-        assert!(cross_site(&headers(&[("host", "pw:9464"), ("origin", "null")])));
-        assert!(cross_site(&headers(&[("host", "pw:9464"), ("sec-fetch-site", "cross-site")])));
-        assert!(!cross_site(&headers(&[("host", "pw:9464"), ("sec-fetch-site", "same-origin")])));
+        let direct = |pairs: &[(&'static str, &'static str)]| cross_site(&headers(pairs), None);
+        assert!(!direct(&[("host", "pw:9464")]), "no Origin: older browsers, curl");
+        assert!(!direct(&[("host", "pw:9464"), ("origin", "http://pw:9464")]));
+        assert!(direct(&[("host", "pw:9464"), ("origin", "https://evil.example")]));
+        assert!(direct(&[("host", "pw:9464"), ("origin", "null")]));
+        assert!(direct(&[("host", "pw:9464"), ("sec-fetch-site", "cross-site")]));
+        assert!(!direct(&[("host", "pw:9464"), ("sec-fetch-site", "same-origin")]));
+        // Behind a proxy that sends perfwatch its own address as Host: the public URL's origin.
+        let proxied = headers(&[("host", "127.0.0.1:9464"), ("origin", "https://perfwatch.example")]);
+        assert!(cross_site(&proxied, None));
+        assert!(!cross_site(&proxied, Some("https://perfwatch.example/pw")));
+        assert!(cross_site(&proxied, Some("https://perfwatch.example.evil.test")));
+        assert_eq!(origin_of("https://a.example:8443/x/y"), "https://a.example:8443");
+        assert_eq!(origin_of("http://a.example"), "http://a.example");
     }
 }

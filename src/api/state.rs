@@ -53,6 +53,8 @@ pub struct OncallState {
     pub ack_key: Arc<crate::notify::ack_link::AckKey>,
     /// Signs and checks the alert page's forms.
     pub csrf: Arc<super::csrf::CsrfKey>,
+    /// `http.public_url`: a form posted through the proxy there comes from its origin.
+    pub public_url: Option<String>,
 }
 
 /// The outbox's record and test messages through a notifier.

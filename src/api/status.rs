@@ -153,7 +153,9 @@ async fn slowest_with_trends(
     if rows.is_empty() {
         return Ok(rows);
     }
-    let names: Vec<String> = rows.iter().map(|row| regex::escape(&row.name)).collect();
+    // Sorted: the same five in another order are the same trend (and the same cache entry).
+    let mut names: Vec<String> = rows.iter().map(|row| regex::escape(&row.name)).collect();
+    names.sort();
     let mut selector = builtin(metric);
     match Matcher::new(label, MatchOp::Regex, &names.join("|")) {
         Ok(matcher) => selector.matchers.push(matcher),

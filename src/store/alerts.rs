@@ -179,6 +179,21 @@ pub fn set_ack(tx: &Transaction<'_>, id: &str, ack: Option<&Ack>, now_s: i64) ->
     Ok(changed == 1)
 }
 
+/// Creates a silence that ends when alert `until_resolved` resolves, in the transaction that
+/// finds the alert still active: one the scheduler resolved a moment before is refused
+/// (`false`), so the silence cannot miss its end and mute the alert's next episodes.
+pub fn save_silence_until_resolved(tx: &Transaction<'_>, silence: &SilenceRow) -> Result<bool, StoreError> {
+    let Some(alert_id) = &silence.until_resolved else { return Ok(false) };
+    let active: bool =
+        tx.query_row("SELECT EXISTS (SELECT 1 FROM alerts WHERE id = ?1 AND state != 'inactive')", [alert_id], |r| {
+            r.get(0)
+        })?;
+    if active {
+        save_silence(tx, silence)?;
+    }
+    Ok(active)
+}
+
 pub fn save_silence(tx: &Transaction<'_>, silence: &SilenceRow) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO silences (id, matchers, starts_s, ends_s, author, comment, created_s, until_resolved)

@@ -158,6 +158,12 @@ impl StoreHandle {
         self.write(move |tx| alerts::save_silence(tx, &silence)).await
     }
 
+    /// Creates a silence ending with its alert's resolve; false (nothing saved) when the alert
+    /// is no longer active.
+    pub async fn save_silence_until_resolved(&self, silence: alerts::SilenceRow) -> Result<bool, StoreError> {
+        self.write(move |tx| alerts::save_silence_until_resolved(tx, &silence)).await
+    }
+
     /// Queues notifications; returns how many were new (an id already queued is kept as is).
     pub async fn enqueue(&self, rows: Vec<outbox::OutboxRow>) -> Result<usize, StoreError> {
         self.write(move |tx| outbox::enqueue(tx, &rows)).await

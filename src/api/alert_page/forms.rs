@@ -41,7 +41,7 @@ pub async fn act(
 ) -> Result<Response, ApiError> {
     let now_s = clock::now_s();
     let field = |name: &str| form.get(name).map(|v| v.trim().to_owned()).unwrap_or_default();
-    if cross_site(headers) || !state.csrf.check(&field("csrf"), &id, now_s) {
+    if cross_site(headers, state.public_url.as_deref()) || !state.csrf.check(&field("csrf"), &id, now_s) {
         return Ok(message(
             StatusCode::FORBIDDEN,
             "This form cannot be used",
@@ -54,10 +54,14 @@ pub async fn act(
         return Ok(message(StatusCode::NOT_FOUND, "No such alert", "<p>Go back to the status page.</p>"));
     };
     if alert.state == "inactive" {
+        return Ok(resolved());
+    }
+    if action == Action::Ack && alert.state != "firing" {
+        // Paging starts when it fires; an ack before that would not reach the escalation.
         return Ok(message(
             StatusCode::CONFLICT,
-            "This alert has resolved",
-            "<p>There is nothing to acknowledge or silence any more. Go back and reload the page.</p>",
+            "Not firing yet",
+            "<p>It is pending: nobody has been paged. Acknowledge once it fires, or silence it.</p>",
         ));
     }
     let (by, comment) = (field("by"), field("comment"));
@@ -103,10 +107,22 @@ pub async fn act(
                 created_s: now_s,
                 until_resolved,
             };
-            state.store.save_silence(row).await.map_err(ApiError::internal)?;
+            if row.until_resolved.is_none() {
+                state.store.save_silence(row).await.map_err(ApiError::internal)?;
+            } else if !state.store.save_silence_until_resolved(row).await.map_err(ApiError::internal)? {
+                return Ok(resolved());
+            }
         }
     }
     Ok(back_to(&id))
+}
+
+fn resolved() -> Response {
+    message(
+        StatusCode::CONFLICT,
+        "This alert has resolved",
+        "<p>There is nothing to acknowledge or silence any more. Go back and reload the page.</p>",
+    )
 }
 
 /// 303 to the alert page, relative so a path prefix in front of perfwatch is kept.

@@ -30,6 +30,8 @@ pub struct Page<'a> {
     pub span: (i64, i64),
     pub step_s: i64,
     pub measured: &'a Measured,
+    /// Why the chart is empty, when reading it failed.
+    pub chart_error: Option<&'a str>,
     /// What the two parts are (a ratio's, a regression's).
     pub part_names: Option<(String, String)>,
     pub levels: Vec<Level>,
@@ -196,6 +198,13 @@ fn charts(body: &mut String, page: &mut Page<'_>) {
     if page.rule.is_none() {
         body.push_str("<p class=\"quiet\">The rule is no longer loaded, so its measurements cannot be drawn.</p>");
     }
+    if let Some(error) = page.chart_error {
+        let _ = write!(
+            body,
+            "<p class=\"quiet\">The chart could not be drawn: {}. Reload to try again.</p>",
+            escape(error)
+        );
+    }
     if let Some((first, second)) = &page.part_names {
         let _ = write!(
             body,
@@ -242,7 +251,7 @@ fn actions(body: &mut String, page: &Page<'_>) {
     let (id, csrf) = (escape(&page.alert.id), escape(page.csrf));
     let hidden = format!("<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">");
     body.push_str("<h2>Act</h2><div class=\"actions\">");
-    if page.alert.ack.is_none() {
+    if page.alert.ack.is_none() && page.alert.state == "firing" {
         let _ = write!(
             body,
             "<form method=\"post\" action=\"{id}/ack\" class=\"ack\">{hidden}\
@@ -251,7 +260,7 @@ fn actions(body: &mut String, page: &Page<'_>) {
              <button type=\"submit\">Acknowledge</button>\
              <p class=\"quiet\">Stops the escalation; everyone already paged is told.</p></form>"
         );
-    } else {
+    } else if page.alert.ack.is_some() {
         let _ = write!(
             body,
             "<form method=\"post\" action=\"{id}/unack\" class=\"unack\">{hidden}\

@@ -32,6 +32,7 @@ pub type Notification = (OutboxRow, Vec<AttemptRow>);
 
 /// What went into the timeline, for one episode.
 pub struct Sources<'a> {
+    pub alert_id: &'a str,
     pub episode: Episode,
     pub history: &'a [HistoryRow],
     pub notifications: &'a [Notification],
@@ -50,10 +51,8 @@ pub fn build(sources: &Sources<'_>) -> Vec<Entry> {
         .filter(|row| sources.episode.holds(row.at_s))
         .map(|row| transition(row, sources.show))
         .collect();
-    out.extend(
-        sources.notifications.iter().filter(|(row, _)| row.created_s >= sources.episode.start_s).map(notification),
-    );
-    out.extend(covering(sources).map(silence));
+    out.extend(sources.notifications.iter().filter(|(row, _)| about_episode(row, sources)).map(notification));
+    out.extend(covering(sources).map(|row| silence(row, sources.episode.start_s)));
     // Stable: at the same second, transitions come before what they caused.
     out.sort_by_key(|entry| entry.at_s);
     out
@@ -81,6 +80,22 @@ fn transition(row: &HistoryRow, show: &dyn Fn(f64) -> String) -> Entry {
         detail,
         attempts: Vec::new(),
         notification: None,
+    }
+}
+
+/// Whether a notification about this alert belongs to the episode: sent since it began, and
+/// (a group's message lists every alert it ever held) saying this alert fired in it — a
+/// group's resolve can still carry this alert's summary from an earlier episode.
+fn about_episode(row: &OutboxRow, sources: &Sources<'_>) -> bool {
+    if row.created_s < sources.episode.start_s {
+        return false;
+    }
+    let Ok(message) = serde_json::from_str::<Message>(&row.payload) else { return true };
+    let page = format!("/alerts/{}", sources.alert_id);
+    match message.alerts.iter().find(|a| a.url.as_deref().is_some_and(|u| u.ends_with(&page))) {
+        Some(summary) => summary.since_s.is_none_or(|since| since >= sources.episode.start_s),
+        // Sent before messages linked their alerts: the time is all there is to go by.
+        None => true,
     }
 }
 
@@ -132,13 +147,19 @@ fn covering<'a>(sources: &'a Sources<'a>) -> impl Iterator<Item = &'a SilenceRow
     })
 }
 
-fn silence(row: &SilenceRow) -> Entry {
+/// A silence, at the episode's start when it began before (with its own start said).
+fn silence(row: &SilenceRow, episode_start_s: i64) -> Entry {
     let comment = if row.comment.is_empty() { String::new() } else { format!(": “{}”", row.comment) };
+    let since = if row.starts_s < episode_start_s {
+        format!("since {}, ", clock::rfc3339(row.starts_s))
+    } else {
+        String::new()
+    };
     Entry {
-        at_s: row.starts_s,
+        at_s: row.starts_s.max(episode_start_s),
         class: "silenced",
         what: "Silenced".into(),
-        detail: format!("by {} until {}{comment}", row.author, clock::rfc3339(row.ends_s)),
+        detail: format!("{since}by {} until {}{comment}", row.author, clock::rfc3339(row.ends_s)),
         attempts: Vec::new(),
         notification: None,
     }
@@ -204,7 +225,11 @@ mod tests {
             AttemptRow { at_s: 1071, status: "sent".into(), error: None, latency_ms: 9 },
         ];
         let earlier = OutboxRow::new("n0".into(), "mail".into(), "g".into(), "firing".into(), "{}".into(), 5);
-        let notifications = vec![(page, attempts), (earlier, Vec::new())];
+        // A group's resolve sent during this episode, still listing this alert as it was in the
+        // episode before: not this episode's.
+        let stale = r#"{"kind":"resolved","title":"t","alerts":[{"rule":"ApiSlow","state":"resolved","labels":{},"value":null,"threshold":null,"since_s":5,"url":"https://pw.example/alerts/a1"}]}"#;
+        let resolve = OutboxRow::new("n2".into(), "slack".into(), "g".into(), "resolved".into(), stale.into(), 1090);
+        let notifications = vec![(page, attempts), (earlier, Vec::new()), (resolve, Vec::new())];
         let silences = vec![
             silence("s1", r#"{team="platform"}"#, 1080, 5000),
             silence("s2", r#"{team="db"}"#, 1080, 5000),
@@ -213,6 +238,7 @@ mod tests {
         let labels = Labels::new(vec![("team".into(), "platform".into()), ("severity".into(), "critical".into())]);
         let show = |v: f64| format!("{v:.2}");
         let sources = Sources {
+            alert_id: "a1",
             episode: Episode { start_s: 1000, end_s: None },
             history: &history,
             notifications: &notifications,

@@ -38,7 +38,11 @@ pub(super) fn render(body: &mut String, incidents: &[Incident], now_s: i64) {
     for incident in incidents {
         let acked = incident.acked.as_ref().map_or_else(
             || "not acknowledged".to_owned(),
-            |(at_s, by)| format!("after {} by {by}", clock::elapsed(at_s - incident.fired_s)),
+            |(at_s, by)| match by.as_str() {
+                // Acks recorded before perfwatch kept who acknowledged.
+                "" => format!("after {}", clock::elapsed(at_s - incident.fired_s)),
+                by => format!("after {} by {by}", clock::elapsed(at_s - incident.fired_s)),
+            },
         );
         let resolved = incident.resolved_s.map_or_else(
             || format!("still firing ({})", clock::elapsed(now_s - incident.fired_s)),
