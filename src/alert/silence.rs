@@ -20,6 +20,11 @@ impl Silence {
     pub fn is_active(&self, now_s: i64) -> bool {
         self.starts_s <= now_s && now_s < self.ends_s
     }
+
+    /// Whether its matchers match an alert's [`with_severity`] labels, whenever it runs.
+    pub fn covers(&self, labels: &Labels) -> bool {
+        self.matchers.iter().all(|m| m.matches(labels))
+    }
 }
 
 /// Silences as matchable values; a stored one that no longer parses is skipped and logged.
@@ -37,16 +42,17 @@ pub fn active_silences(rows: Vec<crate::store::alerts::SilenceRow>) -> Vec<Silen
 
 /// Ids of the silences active at `now_s` that match an alert with `labels` and `severity`.
 pub fn matching<'s>(silences: &'s [Silence], labels: &Labels, severity: Option<&str>, now_s: i64) -> Vec<&'s str> {
-    let mut with_severity: Vec<(String, String)> = labels.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    let labels = with_severity(labels, severity);
+    silences.iter().filter(|s| s.is_active(now_s) && s.covers(&labels)).map(|s| s.id.as_str()).collect()
+}
+
+/// An alert's labels as silences match them: its own, and `severity`.
+pub fn with_severity(labels: &Labels, severity: Option<&str>) -> Labels {
+    let mut pairs: Vec<(String, String)> = labels.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
     if let Some(severity) = severity {
-        with_severity.push(("severity".to_owned(), severity.to_owned()));
+        pairs.push(("severity".to_owned(), severity.to_owned()));
     }
-    let labels = Labels::new(with_severity);
-    silences
-        .iter()
-        .filter(|s| s.is_active(now_s) && s.matchers.iter().all(|m| m.matches(&labels)))
-        .map(|s| s.id.as_str())
-        .collect()
+    Labels::new(pairs)
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use super::chart::{Level, Unit};
 use super::page::{message, respond};
 use super::{ApiError, OncallState, ReadState};
 use crate::alert::dispatch::Group;
-use crate::alert::silence::{active_silences, matching};
+use crate::alert::silence::{active_silences, matching, with_severity};
 use crate::clock;
 use crate::model::{Labels, SeriesKey};
 use crate::rules::rule::{Condition, Direction, Measure, Rule};
@@ -213,13 +213,4 @@ fn annotations(rule: Option<&Rule>, record: &Record, labels: &Labels) -> BTreeMa
             .map(|a| a.annotations.clone())
             .unwrap_or_default(),
     }
-}
-
-/// The labels silences match: the alert's and its severity.
-fn with_severity(labels: &Labels, severity: Option<&str>) -> Labels {
-    let mut pairs: Vec<(String, String)> = labels.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
-    if let Some(severity) = severity {
-        pairs.push(("severity".to_owned(), severity.to_owned()));
-    }
-    Labels::new(pairs)
 }

@@ -143,7 +143,7 @@ fn covering<'a>(sources: &'a Sources<'a>) -> impl Iterator<Item = &'a SilenceRow
         row.starts_s <= end
             && row.ends_s > start
             && Silence::new(row.id.clone(), &row.matchers, row.starts_s, row.ends_s)
-                .is_ok_and(|s| s.matchers.iter().all(|m| m.matches(sources.labels)))
+                .is_ok_and(|s| s.covers(sources.labels))
     })
 }
 
