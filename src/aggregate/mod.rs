@@ -297,12 +297,17 @@ impl Aggregator {
 
     /// [`Aggregator::snapshot`] of several metrics in one pass over the shards.
     pub fn snapshot_of(&self, names: &[impl AsRef<str>], from_s: i64, to_s: i64) -> Snapshot {
+        self.snapshot_where(|key| names.iter().any(|name| key_has_name(key, name.as_ref())), from_s, to_s)
+    }
+
+    /// [`Aggregator::snapshot`] of every series whose canonical key `wanted` accepts.
+    pub fn snapshot_where(&self, wanted: impl Fn(&str) -> bool, from_s: i64, to_s: i64) -> Snapshot {
         let _epoch = self.epoch.read().unwrap_or_else(|e| e.into_inner());
         let mut snapshot = Snapshot::default();
         for shard in self.shards.iter() {
             let shard = lock(shard);
             for (id, state) in &shard.series {
-                if !names.iter().any(|name| key_has_name(&state.key, name.as_ref())) {
+                if !wanted(&state.key) {
                     continue;
                 }
                 let deltas: Vec<(i64, Rollup)> =

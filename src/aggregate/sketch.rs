@@ -115,6 +115,12 @@ impl Sketch {
         self.bins.last().map(|_| bin_value(self.offset + self.bins.len() as i32 - 1))
     }
 
+    /// The bins as they are held: the index of the first, their counts, and the zero bin's
+    /// count (values at or below [`MIN_INDEXABLE`]).
+    pub fn bins(&self) -> (i32, &[u64], u64) {
+        (self.offset, &self.bins, self.zero)
+    }
+
     /// Heap bytes held, for the memory gauge.
     pub fn heap_bytes(&self) -> usize {
         self.bins.capacity() * std::mem::size_of::<u64>()
@@ -180,8 +186,13 @@ fn bin_index(value: f64) -> i32 {
     (value.ln() / ln_gamma()).ceil().min(top) as i32
 }
 
+/// The values bin `idx` holds: `(γ^(idx-1), γ^idx]`.
+pub fn bin_bounds(idx: i32) -> (f64, f64) {
+    (GAMMA.powi(idx - 1), GAMMA.powi(idx))
+}
+
 /// The estimate for bin `idx`: within α of every value the bin holds.
-fn bin_value(idx: i32) -> f64 {
+pub fn bin_value(idx: i32) -> f64 {
     // γ^i · 2/(γ+1), in that order: the top bin's γ^i is near f64::MAX and 2·γ^i would overflow.
     GAMMA.powi(idx) * (2.0 / (GAMMA + 1.0))
 }

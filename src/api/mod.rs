@@ -15,6 +15,7 @@ mod notifications;
 mod offload;
 mod otlp;
 mod page;
+mod prometheus;
 mod push;
 mod pushgateway;
 mod query;

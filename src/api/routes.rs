@@ -15,7 +15,8 @@ use warp::{Filter, Rejection, Reply};
 use super::body::{self, BodyHead};
 use super::{
     ApiError, ApiState, Guard, Params, ack_link, alert_page, alerts, flush_all, gate, guarded, influx, ingest,
-    notifications, otlp, push, pushgateway, query, readiness, rejected, reload_rules, reply, silences, status,
+    notifications, otlp, prometheus, push, pushgateway, query, readiness, rejected, reload_rules, reply, silences,
+    status,
 };
 use crate::clock;
 
@@ -135,7 +136,21 @@ fn read_routes(base: &Base) -> Vec<Route> {
             })
         },
     );
-    vec![query.boxed(), metric_list.boxed(), series.boxed(), gate.boxed()]
+    let prometheus = warp::path!("prometheus" / "api" / "v1" / ..)
+        .and(warp::path::tail())
+        .and(warp::get().or(warp::post()).unify())
+        .and(warp::method())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(base())
+        .and(warp::body::stream())
+        .and_then(|tail: warp::path::Tail, method, raw_query, state, headers: HeaderMap, stream| {
+            let head = BodyHead::from_headers(&headers);
+            let path = tail.as_str().to_owned();
+            guarded(state, headers, Guard::Api, "prometheus", move |state| {
+                prometheus::serve(state.reads.clone(), method, path, raw_query, head, Box::pin(stream))
+            })
+        });
+    vec![query.boxed(), metric_list.boxed(), series.boxed(), gate.boxed(), prometheus.boxed()]
 }
 
 /// What on-call does: alerts, acknowledgements, silences, and the signed acknowledge links.

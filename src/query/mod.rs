@@ -4,6 +4,7 @@
 
 pub mod params;
 pub mod plan;
+pub mod promql;
 pub mod selector;
 pub mod stat;
 pub(crate) mod time;
@@ -38,6 +39,18 @@ pub enum QueryError {
     Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A PromQL evaluation's own failure, carried through `read_with_memory`.
+    #[error(transparent)]
+    PromQl(Box<promql::PromError>),
+}
+
+impl From<promql::PromError> for QueryError {
+    fn from(err: promql::PromError) -> QueryError {
+        match err {
+            promql::PromError::Query(inner) => inner,
+            other => QueryError::PromQl(Box::new(other)),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ use promql_parser::util::{ExprVisitor, walk_expr};
 use rand::SeedableRng;
 use serde_json::Value;
 
-use crate::support::{TestDaemon, program, wait_for};
+use crate::support::{Prometheus, TestDaemon, free_port, program, wait_for};
 
 const DASHBOARDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/dashboards");
 
@@ -127,20 +127,6 @@ async fn every_panel_query_parses_and_names_only_metrics_perfwatch_exposes() {
         }
     }
     assert!(missing.is_empty(), "names no perfwatch /metrics exposes: {missing:#?}");
-}
-
-/// A free loopback port (bound and released; Prometheus takes it at once).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Prometheus(std::process::Child);
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,6 +23,8 @@ mod notify;
 mod otlp;
 mod own_metrics;
 mod persistence;
+mod prometheus_api;
+mod promql_oracle;
 mod pushgateway;
 mod rule_kinds;
 mod slack_standin;
