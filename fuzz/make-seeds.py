@@ -233,7 +233,26 @@ def file_seeds():
                                                  and not b.startswith("rule_files:")))
 
 
+def promql_seeds():
+    """PromQL as Grafana and the tests send it: selectors, range functions, aggregations,
+    matching, subqueries, histograms."""
+    exprs = [
+        'http_requests_total{service=~"a.*",code!="200"} offset 5m',
+        'sum by (service) (rate(http_requests_total[5m]))',
+        'histogram_quantile(0.99, sum by (endpoint) (rate(api_request_duration_seconds[5m])))',
+        'max_over_time(rate(http_requests_total[5m])[20m:1m]) @ end()',
+        'http_requests_total / on(service) group_left sum by (service) (http_requests_total)',
+        'label_replace(db_pool_connections_in_use, "p", "$1", "pool", "(pri).*") > bool 10',
+        'topk(2, count_values("v", queue_depth)) or vector(1) unless absent(x{a="b"})',
+        '{__name__=~"db_pool.*|queue_depth"}[10m]',
+        'quantile_over_time(0.9, x[1h]) - -2 ^ 3 % atan2(y, 1)',
+    ]
+    for n, expr in enumerate(exprs):
+        write("promql", "expr-%02d" % n, expr)
+
+
 if __name__ == "__main__":
+    promql_seeds()
     text_seeds()
     prom_proto_seeds()
     otlp_proto_seeds()

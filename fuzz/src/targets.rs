@@ -34,6 +34,7 @@ pub const TARGETS: &[&str] = &[
     "influx",
     "statsd",
     "query",
+    "promql",
     "rules",
     "config",
     "sketch",
@@ -54,6 +55,7 @@ pub fn run(name: &str, data: &[u8]) {
         "influx" => influx_write(data),
         "statsd" => statsd_datagram(data),
         "query" => query_params(data),
+        "promql" => promql(data),
         "rules" => rule_file(data),
         "config" => config_file(data),
         "sketch" => stored_sketch(data),
@@ -207,6 +209,24 @@ fn query_params(data: &[u8]) {
     let tiers =
         [Tier { resolution_s: 10, retention_s: 86_400 }, Tier { resolution_s: 3600, retention_s: 86_400 * 400 }];
     perfwatch::query::plan::plan(request.from_s, request.to_s, &tiers, &[None, Some(NOW_MS / 1000 - 7200)]);
+}
+
+/// A PromQL expression as the Prometheus API takes it: parsed, checked and planned as an
+/// instant and as a range query (what runs before anything is read).
+fn promql(data: &[u8]) {
+    use perfwatch::query::promql::{self, LOOKBACK_MS, Query};
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    for step_ms in [None, Some(15_000)] {
+        let query = Query {
+            expr: text.to_owned(),
+            start_ms: NOW_MS - 3_600_000,
+            end_ms: NOW_MS,
+            step_ms,
+            lookback_ms: LOOKBACK_MS,
+        };
+        let _ = promql::check(&query);
+    }
+    let _ = promql::catalog::selectors(&[text.to_owned()]);
 }
 
 fn rule_file(data: &[u8]) {
