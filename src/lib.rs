@@ -278,6 +278,7 @@ fn api_state(
             aggregator: aggregator.clone(),
             reader: store.reader.clone(),
             limits: config.limits.clone(),
+            promql_limits: config.query_limits,
             cpu,
             trend_cache: Default::default(),
         }),

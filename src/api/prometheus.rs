@@ -125,7 +125,7 @@ async fn instant(state: &ReadState, params: &Params) -> Result<String, PromError
         step_ms: None,
         lookback_ms: lookback(params)?,
     };
-    let value = promql::run(&state.reader, &state.aggregator, query, limits(params)?, now).await?;
+    let value = promql::run(&state.reader, &state.aggregator, query, limits(state, params)?, now).await?;
     Ok(encode::success(&encode::query_data(&value), &[]))
 }
 
@@ -137,7 +137,8 @@ async fn range(state: &ReadState, params: &Params) -> Result<String, PromError> 
         step_ms: Some(parse_duration(required(params, "step")?, "step")?),
         lookback_ms: lookback(params)?,
     };
-    let value = promql::run(&state.reader, &state.aggregator, query, limits(params)?, crate::clock::now_ms()).await?;
+    let now = crate::clock::now_ms();
+    let value = promql::run(&state.reader, &state.aggregator, query, limits(state, params)?, now).await?;
     Ok(encode::success(&encode::query_data(&value), &[]))
 }
 
@@ -226,12 +227,15 @@ fn lookback(params: &Params) -> Result<i64, PromError> {
     params.get("lookback_delta").map_or(Ok(LOOKBACK_MS), |text| parse_duration(text, "lookback_delta"))
 }
 
-/// The default limits, with a shorter timeout when the request asks for one.
-fn limits(params: &Params) -> Result<Limits, PromError> {
-    let mut limits = Limits::default();
+/// The configured limits (`query:`), with a shorter timeout when the request asks for one
+/// (0, as in Prometheus, asks for none).
+fn limits(state: &ReadState, params: &Params) -> Result<Limits, PromError> {
+    let mut limits = state.promql_limits;
     if let Some(text) = params.get("timeout") {
-        let asked = Duration::from_millis(parse_duration(text, "timeout")?.max(1) as u64);
-        limits.timeout = limits.timeout.min(asked);
+        let asked = parse_duration(text, "timeout")?;
+        if asked > 0 {
+            limits.timeout = limits.timeout.min(Duration::from_millis(asked as u64));
+        }
     }
     Ok(limits)
 }

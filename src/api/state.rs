@@ -38,6 +38,8 @@ pub struct ReadState {
     pub aggregator: Arc<Aggregator>,
     pub reader: Reader,
     pub limits: Limits,
+    /// Bounds of one PromQL query (`query:`).
+    pub promql_limits: crate::query::promql::Limits,
     pub cpu: Arc<CpuPool>,
     /// The status page's trends, kept between loads.
     pub(crate) trend_cache: super::status::TrendCache,

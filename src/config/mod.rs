@@ -31,6 +31,7 @@ mod http;
 mod ingest;
 mod notify;
 mod oncall;
+mod query;
 mod routing;
 mod secrets;
 mod storage;
@@ -66,6 +67,7 @@ struct RawConfig {
     export: export::RawExport,
     otlp: ingest::RawOtlp,
     heartbeat: Option<heartbeat::RawHeartbeat>,
+    query: query::RawQuery,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,6 +114,8 @@ pub struct Config {
     pub routing: Routing,
     /// The dead man's switch, if configured.
     pub heartbeat: Option<HeartbeatConfig>,
+    /// Bounds of one PromQL query.
+    pub query_limits: crate::query::promql::Limits,
 }
 
 impl Config {
@@ -182,6 +186,7 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
     let schedules = oncall::validate_schedules(raw.schedules, &people, &mut problems);
     let routing = routing::validate(raw.routes, raw.policies, &reach(&notifiers), schedules, &mut problems);
     let heartbeat = heartbeat::validate(raw.heartbeat, &mut problems);
+    let query_limits = query::validate(raw.query, http.limits.request_timeout, &mut problems);
     if !problems.is_empty() {
         return Err(ConfigError::Invalid { path: origin.to_owned(), problems });
     }
@@ -213,6 +218,7 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
         notifiers,
         routing,
         heartbeat,
+        query_limits,
     })
 }
 

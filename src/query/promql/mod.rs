@@ -77,7 +77,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { max_series: 100_000, max_samples: 50_000_000, timeout: Duration::from_secs(120) }
+        Limits { max_series: 100_000, max_samples: 50_000_000, timeout: Duration::from_secs(30) }
     }
 }
 
