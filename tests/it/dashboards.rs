@@ -8,7 +8,7 @@ use std::time::Duration;
 use promql_parser::parser::{self, Expr};
 use promql_parser::util::{ExprVisitor, walk_expr};
 use rand::SeedableRng;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::{Prometheus, TestDaemon, free_port, program, wait_for};
 
@@ -59,14 +59,14 @@ impl ExprVisitor for Names {
     }
 }
 
+/// A rule evaluated every second, so the alert families have series.
+const QUICK_RULE: &str = "groups:\n  - name: quick\n    interval: 1s\n    rules:\n      - alert: SlowApi\n        metric: api_request_duration_seconds\n        stat: p99\n        window: 1m\n        above: 10\n";
+
 /// A daemon with the workload pushed, a 1 s rule evaluating, a test notification delivered
 /// and a sample rejected, so every family a dashboard shows has data.
 async fn daemon_with_workload() -> TestDaemon {
-    let d = TestDaemon::with_rules(
-        "groups:\n  - name: quick\n    interval: 1s\n    rules:\n      - alert: SlowApi\n        metric: api_request_duration_seconds\n        stat: p99\n        window: 1m\n        above: 10\n",
-    )
-    .await;
-    push_workload(&d).await;
+    let d = TestDaemon::with_rules(QUICK_RULE).await;
+    push_workload(&d.client, &d.base).await;
     let (_, answer) =
         d.push_json(&serde_json::json!({"metrics": [{"name": "x", "type": "nonsense", "value": 1}]})).await;
     assert_eq!(answer["rejected"], 1, "one rejected sample for the rejected panel: {answer}");
@@ -75,11 +75,11 @@ async fn daemon_with_workload() -> TestDaemon {
     d
 }
 
-async fn push_workload(d: &TestDaemon) {
+async fn push_workload(client: &reqwest::Client, base: &str) {
     let specs = perfwatch::loadgen::workload::catalog(40);
     let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
     let (body, _) = perfwatch::loadgen::encode::json_body(&specs, 0, specs.len(), 20, &mut rng);
-    let response = d.client.post(format!("{}/api/v1/push", d.base)).body(body).send().await.unwrap();
+    let response = client.post(format!("{base}/api/v1/push")).body(body).send().await.unwrap();
     assert_eq!(response.status(), 200);
 }
 
@@ -169,11 +169,23 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     })
     .await;
     // Rates need two scrapes of moving counters: keep pushing until every query has data.
-    let queries = queries();
-    let mut missing: Vec<(String, String, String)> = queries.clone();
+    let missing = until_every_query_has_data(|| push_workload(&d.client, &d.base), query).await;
+    assert!(missing.is_empty(), "queries without data from Prometheus after 60 s: {missing:#?}");
+}
+
+/// Every panel query, asked of `query` while `push` keeps data coming, for up to 60 s; the
+/// queries still without data then.
+async fn until_every_query_has_data<P, PF, Q, QF>(push: P, query: Q) -> Vec<(String, String, String)>
+where
+    P: Fn() -> PF,
+    PF: std::future::Future<Output = ()>,
+    Q: Fn(String) -> QF,
+    QF: std::future::Future<Output = Option<Value>>,
+{
+    let mut missing = queries();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !missing.is_empty() && std::time::Instant::now() < deadline {
-        push_workload(&d).await;
+        push().await;
         let mut still = Vec::new();
         for (file, title, expr) in missing {
             let body = query(expr.clone()).await;
@@ -189,5 +201,59 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
-    assert!(missing.is_empty(), "queries without data from Prometheus after 60 s: {missing:#?}");
+    missing
+}
+
+/// The dashboards on perfwatch as their data source (`/prometheus`), no Prometheus between:
+/// a perfwatch process (its own metrics recorded, which the in-process test daemons cannot)
+/// with 1 s intervals, a rule, the workload and a notification; every panel's range query, as
+/// Grafana sends it, must return data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dashboard_query_returns_data_from_perfwatch_directly() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("quick.yaml");
+    std::fs::write(&rules, QUICK_RULE).unwrap();
+    let config = dir.path().join("perfwatch.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "http:\n  listen: 127.0.0.1:0\nstatsd:\n  listen: null\nstorage:\n  path: {}\n  interval: 1s\n  ballast_bytes: 0\n  tiers:\n    - {{resolution: 1s, retention: 1d}}\nrules:\n  paths: [{}]\n",
+            dir.path().join("perfwatch.db").display(),
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let d = crate::support::DaemonProcess::spawn(&config);
+    let client = perfwatch::http_client::client();
+    let sent = client.post(format!("{}/api/v1/notifiers/log/test", d.base)).body("").send().await.unwrap();
+    assert_eq!(sent.status(), 202);
+    let rejected = json!({"metrics": [{"name": "x", "type": "nonsense", "value": 1}]});
+    let answer: Value =
+        client.post(format!("{}/api/v1/push", d.base)).json(&rejected).send().await.unwrap().json().await.unwrap();
+    assert_eq!(answer["rejected"], 1, "one rejected sample for the rejected panel: {answer}");
+    let api = format!("{}/prometheus/api/v1/query_range", d.base);
+    let query = |expr: String| {
+        let (client, api) = (client.clone(), api.clone());
+        async move {
+            let end = perfwatch::clock::now_s();
+            let form = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs([
+                    ("query", expr.as_str()),
+                    ("start", &(end - 120).to_string()),
+                    ("end", &end.to_string()),
+                    ("step", "15"),
+                ])
+                .finish();
+            let response = client
+                .post(&api)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form)
+                .send()
+                .await
+                .ok()?;
+            response.json::<Value>().await.ok()
+        }
+    };
+    let missing = until_every_query_has_data(|| push_workload(&client, &d.base), query).await;
+    assert!(missing.is_empty(), "queries without data from perfwatch directly after 60 s: {missing:#?}");
 }
