@@ -10,6 +10,7 @@ mod episode;
 pub(super) mod forms;
 mod measure;
 mod render;
+pub(super) use self::render::describe;
 mod timeline;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,7 @@
 //! Prometheus's HTTP API at `/prometheus/api/v1/…`, so Grafana's Prometheus data source
 //! (URL `http://<perfwatch>/prometheus`) reads perfwatch directly: queries and range queries
-//! in PromQL, series, label names and values, metadata and build information. Parameters come
+//! in PromQL, series, label names and values, metadata, build information, and the rules
+//! and alerts (`prometheus/rules.rs`). Parameters come
 //! from the query string and, for POST, a form body (Grafana's default), repeated keys such as
 //! `match[]` kept. Answers use Prometheus's envelopes and error types.
 //!
@@ -8,6 +9,7 @@
 //! `/api/v1/series` predate it; the prefix is where Mimir serves the same API.
 
 mod encode;
+mod rules;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +20,7 @@ use warp::http::{Method, StatusCode, header};
 use warp::reply::Response;
 
 use super::body::{self, BodyHead, Limit};
-use super::{ApiError, ReadState};
+use super::{ApiError, ApiState, ReadState};
 use crate::query::QueryError;
 use crate::query::promql::{self, LOOKBACK_MS, Limits, PromError, Query, catalog};
 
@@ -29,8 +31,7 @@ const FORM_LIMIT: Limit = Limit { bytes: 1 << 20, name: "the 1 MiB limit of Prom
 struct Params(Vec<(String, String)>);
 
 impl Params {
-    /// The last value of `key` (Go's `FormValue` takes the first; the two only differ when a
-    /// client sends a key twice, which Grafana does not).
+    /// The first value of `key`, as Go's `FormValue` (the query string's before the body's).
     fn get(&self, key: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
@@ -42,7 +43,7 @@ impl Params {
 
 /// Serves `/prometheus/api/v1/<path>`.
 pub async fn serve<S, B>(
-    state: Arc<ReadState>,
+    api: Arc<ApiState>,
     method: Method,
     path: String,
     raw_query: String,
@@ -60,16 +61,19 @@ where
         params.extend(form_urlencoded::parse(&raw).into_owned());
     }
     let params = Params(params);
+    let state = &api.reads;
     let answer = match path.trim_end_matches('/') {
-        "query" => instant(&state, &params).await,
-        "query_range" => range(&state, &params).await,
-        "series" => series(&state, &params).await,
-        "labels" => labels(&state, &params).await,
-        "metadata" => metadata(&state, &params).await,
+        "query" => instant(state, &params).await,
+        "query_range" => range(state, &params).await,
+        "series" => series(state, &params).await,
+        "labels" => labels(state, &params).await,
+        "metadata" => metadata(state, &params).await,
+        "rules" => rules::rules(&api.oncall, &params).await.map(|data| encode::success(&data, &[])),
+        "alerts" => rules::alerts(&api.oncall).await.map(|data| encode::success(&data, &[])),
         "status/buildinfo" => Ok(encode::success(&build_info(), &[])),
         "query_exemplars" => Ok(encode::success("[]", &[])),
         other => match other.strip_prefix("label/").and_then(|rest| rest.strip_suffix("/values")) {
-            Some(name) => label_values(&state, &params, name).await,
+            Some(name) => label_values(state, &params, name).await,
             None => {
                 return Ok(respond(
                     StatusCode::NOT_FOUND,

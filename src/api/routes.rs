@@ -147,7 +147,7 @@ fn read_routes(base: &Base) -> Vec<Route> {
             let head = BodyHead::from_headers(&headers);
             let path = tail.as_str().to_owned();
             guarded(state, headers, Guard::Api, "prometheus", move |state| {
-                prometheus::serve(state.reads.clone(), method, path, raw_query, head, Box::pin(stream))
+                prometheus::serve(state, method, path, raw_query, head, Box::pin(stream))
             })
         });
     vec![query.boxed(), metric_list.boxed(), series.boxed(), gate.boxed(), prometheus.boxed()]

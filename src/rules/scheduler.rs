@@ -80,6 +80,11 @@ impl SchedulerHandle {
         group.rules.iter().find(|r| r.name == name).cloned()
     }
 
+    /// Every group as it runs now.
+    pub fn groups(&self) -> Vec<Arc<Group>> {
+        self.running.borrow().clone()
+    }
+
     /// Tells the notification engine that `id` was acknowledged (already stored) by `by`, so
     /// escalation stops and those paged hear of it.
     pub async fn acked(&self, id: String, by: String) {

@@ -377,3 +377,48 @@ async fn counters_read_as_running_totals_and_rates_as_exact_increments() {
     .await;
     assert_eq!(total["data"]["result"][0]["value"][1], "3600", "120 intervals of 30 before start + 20 m: {total}");
 }
+
+#[tokio::test]
+async fn rules_and_alerts_are_listed_in_prometheus_format() {
+    let d = TestDaemon::with_rules(
+        "groups:\n  - name: api\n    interval: 1s\n    rules:\n      - alert: SlowVendorPage\n        metric: api_request_duration_seconds\n        stat: p99\n        window: 1m\n        group_by: [endpoint]\n        above: 0.2\n        labels: {team: web}\n        annotations: {summary: \"{{ labels.endpoint }} is slow\"}\n",
+    )
+    .await;
+    let slow = json!({"metrics": [{"name": "api_request_duration_seconds", "type": "timing",
+        "labels": {"endpoint": "/vendors/:id"}, "values": [0.5, 0.6, 0.7]}]});
+    let _pushing = d.keep_pushing(slow);
+    let alerts = crate::support::wait_for(
+        "a firing alert in Prometheus's format",
+        std::time::Duration::from_secs(20),
+        || async {
+            let (_, body) = d.get("/prometheus/api/v1/alerts").await;
+            let alerts = body["data"]["alerts"].as_array()?.clone();
+            alerts.iter().any(|a| a["state"] == "firing").then_some(alerts)
+        },
+    )
+    .await;
+    let alert = &alerts[0];
+    assert_eq!(alert["labels"]["alertname"], "SlowVendorPage", "{alert}");
+    assert_eq!(alert["labels"]["endpoint"], "/vendors/:id");
+    assert_eq!(alert["labels"]["team"], "web");
+    assert_eq!(alert["annotations"]["summary"], "/vendors/:id is slow");
+    assert!(alert["activeAt"].as_str().unwrap().parse::<jiff::Timestamp>().is_ok(), "{alert}");
+    let value: f64 = alert["value"].as_str().unwrap().parse().unwrap();
+    assert!(value > 0.2, "{alert}");
+
+    let (status, body) = d.get("/prometheus/api/v1/rules").await;
+    assert_eq!((status, &body["status"]), (200, &json!("success")));
+    let group = &body["data"]["groups"][0];
+    assert_eq!((&group["name"], &group["interval"]), (&json!("api"), &json!(1)), "{body}");
+    let rule = &group["rules"][0];
+    assert_eq!(
+        (&rule["type"], &rule["name"], &rule["state"]),
+        (&json!("alerting"), &json!("SlowVendorPage"), &json!("firing"))
+    );
+    assert!(rule["query"].as_str().unwrap().contains("api_request_duration_seconds"), "{rule}");
+    assert_eq!(rule["alerts"].as_array().map(Vec::len), Some(1), "{rule}");
+    let (_, recording) = d.get("/prometheus/api/v1/rules?type=record").await;
+    assert_eq!(recording["data"]["groups"], json!([]), "perfwatch has no recording rules");
+    let (_, other) = d.get("/prometheus/api/v1/rules?rule_name[]=NoSuchRule").await;
+    assert_eq!(other["data"]["groups"], json!([]));
+}
