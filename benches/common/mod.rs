@@ -61,6 +61,7 @@ pub fn interval(specs: &[(u64, SeriesSpec)], start_s: i64, rng: &mut SmallRng) -
 }
 
 /// Writes the history, then as many empty flushes as downsampling needs to catch up.
+#[allow(dead_code)] // the PromQL bench builds its own series
 pub fn build(
     runtime: &tokio::runtime::Runtime,
     path: std::path::PathBuf,
@@ -68,8 +69,19 @@ pub fn build(
     history_s: i64,
     now_s: i64,
 ) -> History {
+    build_specs(runtime, path, catalog(n_series), history_s, now_s)
+}
+
+/// [`build`] of the series `specs`.
+pub fn build_specs(
+    runtime: &tokio::runtime::Runtime,
+    path: std::path::PathBuf,
+    specs: Vec<SeriesSpec>,
+    history_s: i64,
+    now_s: i64,
+) -> History {
     let store = Store::open(StoreSettings { path, tiers: tiers(), n_readers: 2 }).unwrap();
-    let specs: Vec<(u64, SeriesSpec)> = catalog(n_series).into_iter().map(|s| (series_id(&key(&s)), s)).collect();
+    let specs: Vec<(u64, SeriesSpec)> = specs.into_iter().map(|s| (series_id(&key(&s)), s)).collect();
     let mut rng = SmallRng::seed_from_u64(7);
     let mut seq = 0;
     for start_s in (now_s - history_s..now_s - 10).step_by(10) {

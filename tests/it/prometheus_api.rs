@@ -195,6 +195,52 @@ async fn timings_are_native_histograms_and_their_quantiles_are_the_merged_sketch
     let difference: f64 = mean["data"]["result"][0]["value"][1].as_str().unwrap().parse().unwrap();
     assert!(difference.abs() < 1e-12, "histogram_avg agrees with _sum / _count: {mean}");
 
+    // Sums of increases are evaluated per group (merged series, windows slid from step to
+    // step); `* 1` keeps the same sum per series: the answers are the same.
+    for expr in [
+        "sum by (endpoint) (rate(api_request_duration_seconds[5m]))",
+        "sum(increase(api_request_duration_seconds[2m]))",
+    ] {
+        let range = |query: String| {
+            let (client, url) = (d.client.clone(), api(&d, "query_range"));
+            async move {
+                let params = [
+                    ("query", query),
+                    ("start", (start + 300).to_string()),
+                    ("end", (start + 1500).to_string()),
+                    ("step", "30".into()),
+                ];
+                post_form(&client, &url, &params).await
+            }
+        };
+        let per_series_expr = expr.replace("[5m])", "[5m]) * 1").replace("[2m])", "[2m]) * 1");
+        let (grouped, per_series) = (range(expr.to_owned()).await, range(per_series_expr).await);
+        assert_eq!(grouped["status"], "success", "{grouped}");
+        // Buckets and counts exactly; sums of seconds to 1e-12 (added in another order).
+        let values = |body: &Value| -> Vec<(String, f64)> {
+            let mut out = Vec::new();
+            for s in body["data"]["result"].as_array().unwrap() {
+                for p in s["histograms"].as_array().into_iter().flatten() {
+                    let sum: f64 = p[1]["sum"].as_str().unwrap().parse().unwrap();
+                    out.push((format!("{}{} {} {}", s["metric"], p[0], p[1]["count"], p[1]["buckets"]), sum));
+                }
+            }
+            out
+        };
+        let (a, b) = (values(&grouped), values(&per_series));
+        assert_eq!(a.iter().map(|x| &x.0).collect::<Vec<_>>(), b.iter().map(|x| &x.0).collect::<Vec<_>>(), "{expr}");
+        for ((_, x), (_, y)) in a.iter().zip(&b) {
+            assert!((x - y).abs() <= 1e-12 * x.abs().max(y.abs()), "{expr}: sums {x} and {y}");
+        }
+        let points: usize = grouped["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["histograms"].as_array().map_or(0, Vec::len))
+            .sum();
+        assert!(points >= 41, "{expr}: 41 steps each: {grouped}");
+    }
+
     // A range query answers histograms per step, in the `histograms` field.
     let range = post_form(
         &d.client,

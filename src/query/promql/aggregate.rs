@@ -14,6 +14,9 @@ use super::value::{NAME, Sample, SeriesIdx, StepValue, Val, format_float, with_l
 use crate::model::Labels;
 
 pub fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr, t: i64) -> Result<StepValue, PromError> {
+    if let Some(per_group) = super::pushdown::sum_of_increases(ev, agg, t)? {
+        return Ok(per_group);
+    }
     let op = agg.op.to_string();
     let key = node(agg);
     let mut param = None;
@@ -63,7 +66,12 @@ pub fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr, t: i64) -> Result<StepV
 }
 
 /// The group a series falls in, remembered per node.
-fn group_of(ev: &mut Evaluator<'_>, key: usize, modifier: Option<&LabelModifier>, series: SeriesIdx) -> SeriesIdx {
+pub(super) fn group_of(
+    ev: &mut Evaluator<'_>,
+    key: usize,
+    modifier: Option<&LabelModifier>,
+    series: SeriesIdx,
+) -> SeriesIdx {
     if let Some(group) = ev.derived.get(&(key, series)) {
         return *group;
     }

@@ -12,9 +12,9 @@ use rustc_hash::FxHashMap;
 use super::histogram::Histogram;
 use super::range::{self, Window};
 use super::source::{Loader, Points, Shape, Want};
-use super::tier;
 use super::value::{LabelTable, QueryValue, Sample, SeriesIdx, StepValue, Val, without_name};
 use super::{Deadline, Limits, PromError, Query};
+use super::{sliding, tier};
 use crate::aggregate::Snapshot;
 use crate::model::Labels;
 use crate::store::reader::ReadTx;
@@ -194,6 +194,10 @@ pub struct Evaluator<'q> {
     pub pairs: FxHashMap<(usize, SeriesIdx, SeriesIdx), SeriesIdx>,
     /// Bare timing selectors: each series' cumulative histogram so far, and up to which point.
     cumulative: FxHashMap<(usize, SeriesIdx), (usize, Histogram)>,
+    /// Timings' rate and increase windows, carried from step to step.
+    pub sliding: sliding::SlidingCache,
+    /// Sums of increases evaluated per group (`pushdown.rs`).
+    pub groups: super::pushdown::GroupCache,
     pub samples_left: usize,
 }
 
@@ -229,6 +233,8 @@ impl<'q> Evaluator<'q> {
             derived: FxHashMap::default(),
             pairs: FxHashMap::default(),
             cumulative: FxHashMap::default(),
+            sliding: sliding::SlidingCache::default(),
+            groups: Default::default(),
             samples_left: 0,
         };
         let mut selectors = Vec::new();
@@ -482,6 +488,30 @@ impl<'q> Evaluator<'q> {
         param: Option<f64>,
         key: usize,
     ) -> Result<Vec<Sample>, PromError> {
+        // A timing's rate or increase over a selector: its window carried from the last step.
+        if let (Expr::MatrixSelector(ms), "rate" | "increase") = (unparen(arg), func) {
+            let to = self.effective(ms.vs.at.as_ref(), ms.vs.offset.as_ref(), t);
+            let window = Window { from_ms: to.saturating_sub(duration_ms(ms.range)), to_ms: to, param };
+            let list = self.data.get(&node(&ms.vs)).map(Vec::as_slice).unwrap_or_default();
+            let mut out = Vec::with_capacity(list.len());
+            for p in list {
+                let idx = p.window(window.from_ms, window.to_ms);
+                let val = match p.shape {
+                    Shape::Timing if !idx.is_empty() => {
+                        let merged = sliding::window_histogram(&mut self.sliding, key, p, idx);
+                        Some(range::timing_increase(func, merged, window))
+                    }
+                    _ => range::over_points(func, p, idx, window)?,
+                };
+                if let Some(val) = val {
+                    out.push(Sample { series: p.series, val });
+                }
+            }
+            for s in &mut out {
+                s.series = self.drop_name(key, s.series);
+            }
+            return Ok(out);
+        }
         let results: Vec<(SeriesIdx, Val)> = match self.windows(arg, t, param)? {
             Windows::Points(list, window) => {
                 let mut out = Vec::with_capacity(list.len());

@@ -53,6 +53,23 @@ impl Histogram {
         }
     }
 
+    /// Adds (`sign` 1) or takes away (`sign` -1) a timing rollup's sketch bins only; the
+    /// count, sum and extremes are set by [`Histogram::set_totals`]. Counts stay whole numbers,
+    /// so taking away what was added is exact.
+    pub fn add_bins_of(&mut self, rollup: &Rollup, sign: f64) {
+        self.normalise_if(1.0);
+        if let Some(sketch) = &rollup.sketch {
+            let (offset, bins, zero) = sketch.bins();
+            self.zero += sign * zero as f64;
+            self.add_bins(offset, bins.iter().map(|n| sign * *n as f64), bins.len());
+        }
+    }
+
+    /// Sets the observations' count, sum and extremes (before any factor).
+    pub fn set_totals(&mut self, count: f64, sum: f64, min: f64, max: f64) {
+        (self.count, self.sum, self.min, self.max) = (count, sum, min, max);
+    }
+
     /// Adds `other`'s observations.
     pub fn add(&mut self, other: &Histogram) {
         if self.count == 0.0 && self.bins.is_empty() && self.zero == 0.0 {

@@ -77,12 +77,7 @@ fn timing(func: &str, p: &Points, idx: Range<usize>, w: Window) -> Result<Option
     };
     let observed = |f: fn(&crate::aggregate::rollup::Rollup) -> f64| rollups.iter().map(f).sum::<f64>();
     Ok(match func {
-        "increase" => Some(Val::H(Box::new(merged()))),
-        "rate" => {
-            let mut h = merged();
-            h.scale(1.0 / w.seconds());
-            Some(Val::H(Box::new(h)))
-        }
+        "increase" | "rate" => Some(timing_increase(func, merged(), w)),
         "irate" => {
             if idx.len() < 2 {
                 return Ok(None);
@@ -108,6 +103,14 @@ fn timing(func: &str, p: &Points, idx: Range<usize>, w: Window) -> Result<Option
             )));
         }
     })
+}
+
+/// A timing's `increase` (the window's merged histogram) or `rate` (that per second).
+pub fn timing_increase(func: &str, mut merged: Histogram, w: Window) -> Val {
+    if func == "rate" {
+        merged.scale(1.0 / w.seconds());
+    }
+    Val::H(Box::new(merged))
 }
 
 /// `func` over plain samples, as Prometheus computes it.

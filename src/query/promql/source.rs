@@ -162,14 +162,23 @@ impl Loader<'_> {
                 views.iter().filter(|v| want.any_tier(v.shape) == any_tier).map(|v| v.id).collect();
             ids.into_iter().collect()
         };
-        let (coarse, coarse_from_s) = self.rows(&ids_where(true), from_s, to_s, self.chosen)?;
-        let (fine, fine_from_s) = self.rows(&ids_where(false), from_s, to_s, 0)?;
+        let (mut coarse, coarse_from_s) = self.rows(&ids_where(true), from_s, to_s, self.chosen)?;
+        let (mut fine, fine_from_s) = self.rows(&ids_where(false), from_s, to_s, 0)?;
+        // A series' rows go to its last view whole, and are copied only for the others (a
+        // timing read as itself and as `_count`, say).
+        let mut uses: FxHashMap<(SeriesId, bool), usize> = FxHashMap::default();
+        for view in &views {
+            *uses.entry((view.id, want.any_tier(view.shape))).or_default() += 1;
+        }
         let mut out = Vec::with_capacity(views.len());
         for view in views {
             self.deadline.check()?;
-            let (rows, read_from_s) =
-                if want.any_tier(view.shape) { (&coarse, coarse_from_s) } else { (&fine, fine_from_s) };
-            let mut points = points_of(view.shape, rows.get(&view.id), want);
+            let any_tier = want.any_tier(view.shape);
+            let (rows, read_from_s) = if any_tier { (&mut coarse, coarse_from_s) } else { (&mut fine, fine_from_s) };
+            let left = uses.get_mut(&(view.id, any_tier)).expect("counted above");
+            *left -= 1;
+            let own = if *left == 0 { rows.remove(&view.id) } else { rows.get(&view.id).cloned() };
+            let mut points = points_of(view.shape, own, want);
             if points.t.len() > self.samples_left {
                 return Err(PromError::Limit(
                     "query processing would load too many samples into memory in query execution (query.max_samples); narrow the selector or the time range".into(),
@@ -389,12 +398,18 @@ fn merge_row(rows: &mut BTreeMap<i64, (i64, Rollup)>, start: i64, resolution: i6
 }
 
 /// A series' points from its rows, only those taken in `want`'s window.
-fn points_of(shape: Shape, rows: Option<&BTreeMap<i64, (i64, Rollup)>>, want: Want) -> Points {
+fn points_of(shape: Shape, rows: Option<BTreeMap<i64, (i64, Rollup)>>, want: Want) -> Points {
     let mut pairs: Vec<(i64, Rollup)> = rows
         .into_iter()
         .flatten()
         .filter(|(_, (_, r))| !r.is_empty() && r.last_ms != i64::MIN)
-        .map(|(_, (_, r))| (r.last_ms, r.clone()))
+        .map(|(_, (_, mut r))| {
+            // A timing's `_count` and `_sum` read no buckets.
+            if matches!(shape, Shape::TimingCount | Shape::TimingSum) {
+                r.sketch = None;
+            }
+            (r.last_ms, r)
+        })
         .collect();
     pairs.sort_by_key(|(t, _)| *t);
     // Points before the window still count: into a counter's total before the first, and a
