@@ -493,20 +493,7 @@ impl<'q> Evaluator<'q> {
             let to = self.effective(ms.vs.at.as_ref(), ms.vs.offset.as_ref(), t);
             let window = Window { from_ms: to.saturating_sub(duration_ms(ms.range)), to_ms: to, param };
             let list = self.data.get(&node(&ms.vs)).map(Vec::as_slice).unwrap_or_default();
-            let mut out = Vec::with_capacity(list.len());
-            for p in list {
-                let idx = p.window(window.from_ms, window.to_ms);
-                let val = match p.shape {
-                    Shape::Timing if !idx.is_empty() => {
-                        let merged = sliding::window_histogram(&mut self.sliding, key, p, idx);
-                        Some(range::timing_increase(func, merged, window))
-                    }
-                    _ => range::over_points(func, p, idx, window)?,
-                };
-                if let Some(val) = val {
-                    out.push(Sample { series: p.series, val });
-                }
-            }
+            let mut out = sliding::increases(&mut self.sliding, key, func, list, window)?;
             for s in &mut out {
                 s.series = self.drop_name(key, s.series);
             }

@@ -14,10 +14,10 @@ use promql_parser::parser::{AggregateExpr, Expr};
 
 use super::PromError;
 use super::eval::{Evaluator, duration_ms, node, unparen};
-use super::range::{self, Window};
+use super::range::Window;
 use super::sliding;
 use super::source::{Points, Shape};
-use super::value::{Sample, StepValue};
+use super::value::StepValue;
 
 /// Each group's merged points, per `sum` node; `None` where the node does not qualify.
 pub type GroupCache = rustc_hash::FxHashMap<usize, Option<Vec<Points>>>;
@@ -38,20 +38,7 @@ pub fn sum_of_increases(ev: &mut Evaluator<'_>, agg: &AggregateExpr, t: i64) -> 
     let Some(Some(groups)) = ev.groups.get(&key) else { return Ok(None) };
     let to = ev.effective(ms.vs.at.as_ref(), ms.vs.offset.as_ref(), t);
     let window = Window { from_ms: to.saturating_sub(duration_ms(ms.range)), to_ms: to, param: None };
-    let mut out = Vec::with_capacity(groups.len());
-    for group in groups {
-        let idx = group.window(window.from_ms, window.to_ms);
-        let val = match group.shape {
-            Shape::Timing if !idx.is_empty() => {
-                let merged = sliding::window_histogram(&mut ev.sliding, key, group, idx);
-                Some(range::timing_increase(func, merged, window))
-            }
-            _ => range::over_points(func, group, idx, window)?,
-        };
-        if let Some(val) = val {
-            out.push(Sample { series: group.series, val });
-        }
-    }
+    let out = sliding::increases(&mut ev.sliding, key, func, groups, window)?;
     Ok(Some(StepValue::Vector(out)))
 }
 

@@ -9,9 +9,11 @@ use std::ops::Range;
 
 use rustc_hash::FxHashMap;
 
+use super::PromError;
 use super::histogram::Histogram;
-use super::source::Points;
-use super::value::SeriesIdx;
+use super::range::{self, Window};
+use super::source::{Points, Shape};
+use super::value::{Sample, SeriesIdx};
 
 /// One series' last window: which points it held and their bins.
 pub struct Sliding {
@@ -47,11 +49,35 @@ pub fn window_histogram(cache: &mut SlidingCache, key: usize, p: &Points, window
     out
 }
 
+/// `rate` or `increase` (`func`) of each of `list`'s series over `window`: timings through
+/// their carried windows, counters from their running totals.
+pub fn increases(
+    cache: &mut SlidingCache,
+    key: usize,
+    func: &str,
+    list: &[Points],
+    window: Window,
+) -> Result<Vec<Sample>, PromError> {
+    let mut out = Vec::with_capacity(list.len());
+    for p in list {
+        let idx = p.window(window.from_ms, window.to_ms);
+        let val = match p.shape {
+            Shape::Timing if !idx.is_empty() => {
+                Some(range::timing_increase(func, window_histogram(cache, key, p, idx), window))
+            }
+            _ => range::over_points(func, p, idx, window)?,
+        };
+        if let Some(val) = val {
+            out.push(Sample { series: p.series, val });
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::aggregate::rollup::Rollup;
-    use crate::query::promql::source::Shape;
 
     #[test]
     fn a_slid_window_equals_the_window_merged_afresh() {
