@@ -31,7 +31,7 @@ const FORM_LIMIT: Limit = Limit { bytes: 1 << 20, name: "the 1 MiB limit of Prom
 struct Params(Vec<(String, String)>);
 
 impl Params {
-    /// The first value of `key`, as Go's `FormValue` (the query string's before the body's).
+    /// The first value of `key`, as Go's `FormValue` (the body's before the query string's).
     fn get(&self, key: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
@@ -54,12 +54,14 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Unpin,
     B: Buf,
 {
-    let mut params: Vec<(String, String)> = form_urlencoded::parse(raw_query.as_bytes()).into_owned().collect();
+    // The body's parameters first: Go's FormValue prefers them to the query string's.
+    let mut params: Vec<(String, String)> = Vec::new();
     let is_form = head.content_type.as_deref().is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
     if method == Method::POST && is_form {
         let raw = body::receive(stream, &head, FORM_LIMIT).await?.inflate()?;
         params.extend(form_urlencoded::parse(&raw).into_owned());
     }
+    params.extend(form_urlencoded::parse(raw_query.as_bytes()).into_owned());
     let params = Params(params);
     let state = &api.reads;
     let answer = match path.trim_end_matches('/') {
@@ -227,8 +229,10 @@ fn required<'p>(params: &'p Params, key: &str) -> Result<&'p str, PromError> {
     params.get(key).ok_or_else(|| PromError::BadData(format!("invalid parameter \"{key}\": missing")))
 }
 
+/// `lookback_delta`, or the default when absent, zero or negative (as Prometheus).
 fn lookback(params: &Params) -> Result<i64, PromError> {
-    params.get("lookback_delta").map_or(Ok(LOOKBACK_MS), |text| parse_duration(text, "lookback_delta"))
+    let asked = params.get("lookback_delta").map_or(Ok(0), |text| parse_duration(text, "lookback_delta"))?;
+    Ok(if asked > 0 { asked } else { LOOKBACK_MS })
 }
 
 /// The configured limits (`query:`), with a shorter timeout when the request asks for one
@@ -260,19 +264,25 @@ fn parse_time(text: &str, key: &str) -> Result<i64, PromError> {
 
 /// A duration as Prometheus takes it: seconds (with a fraction) or `5m`, `1h30m`.
 fn parse_duration(text: &str, key: &str) -> Result<i64, PromError> {
-    if let Ok(seconds) = text.parse::<f64>()
-        && seconds.is_finite()
-    {
-        if seconds * 1000.0 >= i64::MAX as f64 {
+    if let Ok(seconds) = text.parse::<f64>() {
+        if !seconds.is_finite() {
+            return Err(PromError::BadData(format!(
+                "invalid parameter \"{key}\": cannot parse {text:?} to a valid duration"
+            )));
+        }
+        if seconds.abs() * 1000.0 >= i64::MAX as f64 {
             return Err(PromError::BadData(format!(
                 "invalid parameter \"{key}\": cannot parse {text:?} to a valid duration. It overflows int64"
             )));
         }
         return Ok((seconds * 1000.0).round() as i64);
     }
-    promql_parser::util::duration::parse_duration(text).map(crate::query::promql::duration_ms).map_err(|_| {
-        PromError::BadData(format!("invalid parameter \"{key}\": cannot parse {text:?} to a valid duration"))
-    })
+    // Outside code: a panic on some text answers as a bad parameter.
+    let parsed = std::panic::catch_unwind(|| promql_parser::util::duration::parse_duration(text));
+    match parsed {
+        Ok(Ok(duration)) => Ok(crate::query::promql::duration_ms(duration)),
+        _ => Err(PromError::BadData(format!("invalid parameter \"{key}\": cannot parse {text:?} to a valid duration"))),
+    }
 }
 
 /// Prometheus's `U__` escaping of label names in paths: `_xx_` (hex) for other characters,
@@ -310,6 +320,7 @@ mod tests {
         assert_eq!(parse_duration("15", "step").unwrap(), 15_000);
         assert_eq!(parse_duration("1m30s", "step").unwrap(), 90_000);
         assert!(parse_duration("fast", "step").is_err());
+        assert!(parse_duration("NaN", "step").is_err() && parse_duration("inf", "step").is_err());
         assert_eq!(unescape_label_name("http_2e_status"), "http.status");
         assert_eq!(unescape_label_name("a__b"), "a_b");
     }

@@ -259,6 +259,9 @@ async fn timings_are_native_histograms_and_their_quantiles_are_the_merged_sketch
     assert_eq!(series[0]["histograms"][0][1]["count"], "1", "10 observations a 10 s interval: 1 a second");
 }
 
+/// Endpoint, parameters, and how many samples (vector) or points (matrix) are expected.
+type EdgeQuery = (&'static str, Vec<(&'static str, String)>, usize);
+
 /// Endpoint, parameters, and the status, `errorType` and part of the message expected.
 type BadQuery = (&'static str, Vec<(&'static str, String)>, u16, &'static str, &'static str);
 
@@ -355,6 +358,40 @@ async fn bad_and_unsupported_queries_answer_as_prometheus_does() {
         ("series", vec![], 400, "bad_data", "no match[] parameter provided"),
         ("series", vec![("match[]", "{job=~\".*\"}".into())], 400, "bad_data", "at least one non-empty matcher"),
         ("labels", vec![("match[]", "rate(x[5m])".into())], 400, "bad_data", "is not a series selector"),
+        (
+            "query",
+            vec![("query", "up".into()), ("lookback_delta", "NaN".into())],
+            400,
+            "bad_data",
+            "invalid parameter \"lookback_delta\"",
+        ),
+        (
+            "query",
+            vec![
+                ("query", "rate(api_request_duration_seconds[5m]) - rate(api_request_duration_seconds[5m])".into()),
+                ("time", t.clone()),
+            ],
+            422,
+            "execution",
+            "the operator - between a timing's histogram and another histogram",
+        ),
+        (
+            "query",
+            vec![("query", "sum by (le) (rate(api_request_duration_seconds_bucket[5m]))".into()), ("time", t.clone())],
+            422,
+            "execution",
+            "is a timing, kept as a native histogram, with no classic buckets",
+        ),
+        (
+            "query",
+            vec![
+                ("query", "rate({__name__=~\"api_request_duration_seconds_(count|sum)\"}[5m])".into()),
+                ("time", t.clone()),
+            ],
+            422,
+            "execution",
+            "vector cannot contain metrics with the same labelset",
+        ),
     ];
     for (endpoint, params, status, kind, message) in cases {
         let response = d
@@ -377,6 +414,49 @@ async fn bad_and_unsupported_queries_answer_as_prometheus_does() {
     }
     let (status, body) = d.get("/prometheus/api/v1/nothing_here").await;
     assert_eq!((status, &body["errorType"]), (404, &json!("not_found")));
+
+    // Edges Prometheus answers, and so must perfwatch: a step past the window (one point, no
+    // overflow), exactly 11,000 steps, a zero lookback (the default), nothing to match against.
+    let ok: Vec<EdgeQuery> = vec![
+        (
+            "query_range",
+            vec![
+                ("query", "1".into()),
+                ("start", "1700000000".into()),
+                ("end", "1700000000".into()),
+                ("step", "9223371000000000".into()),
+            ],
+            1,
+        ),
+        (
+            "query_range",
+            vec![("query", "1".into()), ("start", "0".into()), ("end", "11000".into()), ("step", "1".into())],
+            11_001,
+        ),
+        (
+            "query",
+            vec![("query", "http_requests_total".into()), ("time", t.clone()), ("lookback_delta", "0".into())],
+            1,
+        ),
+        (
+            "query",
+            vec![
+                ("query", "absent_metric * on() group_left api_request_duration_seconds_count".into()),
+                ("time", t.clone()),
+            ],
+            0,
+        ),
+    ];
+    for (endpoint, params, n) in ok {
+        let body = post_form(&d.client, &api(&d, endpoint), &params).await;
+        assert_eq!(body["status"], "success", "{endpoint} {params:?}: {body}");
+        let result = &body["data"]["result"];
+        let got = match body["data"]["resultType"].as_str() {
+            Some("matrix") => result.as_array().unwrap().iter().map(|s| s["values"].as_array().unwrap().len()).sum(),
+            _ => result.as_array().unwrap().len(),
+        };
+        assert_eq!(got, n, "{endpoint} {params:?}: {body}");
+    }
 }
 
 #[tokio::test]

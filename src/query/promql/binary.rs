@@ -94,8 +94,14 @@ fn apply_values(op: &str, l: &Val, r: &Val) -> Result<Option<(Val, bool)>, PromE
             sum.add(b);
             Some((Val::H(sum), true))
         }
-        // Prometheus drops other histogram operations too.
-        _ => None,
+        // Never a silently empty answer: Prometheus subtracts histograms and drops the rest
+        // with a warning; perfwatch says it does neither.
+        _ => {
+            return Err(PromError::Unsupported(format!(
+                "the operator {op} between a timing's histogram and {}; histograms can be added, and multiplied or divided by a number",
+                if matches!((l, r), (Val::H(_), Val::H(_))) { "another histogram" } else { "a number" }
+            )));
+        }
     })
 }
 
@@ -183,6 +189,10 @@ fn vectors(
     matching: Option<&LabelModifier>,
     return_bool: bool,
 ) -> Result<Vec<Sample>, PromError> {
+    // Nothing to match against: no answer, and no matching error either (as Prometheus).
+    if lhs.is_empty() || rhs.is_empty() {
+        return Ok(Vec::new());
+    }
     // group_right: the right side is the "many" side; iterate it.
     let swapped = matches!(card, VectorMatchCardinality::OneToMany(_));
     let (many, one) = if swapped { (rhs, lhs) } else { (lhs, rhs) };

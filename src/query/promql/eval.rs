@@ -70,7 +70,7 @@ impl Plan {
                 let (range, step) = (duration_ms(sq.range), sq.step.map_or(DEFAULT_SUBQUERY_STEP_MS, duration_ms));
                 self.times.extend([range, step, offset_ms(sq.offset.as_ref())]);
                 let (a, b) = shifted(sq.at.as_ref(), sq.offset.as_ref(), from, to, query);
-                self.walk(&sq.expr, a - range, b, query, None);
+                self.walk(&sq.expr, a.saturating_sub(range), b, query, None);
             }
             Expr::Aggregate(agg) => {
                 self.walk(&agg.expr, from, to, query, None);
@@ -90,8 +90,10 @@ impl Plan {
 
     fn want(&mut self, vs: &VectorSelector, from: i64, to: i64, back: i64, query: &Query, func: Option<&'static str>) {
         self.times.push(offset_ms(vs.offset.as_ref()));
-        if let Some(AtModifier::At(at)) = &vs.at {
-            self.times.push(system_ms(*at));
+        match &vs.at {
+            Some(AtModifier::At(at)) => self.times.push(system_ms(*at)),
+            Some(AtModifier::End) => self.times.push(query.end_ms),
+            Some(AtModifier::Start) | None => {}
         }
         let (a, b) = shifted(vs.at.as_ref(), vs.offset.as_ref(), from, to, query);
         let want = Want { from_ms: a.saturating_sub(back), to_ms: b, func };
@@ -106,7 +108,9 @@ impl Plan {
         });
         match (exact, &mut self.names) {
             (Some(name), Some(names)) => {
-                names.extend(name.strip_suffix("_count").or_else(|| name.strip_suffix("_sum")).map(str::to_owned));
+                // The timing behind `_count` and `_sum` (and `_bucket`, to say it has none).
+                let base = ["_count", "_sum", "_bucket"].iter().find_map(|suffix| name.strip_suffix(suffix));
+                names.extend(base.map(str::to_owned));
                 names.push(name);
             }
             (None, names) => *names = None,
@@ -268,11 +272,14 @@ impl<'q> Evaluator<'q> {
 
     fn range(&mut self, expr: &Expr, step: i64) -> Result<QueryValue, PromError> {
         let mut series: FxHashMap<SeriesIdx, Vec<(i64, Val)>> = FxHashMap::default();
-        let mut t = self.query.start_ms;
-        while t <= self.query.end_ms {
+        // By index: start + k·step for k up to (end - start) / step, which cannot overflow.
+        let n_steps = (self.query.end_ms - self.query.start_ms) / step;
+        for k in 0..=n_steps {
+            let t = self.query.start_ms + k * step;
             self.deadline.check()?;
             match self.eval(expr, t)? {
                 StepValue::Scalar(v) => {
+                    self.spend(1)?;
                     let none = self.labels.intern(Labels::default());
                     series.entry(none).or_default().push((t, Val::F(v)));
                 }
@@ -285,7 +292,6 @@ impl<'q> Evaluator<'q> {
                     }
                 }
             }
-            t += step;
         }
         let mut out: Vec<(Labels, Vec<(i64, Val)>)> =
             series.into_iter().map(|(idx, points)| (self.labels.get(idx).clone(), points)).collect();
@@ -296,15 +302,18 @@ impl<'q> Evaluator<'q> {
     /// An instant query for a range vector: every point in the window, as Prometheus returns
     /// raw samples.
     fn top_level_matrix(&mut self, expr: &Expr, t: i64) -> Result<QueryValue, PromError> {
+        let deadline = self.deadline;
         let windows = self.windows(expr, t, None)?;
         let mut out = Vec::new();
         match windows {
             Windows::Points(list, _) => {
-                let list: Vec<(SeriesIdx, Vec<(i64, Val)>)> = list
-                    .into_iter()
-                    .map(|(p, idx)| (p.series, idx.map(|i| (p.t[i], raw_value(p, i))).collect()))
-                    .collect();
-                for (series, points) in list {
+                let mut raw: Vec<(SeriesIdx, Vec<(i64, Val)>)> = Vec::with_capacity(list.len());
+                for (p, idx) in list {
+                    deadline.check()?;
+                    raw.push((p.series, raw_points(p, idx)));
+                }
+                for (series, points) in raw {
+                    self.spend(points.len())?;
                     if !points.is_empty() {
                         out.push((self.labels.get(series).clone(), points));
                     }
@@ -312,6 +321,7 @@ impl<'q> Evaluator<'q> {
             }
             Windows::Samples(list, _) => {
                 for (series, points) in list {
+                    self.spend(points.len())?;
                     out.push((self.labels.get(series).clone(), points));
                 }
             }
@@ -330,7 +340,7 @@ impl<'q> Evaluator<'q> {
         Ok(())
     }
 
-    fn check_unique(&self, samples: &[Sample]) -> Result<(), PromError> {
+    pub fn check_unique(&self, samples: &[Sample]) -> Result<(), PromError> {
         let mut seen: Vec<SeriesIdx> = samples.iter().map(|s| s.series).collect();
         seen.sort_unstable();
         if seen.windows(2).any(|w| w[0] == w[1]) {
@@ -404,7 +414,7 @@ impl<'q> Evaluator<'q> {
         let mut out = Vec::with_capacity(list.len());
         for p in list {
             let idx = p.t.partition_point(|x| *x <= at);
-            if idx == 0 || p.t[idx - 1] <= at - lookback {
+            if idx == 0 || p.t[idx - 1] <= at.saturating_sub(lookback) {
                 continue;
             }
             let i = idx - 1;
@@ -425,7 +435,7 @@ impl<'q> Evaluator<'q> {
         list.iter()
             .filter_map(|p| {
                 let idx = p.t.partition_point(|x| *x <= at);
-                (idx > 0 && p.t[idx - 1] > at - lookback).then(|| (p.series, p.t[idx - 1]))
+                (idx > 0 && p.t[idx - 1] > at.saturating_sub(lookback)).then(|| (p.series, p.t[idx - 1]))
             })
             .collect()
     }
@@ -452,7 +462,7 @@ impl<'q> Evaluator<'q> {
                     )));
                 }
                 let mut series: FxHashMap<SeriesIdx, Vec<(i64, Val)>> = FxHashMap::default();
-                let mut at = (window.from_ms.div_euclid(step) + 1) * step;
+                let mut at = (window.from_ms.div_euclid(step) + 1).saturating_mul(step);
                 while at <= to {
                     self.deadline.check()?;
                     match self.eval(&sq.expr, at)? {
@@ -467,7 +477,8 @@ impl<'q> Evaluator<'q> {
                         }
                         StepValue::Str(_) => return Err(PromError::BadData("a subquery of a string".into())),
                     }
-                    at += step;
+                    let Some(next) = at.checked_add(step) else { break };
+                    at = next;
                 }
                 let mut list: Vec<_> = series.into_iter().collect();
                 list.sort_by_key(|(idx, _)| *idx);
@@ -528,21 +539,29 @@ impl<'q> Evaluator<'q> {
     }
 }
 
-/// A point's value as a sample: a gauge's level, a counter's total (a timing here: its
-/// observations' count, for the raw matrix only).
+/// A point's value as a sample: a gauge's level, a counter's total.
 fn raw_value(p: &Points, i: usize) -> Val {
     match p.shape {
         Shape::Gauge => Val::F(p.rollups[i].last),
-        Shape::Counter | Shape::TimingCount | Shape::TimingSum => Val::F(p.totals[i]),
-        Shape::Timing => {
-            let mut h = Histogram::empty();
-            if let Some(history) = &p.history {
-                h.add_rollup(history);
-            }
-            p.rollups[..=i].iter().for_each(|r| h.add_rollup(r));
-            Val::H(Box::new(h))
-        }
+        _ => Val::F(p.totals[i]),
     }
+}
+
+/// Points `idx` as raw samples; a timing's as cumulative histograms, carried forward.
+fn raw_points(p: &Points, idx: Range<usize>) -> Vec<(i64, Val)> {
+    if p.shape != Shape::Timing {
+        return idx.map(|i| (p.t[i], raw_value(p, i))).collect();
+    }
+    let mut h = Histogram::empty();
+    if let Some(history) = &p.history {
+        h.add_rollup(history);
+    }
+    p.rollups[..idx.start].iter().for_each(|r| h.add_rollup(r));
+    idx.map(|i| {
+        h.add_rollup(&p.rollups[i]);
+        (p.t[i], Val::H(Box::new(h.clone())))
+    })
+    .collect()
 }
 
 /// A timing's cumulative histogram at point `i`, carried forward from the last one asked for.

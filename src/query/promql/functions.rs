@@ -32,6 +32,16 @@ const RANGE_FUNCTIONS: &[&str] = &[
 ];
 
 pub fn call(ev: &mut Evaluator<'_>, call: &Call, t: i64) -> Result<StepValue, PromError> {
+    let value = evaluate(ev, call, t)?;
+    // A function that drops the name can make two series one (`rate({job="api"}[5m])` over
+    // two metrics): Prometheus refuses that rather than mix them.
+    if let StepValue::Vector(samples) = &value {
+        ev.check_unique(samples)?;
+    }
+    Ok(value)
+}
+
+fn evaluate(ev: &mut Evaluator<'_>, call: &Call, t: i64) -> Result<StepValue, PromError> {
     let name = call.func.name;
     let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
     let key = node(call);
@@ -66,10 +76,15 @@ pub fn call(ev: &mut Evaluator<'_>, call: &Call, t: i64) -> Result<StepValue, Pr
         "sort" | "sort_desc" => {
             let mut samples = vector(ev, first(&args, name)?, t)?;
             let value = |s: &Sample| s.val.float().unwrap_or(f64::NAN);
-            samples.sort_by(|a, b| value(a).total_cmp(&value(b)));
-            if name == "sort_desc" {
-                samples.reverse();
-            }
+            let descending = name == "sort_desc";
+            // NaN last either way, as Prometheus sorts.
+            samples.sort_by(|a, b| match (value(a).is_nan(), value(b).is_nan()) {
+                (true, true) => std::cmp::Ordering::Equal,
+                (true, false) => std::cmp::Ordering::Greater,
+                (false, true) => std::cmp::Ordering::Less,
+                _ if descending => value(b).total_cmp(&value(a)),
+                _ => value(a).total_cmp(&value(b)),
+            });
             Ok(StepValue::Vector(samples))
         }
         "label_replace" => label_replace(ev, &args, t, key),

@@ -180,7 +180,7 @@ fn check_range(start_ms: i64, end_ms: i64, step_ms: i64) -> Result<(), PromError
             "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
         ));
     }
-    if (end_ms - start_ms) / step_ms >= MAX_POINTS {
+    if (end_ms - start_ms) / step_ms > MAX_POINTS {
         return Err(PromError::BadData(
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
         ));

@@ -55,6 +55,17 @@ fn merge_groups(
     if shape != Shape::Timing || list.iter().any(|p| p.shape != shape) {
         return None;
     }
+    // Two metrics that are one series without their names: the ordinary path answers
+    // Prometheus's error for that.
+    let mut unnamed = Vec::with_capacity(list.len());
+    let series: Vec<u32> = list.iter().map(|p| p.series).collect();
+    for s in series {
+        unnamed.push(ev.drop_name(call_key, s));
+    }
+    unnamed.sort_unstable();
+    if unnamed.windows(2).any(|w| w[0] == w[1]) {
+        return None;
+    }
     let list = ev.data.remove(&selector_key)?;
     let mut order: Vec<u32> = Vec::new();
     let mut members: rustc_hash::FxHashMap<u32, Vec<(i64, crate::aggregate::rollup::Rollup)>> = Default::default();

@@ -210,6 +210,9 @@ impl Loader<'_> {
                 .find(|m| m.name == NAME && m.op.to_string() == "=")
                 .map(|m| m.value.clone())
         });
+        if let Some(base) = exact.as_deref().and_then(|name| name.strip_suffix("_bucket")) {
+            self.refuse_buckets_of(base)?;
+        }
         let mut candidates: BTreeMap<SeriesId, (String, MetricKind)> = BTreeMap::new();
         match &exact {
             Some(name) => {
@@ -247,6 +250,22 @@ impl Loader<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// `<timing>_bucket` would read classic buckets, which a timing does not have: say so
+    /// rather than answer nothing.
+    fn refuse_buckets_of(&self, base: &str) -> Result<(), PromError> {
+        let in_memory = self
+            .snapshot
+            .series
+            .iter()
+            .any(|s| s.kind == MetricKind::Timing && SeriesKey::parse(&s.key).is_some_and(|k| k.name == base));
+        if in_memory || self.tx.series_named(base)?.iter().any(|s| s.kind == MetricKind::Timing) {
+            return Err(PromError::Unsupported(format!(
+                "{base}_bucket: {base} is a timing, kept as a native histogram, with no classic buckets; use histogram_quantile(0.99, rate({base}[5m]))"
+            )));
+        }
+        Ok(())
     }
 
     /// Each series' rows over `[from_s, to_s)` from the tiers that serve it, memory and batches
