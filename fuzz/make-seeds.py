@@ -202,6 +202,11 @@ def text_seeds():
     write("sketch", "dense", bytes([1]) + varint(zigzag(1400)) + varint(2) + varint(3) + varint(1) + varint(0) + varint(4))
     write("sketch", "sparse", bytes([2]) + varint(zigzag(-5)) + varint(0) + varint(2) + varint(0) + varint(3)
           + varint(40) + varint(1))
+    # store/block.rs: version, then per row: intervals skipped, five XOR-ed values (header byte:
+    # low zero bytes << 4 | bytes kept), last_ms from the interval's start (zigzag), sketch length + 1.
+    write("block", "two_rows", bytes([1, 0, 0x62, 0xf0, 0x3f, 0, 0, 0, 0]) + varint(zigzag(500)) + bytes([4]) + b"abc"
+          + bytes([2, 0x62, 0xf0, 0x7f, 0, 0, 0, 0, 0, 0]))
+    write("block", "bad_header", bytes([1, 0, 0x19, 0, 0, 0, 0, 0, 0, 0, 0, 0]))
     write("ack_link", "malformed", "eyJzIjoiYSJ9.AAAA")
 
 

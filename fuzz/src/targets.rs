@@ -38,6 +38,7 @@ pub const TARGETS: &[&str] = &[
     "rules",
     "config",
     "sketch",
+    "block",
     "ack_link",
 ];
 
@@ -59,6 +60,7 @@ pub fn run(name: &str, data: &[u8]) {
         "rules" => rule_file(data),
         "config" => config_file(data),
         "sketch" => stored_sketch(data),
+        "block" => sealed_block(data),
         "ack_link" => ack_link(data),
         other => panic!("no fuzz target {other:?}; the targets are {TARGETS:?}"),
     }
@@ -240,6 +242,24 @@ fn rule_file(data: &[u8]) {
 fn config_file(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let _ = perfwatch::config::Config::parse(text, "fuzz.yaml");
+}
+
+/// A sealed block of tier 0 as read back from the database, possibly corrupt: its rows
+/// written again read back the same.
+fn sealed_block(data: &[u8]) {
+    use perfwatch::store::block::{BlockWriter, rows};
+    let read: Vec<_> = rows(data, 1_800_000_000, 10).map_while(Result::ok).collect();
+    let mut writer = BlockWriter::new(1_800_000_000, 10);
+    for row in &read {
+        writer.push(row.start_s, &row.scalars, row.sketch);
+    }
+    let blob = writer.finish();
+    let again: Vec<_> = rows(&blob, 1_800_000_000, 10).collect::<Result<_, _>>().expect("a written block reads back");
+    assert_eq!(again.len(), read.len());
+    for (a, b) in again.iter().zip(&read) {
+        assert_eq!((a.start_s, a.scalars.last_ms, a.sketch), (b.start_s, b.scalars.last_ms, b.sketch));
+        assert_eq!(a.scalars.sum.to_bits(), b.scalars.sum.to_bits());
+    }
 }
 
 /// A sketch blob as read back from the database, possibly corrupt.

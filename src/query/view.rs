@@ -193,10 +193,8 @@ impl<'t, 'c> View<'t, 'c> {
                 }
             }
         }
-        // A scan steps over every series' rows; worth it once a quarter of them are wanted.
-        let per_interval = self.tx.raw_rows_per_interval()?;
         for ((from_s, to_s), ids) in wanted {
-            if ids.len() >= BULK_MIN_SERIES && ids.len() * 4 >= per_interval {
+            if ids.len() >= BULK_MIN_SERIES && self.tx.raw_scan_pays(ids.len())? {
                 let rows = self.tx.raw_range(from_s, to_s, &ids)?;
                 self.raw.insert((from_s, to_s), rows);
             }

@@ -10,20 +10,29 @@ pub const ROLLUP_COLUMNS: &str = "count, sum, min, max, last, last_ms, sketch";
 
 /// Reads the seven rollup columns starting at column `first`.
 pub fn read_rollup(row: &Row<'_>, first: usize) -> Result<Rollup, StoreError> {
-    let mut rollup = read_scalars(row, first)?;
-    rollup.sketch = sketch_blob(row, first + 6)?.map(Sketch::decode).transpose()?;
-    Ok(rollup)
+    rollup_of(read_scalars(row, first)?, sketch_blob(row, first + 6)?)
 }
 
-/// Merges the rollup columns starting at `first` into `into`, the sketch straight from the
-/// blob in place (no copy, no intermediate sketch): how reads add up many rows.
+/// Merges the rollup columns starting at `first` into `into`: how reads add up many rows.
 pub fn merge_rollup(row: &Row<'_>, first: usize, into: &mut Option<Rollup>) -> Result<(), StoreError> {
+    merge_parts(read_scalars(row, first)?, sketch_blob(row, first + 6)?, into)
+}
+
+/// A rollup from its scalars and its sketch's bytes.
+pub fn rollup_of(mut scalars: Rollup, sketch: Option<&[u8]>) -> Result<Rollup, StoreError> {
+    scalars.sketch = sketch.map(Sketch::decode).transpose()?;
+    Ok(scalars)
+}
+
+/// Merges a rollup given as its scalars and its sketch's bytes into `into`, the sketch
+/// straight from the bytes in place (no copy, no intermediate sketch).
+pub fn merge_parts(scalars: Rollup, sketch: Option<&[u8]>, into: &mut Option<Rollup>) -> Result<(), StoreError> {
     let Some(merged) = into else {
-        *into = Some(read_rollup(row, first)?);
+        *into = Some(rollup_of(scalars, sketch)?);
         return Ok(());
     };
-    merged.merge(&read_scalars(row, first)?);
-    if let Some(blob) = sketch_blob(row, first + 6)? {
+    merged.merge(&scalars);
+    if let Some(blob) = sketch {
         match &mut merged.sketch {
             Some(sketch) => sketch.merge_encoded(blob)?,
             None => merged.sketch = Some(Sketch::decode(blob)?),
@@ -33,7 +42,7 @@ pub fn merge_rollup(row: &Row<'_>, first: usize, into: &mut Option<Rollup>) -> R
 }
 
 /// The sketch column, borrowed from the row.
-fn sketch_blob<'r>(row: &'r Row<'_>, idx: usize) -> Result<Option<&'r [u8]>, StoreError> {
+pub(super) fn sketch_blob<'r>(row: &'r Row<'_>, idx: usize) -> Result<Option<&'r [u8]>, StoreError> {
     let value = row.get_ref(idx)?;
     value
         .as_blob_or_null()
@@ -41,7 +50,7 @@ fn sketch_blob<'r>(row: &'r Row<'_>, idx: usize) -> Result<Option<&'r [u8]>, Sto
 }
 
 /// The six scalar columns, without the sketch.
-fn read_scalars(row: &Row<'_>, first: usize) -> Result<Rollup, StoreError> {
+pub(super) fn read_scalars(row: &Row<'_>, first: usize) -> Result<Rollup, StoreError> {
     Ok(Rollup {
         count: row.get(first)?,
         sum: row.get(first + 1)?,

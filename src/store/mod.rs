@@ -4,6 +4,7 @@
 
 pub(crate) mod alerts;
 pub(crate) mod ballast;
+pub mod block;
 mod codec;
 mod downsample;
 mod links;
@@ -12,6 +13,8 @@ pub mod outbox;
 pub(crate) mod reader;
 mod retention;
 mod schema;
+mod seal;
+mod tier_read;
 pub mod tiers;
 mod upsert;
 mod writer;
@@ -35,6 +38,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("corrupt sketch in the database: {0}")]
     Sketch(#[from] SketchError),
+    #[error("corrupt data in the database: {0}")]
+    Block(#[from] block::BlockError),
     #[error(
         "database schema version {found} is newer than this perfwatch knows ({known}); run a newer perfwatch or point at another database"
     )]
@@ -286,7 +291,7 @@ const CACHE_KIB: i64 = 64 * 1024;
 /// Memory-mapped reads, bytes: pages come from the OS cache without a copy or a syscall.
 const MMAP_BYTES: i64 = 1 << 30;
 
-fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
+pub(super) fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {

@@ -1,7 +1,6 @@
 //! Reads for queries, on a small pool of read-only connections. Each read runs inside one
 //! transaction, so the flush sequence, watermarks and rows it sees belong to one snapshot.
 
-use rustc_hash::{FxHashMap, FxHashSet};
 use std::cell::OnceCell;
 use std::sync::{Arc, Mutex};
 
@@ -9,9 +8,8 @@ use rusqlite::{Connection, Transaction, params};
 use tokio::sync::Semaphore;
 
 use super::StoreError;
-use super::codec::{ROLLUP_COLUMNS, decode_f64s, merge_rollup, read_rollup};
-use super::tiers::{Tier, align_up};
-use crate::aggregate::rollup::Rollup;
+use super::codec::{ROLLUP_COLUMNS, decode_f64s};
+use super::tiers::Tier;
 use crate::model::{MetricKind, SeriesId};
 
 #[derive(Clone)]
@@ -23,12 +21,12 @@ pub struct Reader {
 
 /// The tiers, and the statements that read them formatted once: a rule evaluation makes
 /// tens of thousands of lookups.
-struct Layout {
-    tiers: Vec<Tier>,
+pub(super) struct Layout {
+    pub(super) tiers: Vec<Tier>,
     /// Per tier: its rows of a series in a range (tier 0: one interval of a series).
-    select: Vec<String>,
+    pub(super) select: Vec<String>,
     /// Per tier: whether a series has a row in a range (tier 0: in one interval).
-    exists: Vec<String>,
+    pub(super) exists: Vec<String>,
 }
 
 impl Layout {
@@ -80,10 +78,12 @@ pub struct SavedCumulative {
 
 /// One read transaction.
 pub struct ReadTx<'c> {
-    tx: Transaction<'c>,
-    layout: &'c Layout,
-    /// The first and last interval tier 0 holds, read once per transaction.
-    raw_span: OnceCell<Option<(i64, i64)>>,
+    pub(super) tx: Transaction<'c>,
+    pub(super) layout: &'c Layout,
+    /// The first and last interval tier 0's raw table holds, read once per transaction.
+    pub(super) raw_span: OnceCell<Option<(i64, i64)>>,
+    /// Tier 0's sealed watermark (see `seal.rs`), read once per transaction.
+    pub(super) sealed: OnceCell<Option<i64>>,
 }
 
 impl Reader {
@@ -116,7 +116,7 @@ pub struct ReadConn<'c> {
 impl ReadConn<'_> {
     pub fn read<T, E: From<StoreError>>(&mut self, read: impl FnOnce(&ReadTx<'_>) -> Result<T, E>) -> Result<T, E> {
         let tx = self.conn.transaction().map_err(|e| E::from(e.into()))?;
-        let read_tx = ReadTx { tx, layout: self.layout, raw_span: OnceCell::new() };
+        let read_tx = ReadTx { tx, layout: self.layout, raw_span: OnceCell::new(), sealed: OnceCell::new() };
         let value = read(&read_tx)?;
         read_tx.tx.finish().map_err(|e| E::from(e.into()))?;
         Ok(value)
@@ -225,174 +225,6 @@ impl ReadTx<'_> {
         Ok(rows.filter_map(Result::transpose).collect::<Result<_, _>>()?)
     }
 
-    /// Rows of tier `tier` for `series` with `from_s <= start < to_s`, oldest first.
-    pub fn rollups(
-        &self,
-        tier: usize,
-        series: SeriesId,
-        from_s: i64,
-        to_s: i64,
-    ) -> Result<Vec<(i64, Rollup)>, StoreError> {
-        if tier == 0 {
-            return self.raw_rollups(series, from_s, to_s);
-        }
-        let mut stmt = self.tx.prepare_cached(&self.layout.select[tier])?;
-        let mut rows = stmt.query(params![series as i64, from_s, to_s])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push((row.get(0)?, read_rollup(row, 1)?));
-        }
-        Ok(out)
-    }
-
-    /// Whether tier `tier` holds any row of `series` with `from_s <= start < to_s`: one seek on
-    /// a coarse tier, and point lookups (stopping at the first) on tier 0.
-    pub fn has_rows(&self, tier: usize, series: SeriesId, from_s: i64, to_s: i64) -> Result<bool, StoreError> {
-        if tier > 0 {
-            let mut stmt = self.tx.prepare_cached(&self.layout.exists[tier])?;
-            return Ok(stmt.query_row(params![series as i64, from_s, to_s], |r| r.get(0))?);
-        }
-        let raw = &self.layout.tiers[0];
-        let Some((first, last)) = self.raw_span()? else { return Ok(false) };
-        let mut stmt = self.tx.prepare_cached(&self.layout.exists[0])?;
-        let mut start = align_up(from_s.max(first), raw.resolution_s);
-        while start < to_s.min(last + 1) {
-            if stmt.exists(params![start, series as i64])? {
-                return Ok(true);
-            }
-            start += raw.resolution_s;
-        }
-        Ok(false)
-    }
-
-    /// Rows of tier 0 with `from_s <= start < to_s` for the series in `wanted`, by series, in
-    /// one scan of the time-major key: cheaper than point lookups once a good part of the
-    /// interval's rows is wanted. Rows of other series are skipped undecoded.
-    pub fn raw_range(
-        &self,
-        from_s: i64,
-        to_s: i64,
-        wanted: &FxHashSet<SeriesId>,
-    ) -> Result<FxHashMap<SeriesId, Rollup>, StoreError> {
-        let mut stmt = self.tx.prepare_cached(&format!(
-            "SELECT series_id, {ROLLUP_COLUMNS} FROM {} WHERE start_s >= ?1 AND start_s < ?2",
-            self.layout.tiers[0].raw_table()
-        ))?;
-        let mut rows = stmt.query(params![from_s, to_s])?;
-        let mut out: FxHashMap<SeriesId, Option<Rollup>> = FxHashMap::default();
-        while let Some(row) = rows.next()? {
-            let series = row.get::<_, i64>(0)? as SeriesId;
-            if wanted.contains(&series) {
-                merge_rollup(row, 1, out.entry(series).or_default())?;
-            }
-        }
-        Ok(out.into_iter().filter_map(|(id, r)| Some((id, r?))).collect())
-    }
-
-    /// Every tier-0 row with `from_s <= start < to_s` of the series in `wanted`, by series and
-    /// oldest first, from one scan of the time-major key ([`ReadTx::raw_range`] without the
-    /// merging): cheaper than [`ReadTx::rollups`]' point lookups once many series are wanted.
-    pub fn raw_rows(
-        &self,
-        from_s: i64,
-        to_s: i64,
-        wanted: &FxHashSet<SeriesId>,
-    ) -> Result<FxHashMap<SeriesId, Vec<(i64, Rollup)>>, StoreError> {
-        let mut stmt = self.tx.prepare_cached(&format!(
-            "SELECT series_id, start_s, {ROLLUP_COLUMNS} FROM {} WHERE start_s >= ?1 AND start_s < ?2",
-            self.layout.tiers[0].raw_table()
-        ))?;
-        let mut rows = stmt.query(params![from_s, to_s])?;
-        let mut out: FxHashMap<SeriesId, Vec<(i64, Rollup)>> = FxHashMap::default();
-        while let Some(row) = rows.next()? {
-            let series = row.get::<_, i64>(0)? as SeriesId;
-            if wanted.contains(&series) {
-                out.entry(series).or_default().push((row.get(1)?, read_rollup(row, 2)?));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Merges tier `tier`'s rows of `series` with `from_s <= start < to_s` into `into`.
-    pub fn merge_rollups(
-        &self,
-        tier: usize,
-        series: SeriesId,
-        from_s: i64,
-        to_s: i64,
-        into: &mut Option<Rollup>,
-    ) -> Result<(), StoreError> {
-        if tier == 0 {
-            return self.each_raw_row(series, from_s, to_s, |_, row| merge_rollup(row, 0, into));
-        }
-        let mut stmt = self.tx.prepare_cached(&self.layout.select[tier])?;
-        let mut rows = stmt.query(params![series as i64, from_s, to_s])?;
-        while let Some(row) = rows.next()? {
-            merge_rollup(row, 1, into)?;
-        }
-        Ok(())
-    }
-
-    /// How many rows tier 0's latest interval holds: about how many series are active.
-    pub fn raw_rows_per_interval(&self) -> Result<usize, StoreError> {
-        let Some((_, last)) = self.raw_span()? else { return Ok(0) };
-        let mut stmt = self
-            .tx
-            .prepare_cached(&format!("SELECT count(*) FROM {} WHERE start_s = ?1", self.layout.tiers[0].raw_table()))?;
-        Ok(stmt.query_row([last], |r| r.get::<_, i64>(0))? as usize)
-    }
-
-    /// Tier 0 is keyed by time first: one point lookup per interval in the range.
-    fn raw_rollups(&self, series: SeriesId, from_s: i64, to_s: i64) -> Result<Vec<(i64, Rollup)>, StoreError> {
-        let mut out = Vec::new();
-        self.each_raw_row(series, from_s, to_s, |start, row| {
-            out.push((start, read_rollup(row, 0)?));
-            Ok(())
-        })?;
-        Ok(out)
-    }
-
-    /// Calls `each(start, row)` for every tier-0 row of `series` in the range, oldest first.
-    fn each_raw_row(
-        &self,
-        series: SeriesId,
-        from_s: i64,
-        to_s: i64,
-        mut each: impl FnMut(i64, &rusqlite::Row<'_>) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        let raw = &self.layout.tiers[0];
-        let mut stmt = self.tx.prepare_cached(&self.layout.select[0])?;
-        let Some((first, last)) = self.raw_span()? else { return Ok(()) };
-        let to_s = to_s.min(last + 1);
-        let mut start = align_up(from_s.max(first), raw.resolution_s);
-        while start < to_s {
-            let mut rows = stmt.query(params![start, series as i64])?;
-            if let Some(row) = rows.next()? {
-                each(start, row)?;
-            }
-            start += raw.resolution_s;
-        }
-        Ok(())
-    }
-
-    /// Where tier 0 has rows, so a read walks only those intervals. Each end is one seek on
-    /// the time-major key as a subquery of its own (`SELECT min(x), max(x)` together scans the
-    /// whole table).
-    fn raw_span(&self) -> Result<Option<(i64, i64)>, StoreError> {
-        if let Some(span) = self.raw_span.get() {
-            return Ok(*span);
-        }
-        let table = self.layout.tiers[0].raw_table();
-        let (first, last): (Option<i64>, Option<i64>) = self.tx.query_row(
-            &format!("SELECT (SELECT min(start_s) FROM {table}), (SELECT max(start_s) FROM {table})"),
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        let span = first.zip(last);
-        let _ = self.raw_span.set(span);
-        Ok(span)
-    }
-
     /// Cumulative state pushed since `since_s`, the most recent first, at most `limit` of it.
     pub fn cumulative_state(&self, since_s: i64, limit: usize) -> Result<Vec<SavedCumulative>, StoreError> {
         let mut stmt = self.tx.prepare(
@@ -410,7 +242,7 @@ impl ReadTx<'_> {
         Ok(out)
     }
 
-    fn meta(&self, key: &str) -> Result<Option<i64>, StoreError> {
+    pub(super) fn meta(&self, key: &str) -> Result<Option<i64>, StoreError> {
         super::meta::get_meta(&self.tx, key)
     }
 }

@@ -78,6 +78,11 @@ fn expire_rows(conn: &mut Connection, tiers: &[Tier], now_s: i64) -> Result<u64,
     let raw = &tiers[0];
     n_deleted +=
         conn.execute(&format!("DELETE FROM {} WHERE start_s < ?1", raw.raw_table()), [now_s - raw.retention_s])? as u64;
+    // Tier 0's sealed blocks go once every interval in them is past retention.
+    let span = raw.resolution_s * super::block::BLOCK_INTERVALS;
+    let sql =
+        format!("DELETE FROM {} WHERE series_id IN (SELECT id FROM series) AND start_s <= ?1", raw.sealed_table());
+    n_deleted += conn.execute(&sql, [now_s - raw.retention_s - span])? as u64;
     // The coarse tiers are series-major: a range delete per series, which SQLite runs for each
     // id of the IN list along the primary key (one statement, no per-series round trip).
     for tier in &tiers[1..] {

@@ -132,6 +132,7 @@ pub fn migrate(conn: &mut Connection, tiers: &[Tier]) -> Result<(), StoreError> 
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", idx + 1)?;
     }
+    let tier1_is_new = super::seal::tier1_is_new(&tx, tiers)?;
     for (idx, tier) in tiers.iter().enumerate() {
         let (table, key) =
             if idx == 0 { (tier.raw_table(), "start_s, series_id") } else { (tier.table(), "series_id, start_s") };
@@ -149,6 +150,24 @@ pub fn migrate(conn: &mut Connection, tiers: &[Tier]) -> Result<(), StoreError> 
                  PRIMARY KEY ({key})
              ) WITHOUT ROWID;"
         ))?;
+    }
+    tx.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {} (
+             series_id INTEGER NOT NULL,
+             start_s INTEGER NOT NULL,
+             rows BLOB NOT NULL,
+             PRIMARY KEY (series_id, start_s)
+         ) WITHOUT ROWID;",
+        tiers[0].sealed_table()
+    ))?;
+    if tier1_is_new {
+        let moved = super::seal::unseal_all(&tx, &tiers[0])?;
+        if moved > 0 {
+            tracing::info!(
+                rows = moved,
+                "a new first coarse tier: tier 0's sealed blocks moved back to be downsampled"
+            );
+        }
     }
     tx.commit()?;
     Ok(())

@@ -21,6 +21,16 @@ impl Tier {
         format!("raw_{}s", self.resolution_s)
     }
 
+    /// Tier 0's series-major blocks of final rows (see `seal.rs`): key (series_id, start_s).
+    pub fn sealed_table(&self) -> String {
+        format!("sealed_{}s", self.resolution_s)
+    }
+
+    /// The meta key of tier 0's sealed watermark: intervals before it are in the blocks.
+    pub fn sealed_key(&self) -> String {
+        format!("sealed_{}s", self.resolution_s)
+    }
+
     /// The meta key of this tier's downsampling watermark: windows before it are complete.
     pub fn watermark_key(&self) -> String {
         format!("watermark_{}s", self.resolution_s)

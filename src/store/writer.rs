@@ -165,6 +165,9 @@ impl Writer {
         if let Err(err) = self.downsampler.run(&mut self.conn, &self.tiers, accept_floor_s) {
             tracing::error!(error = %err, "downsampling failed; will retry after the next flush");
         }
+        if let Err(err) = super::seal::run(&mut self.conn, &self.tiers, accept_floor_s) {
+            tracing::error!(error = %err, "sealing tier 0's final rows into blocks failed; will retry after the next flush");
+        }
         if self.last_expire_s.is_none_or(|t| now_s - t >= EXPIRE_EVERY_S) {
             self.last_expire_s = Some(now_s);
             match retention::expire(&mut self.conn, &self.tiers, now_s) {

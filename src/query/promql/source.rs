@@ -277,22 +277,22 @@ impl Loader<'_> {
         from_s: i64,
         to_s: i64,
         chosen: usize,
-    ) -> Result<(FxHashMap<SeriesId, BTreeMap<i64, (i64, Rollup)>>, i64), PromError> {
+    ) -> Result<(FxHashMap<SeriesId, Vec<Row>>, i64), PromError> {
         let tiers = self.tx.tiers();
         if ids.is_empty() {
             return Ok((FxHashMap::default(), from_s));
         }
         let sources = tier::sources(from_s, to_s, chosen, tiers, &self.watermarks, self.now_s);
         let read_from_s = sources.first().map_or(from_s, |s| s.from_s);
-        let mut out: FxHashMap<SeriesId, BTreeMap<i64, (i64, Rollup)>> = FxHashMap::default();
+        // Sources come oldest first and do not overlap, and each one's rows of a series come
+        // oldest first: appended, a series' rows stay in order.
+        let mut out: FxHashMap<SeriesId, Vec<Row>> = FxHashMap::default();
         for source in &sources {
             self.deadline.check()?;
             let resolution = tiers[source.tier].resolution_s;
             for (id, rows) in self.read_source(source, ids)? {
                 let series = out.entry(id).or_default();
-                for (start, rollup) in rows {
-                    series.insert(start, (start + resolution, rollup));
-                }
+                series.extend(rows.into_iter().map(|(start, rollup)| Row { start, end: start + resolution, rollup }));
             }
         }
         let wanted: FxHashSet<SeriesId> = ids.iter().copied().collect();
@@ -323,7 +323,7 @@ impl Loader<'_> {
         source: &Source,
         ids: &[SeriesId],
     ) -> Result<FxHashMap<SeriesId, Vec<(i64, Rollup)>>, PromError> {
-        if source.tier == 0 && ids.len() * 4 >= self.tx.raw_rows_per_interval()?.max(1) {
+        if source.tier == 0 && self.tx.raw_scan_pays(ids.len())? {
             let wanted: FxHashSet<SeriesId> = ids.iter().copied().collect();
             return Ok(self.tx.raw_rows(source.from_s, source.to_s, &wanted)?);
         }
@@ -405,24 +405,34 @@ pub fn matches(matchers: &Matchers, labels: &Labels) -> bool {
     }
 }
 
-/// Merges a tier-0 delta from memory into the row that holds its interval.
-fn merge_row(rows: &mut BTreeMap<i64, (i64, Rollup)>, start: i64, resolution: i64, rollup: &Rollup) {
-    if let Some((_, (end, row))) = rows.range_mut(..=start).next_back()
-        && start < *end
+/// One stored or in-memory interval of a series: `[start, end)`.
+#[derive(Debug, Clone)]
+struct Row {
+    start: i64,
+    end: i64,
+    rollup: Rollup,
+}
+
+/// Merges a tier-0 delta from memory into the row that holds its interval, or adds it in
+/// order (mostly at the end: memory holds the newest intervals).
+fn merge_row(rows: &mut Vec<Row>, start: i64, resolution: i64, rollup: &Rollup) {
+    let at = rows.partition_point(|row| row.start <= start);
+    if let Some(row) = at.checked_sub(1).map(|idx| &mut rows[idx])
+        && start < row.end
     {
-        row.merge(rollup);
+        row.rollup.merge(rollup);
         return;
     }
-    rows.insert(start, (start + resolution, rollup.clone()));
+    rows.insert(at, Row { start, end: start + resolution, rollup: rollup.clone() });
 }
 
 /// A series' points from its rows, only those taken in `want`'s window.
-fn points_of(shape: Shape, rows: Option<BTreeMap<i64, (i64, Rollup)>>, want: Want) -> Points {
+fn points_of(shape: Shape, rows: Option<Vec<Row>>, want: Want) -> Points {
     let mut pairs: Vec<(i64, Rollup)> = rows
         .into_iter()
         .flatten()
-        .filter(|(_, (_, r))| !r.is_empty() && r.last_ms != i64::MIN)
-        .map(|(_, (_, mut r))| {
+        .filter(|row| !row.rollup.is_empty() && row.rollup.last_ms != i64::MIN)
+        .map(|Row { rollup: mut r, .. }| {
             // A timing's `_count` and `_sum` read no buckets.
             if matches!(shape, Shape::TimingCount | Shape::TimingSum) {
                 r.sketch = None;
