@@ -251,7 +251,7 @@ fn sealed_block(data: &[u8]) {
     let read: Vec<_> = rows(data, 1_800_000_000, 10).map_while(Result::ok).collect();
     let mut writer = BlockWriter::new(1_800_000_000, 10);
     for row in &read {
-        writer.push(row.start_s, &row.scalars, row.sketch);
+        writer.push(row.start_s, &row.scalars, row.sketch).expect("rows read back are in order, inside the block");
     }
     let blob = writer.finish();
     let again: Vec<_> = rows(&blob, 1_800_000_000, 10).collect::<Result<_, _>>().expect("a written block reads back");

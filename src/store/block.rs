@@ -4,7 +4,8 @@
 //!
 //! A block is a version byte and its rows, oldest first. Each row: how many intervals it
 //! skips after the one before (varint), `count`, `sum`, `min`, `max` and `last` each XOR-ed
-//! with the row before's (a byte saying which bytes are non-zero, then those bytes), `last_ms`
+//! with the row before's (a header byte: low zero bytes skipped << 4 | bytes kept, then the
+//! kept bytes; 0 alone for no change), `last_ms`
 //! from the interval's start (zigzag varint), and the sketch's bytes as stored in the raw
 //! table, length first (0: none). Decoding checks every length and never panics.
 
@@ -45,10 +46,14 @@ impl BlockWriter {
         BlockWriter { out: vec![VERSION], block_start_s, resolution_s, prev_index: -1, prev: [0; 5] }
     }
 
-    /// Appends the row of the interval starting at `start_s`, after every row pushed so far.
-    pub fn push(&mut self, start_s: i64, scalars: &Rollup, sketch: Option<&[u8]>) {
-        let index = (start_s - self.block_start_s) / self.resolution_s;
-        debug_assert!(index > self.prev_index, "rows are pushed oldest first");
+    /// Appends the row of the interval starting at `start_s`, which must be in the block and
+    /// after every row pushed so far.
+    pub fn push(&mut self, start_s: i64, scalars: &Rollup, sketch: Option<&[u8]>) -> Result<(), BlockError> {
+        let offset = start_s.checked_sub(self.block_start_s).ok_or(BlockError::Corrupt("interval out of range"))?;
+        let index = offset / self.resolution_s;
+        if offset < 0 || offset % self.resolution_s != 0 || index >= BLOCK_INTERVALS || index <= self.prev_index {
+            return Err(BlockError::Corrupt("a row outside its block, or out of order"));
+        }
         write_varint(&mut self.out, (index - self.prev_index - 1) as u64);
         self.prev_index = index;
         let values = [scalars.count, scalars.sum, scalars.min, scalars.max, scalars.last];
@@ -64,6 +69,7 @@ impl BlockWriter {
                 self.out.extend_from_slice(bytes);
             }
         }
+        Ok(())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -121,8 +127,12 @@ impl<'a> Iterator for BlockRows<'a> {
 
 impl<'a> BlockRows<'a> {
     fn row(&mut self) -> Result<BlockRow<'a>, BlockError> {
-        let skip = i64::try_from(self.varint()?).map_err(|_| BlockError::Corrupt("interval out of range"))?;
-        self.index = self.index.checked_add(skip + 1).ok_or(BlockError::Corrupt("interval out of range"))?;
+        let skip = self.varint()?;
+        let index = u64::try_from(self.index + 1).ok().and_then(|next| next.checked_add(skip));
+        self.index = match index {
+            Some(index) if index < BLOCK_INTERVALS as u64 => index as i64,
+            _ => return Err(BlockError::Corrupt("interval out of range")),
+        };
         let start_s = self
             .index
             .checked_mul(self.resolution_s)
@@ -231,7 +241,7 @@ mod tests {
             (1_290, Rollup { min: f64::INFINITY, max: f64::NEG_INFINITY, ..scalars(1e-300, 7.5, i64::MAX) }, None),
         ];
         for (start, rollup, sketch) in &rows {
-            writer.push(*start, rollup, *sketch);
+            writer.push(*start, rollup, *sketch).unwrap();
         }
         let blob = writer.finish();
         let back: Vec<BlockRow<'_>> = super::rows(&blob, 1_000, 10).collect::<Result<_, _>>().unwrap();
@@ -249,7 +259,7 @@ mod tests {
     fn a_repeated_row_costs_a_few_bytes() {
         let mut writer = BlockWriter::new(0, 10);
         for idx in 0..BLOCK_INTERVALS {
-            writer.push(idx * 10, &scalars(5.0, 5.0, idx * 10_000 + 3), None);
+            writer.push(idx * 10, &scalars(5.0, 5.0, idx * 10_000 + 3), None).unwrap();
         }
         // The first row in full, then 1 (skip) + 5 (unchanged values) + 1 (last_ms) + 1 (no sketch).
         assert!(writer.finish().len() < 60 + 8 * BLOCK_INTERVALS as usize);
@@ -258,8 +268,11 @@ mod tests {
     #[test]
     fn a_corrupt_block_is_an_error_never_a_panic() {
         let mut writer = BlockWriter::new(0, 10);
-        writer.push(0, &scalars(2.0, 1.5, 7), Some(b"sketch"));
-        writer.push(20, &scalars(4.0, 2.5, 27_000), None);
+        writer.push(0, &scalars(2.0, 1.5, 7), Some(b"sketch")).unwrap();
+        writer.push(20, &scalars(4.0, 2.5, 27_000), None).unwrap();
+        assert!(writer.push(20, &scalars(1.0, 1.0, 0), None).is_err(), "out of order");
+        assert!(writer.push(BLOCK_INTERVALS * 10, &scalars(1.0, 1.0, 0), None).is_err(), "past the block");
+        assert!(writer.push(25, &scalars(1.0, 1.0, 0), None).is_err(), "between intervals");
         let blob = writer.finish();
         for cut in 0..blob.len() {
             let read: Vec<_> = rows(&blob[..cut], 0, 10).collect();
@@ -272,5 +285,9 @@ mod tests {
             rows(&[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], 0, 10).all(|r| r.is_err())
         );
         assert!(rows(&[1, 0, 0x19], 0, 10).any(|r| r.is_err()), "9 bytes of a value");
+        let far = [1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(rows(&far, 0, 10).next().unwrap().unwrap_err(), BlockError::Corrupt("interval out of range"));
+        let past = [1, BLOCK_INTERVALS as u8, 0, 0, 0, 0, 0, 0, 0];
+        assert!(rows(&past, 0, 10).next().unwrap().is_err(), "an interval past the block");
     }
 }

@@ -27,6 +27,8 @@ pub(super) struct Layout {
     pub(super) select: Vec<String>,
     /// Per tier: whether a series has a row in a range (tier 0: in one interval).
     pub(super) exists: Vec<String>,
+    /// Tier 0's blocks of a series that may hold rows in a range.
+    pub(super) sealed_select: String,
 }
 
 impl Layout {
@@ -54,7 +56,11 @@ impl Layout {
                 }
             })
             .unzip();
-        Layout { tiers, select, exists }
+        let sealed_select = format!(
+            "SELECT start_s, rows FROM {} WHERE series_id = ?1 AND start_s > ?2 AND start_s < ?3 ORDER BY start_s",
+            tiers[0].sealed_table()
+        );
+        Layout { tiers, select, exists, sealed_select }
     }
 }
 

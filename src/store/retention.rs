@@ -60,10 +60,9 @@ fn forget_series(conn: &mut Connection, tiers: &[Tier], now_s: i64) -> Result<u6
     let Some(longest) = tiers.iter().map(|t| t.retention_s + t.resolution_s).max().filter(|_| tiers.len() > 1) else {
         return Ok(0);
     };
-    let no_rows: Vec<String> = tiers[1..]
-        .iter()
-        .map(|t| format!("NOT EXISTS (SELECT 1 FROM {} WHERE series_id = series.id)", t.table()))
-        .collect();
+    let tables = std::iter::once(tiers[0].sealed_table()).chain(tiers[1..].iter().map(Tier::table));
+    let no_rows: Vec<String> =
+        tables.map(|table| format!("NOT EXISTS (SELECT 1 FROM {table} WHERE series_id = series.id)")).collect();
     let sql = format!(
         "DELETE FROM series WHERE created_s < ?1
            AND NOT EXISTS (SELECT 1 FROM push_state WHERE series_id = series.id) AND {}",

@@ -120,6 +120,10 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX silences_until_resolved ON silences (until_resolved) WHERE until_resolved IS NOT NULL;",
     // 13: recent incidents by time (the status page's last 24 hours).
     "CREATE INDEX alert_history_by_time ON alert_history (at_s, transition);",
+    // 14: tier 0's final rows sealed into series-major blocks (`sealed_<res>s`, created with
+    // the tier tables below); the version moves so an older perfwatch, which would not read
+    // them, refuses the store instead of answering without them.
+    "-- sealed blocks",
 ];
 
 pub fn migrate(conn: &mut Connection, tiers: &[Tier]) -> Result<(), StoreError> {
@@ -132,7 +136,7 @@ pub fn migrate(conn: &mut Connection, tiers: &[Tier]) -> Result<(), StoreError> 
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", idx + 1)?;
     }
-    let tier1_is_new = super::seal::tier1_is_new(&tx, tiers)?;
+    let tier1_is_behind = super::seal::tier1_is_behind(&tx, tiers)?;
     for (idx, tier) in tiers.iter().enumerate() {
         let (table, key) =
             if idx == 0 { (tier.raw_table(), "start_s, series_id") } else { (tier.table(), "series_id, start_s") };
@@ -160,12 +164,12 @@ pub fn migrate(conn: &mut Connection, tiers: &[Tier]) -> Result<(), StoreError> 
          ) WITHOUT ROWID;",
         tiers[0].sealed_table()
     ))?;
-    if tier1_is_new {
+    if tier1_is_behind {
         let moved = super::seal::unseal_all(&tx, &tiers[0])?;
         if moved > 0 {
             tracing::info!(
                 rows = moved,
-                "a new first coarse tier: tier 0's sealed blocks moved back to be downsampled"
+                "the first coarse tier is new or behind: tier 0's sealed blocks moved back to be downsampled"
             );
         }
     }

@@ -19,15 +19,21 @@ use super::meta::{get_meta, set_meta};
 use super::tiers::{Tier, align_down};
 use crate::model::SeriesId;
 
-/// Blocks sealed per run at most, so catching up after downtime does not hold the writer.
-const MAX_BLOCKS_PER_RUN: usize = 2;
+/// Blocks sealed per run (after each flush) at most, so catching up after downtime does not
+/// hold the writer: one block is 30 intervals, so it still catches up 30 times faster than
+/// time passes. A block is one transaction over every active series' rows of those intervals
+/// (about 0.3 M rows at 10,000 series).
+const MAX_BLOCKS_PER_RUN: usize = 1;
 
 /// Rows read per pass over a block's intervals, bounding memory however many series there are.
 const ROWS_PER_PASS: i64 = 256 * 1024;
 
-/// Seals the blocks before tier 0's final point; how many it sealed.
-pub fn run(conn: &mut Connection, tiers: &[Tier], accept_floor_s: i64) -> Result<usize, StoreError> {
-    run_in_passes(conn, tiers, accept_floor_s, ROWS_PER_PASS)
+/// Seals the blocks before tier 0's final point; the new sealed watermark, if it moved.
+pub fn run(conn: &mut Connection, tiers: &[Tier], accept_floor_s: i64) -> Result<Option<i64>, StoreError> {
+    if run_in_passes(conn, tiers, accept_floor_s, ROWS_PER_PASS)? == 0 {
+        return Ok(None);
+    }
+    get_meta(conn, &tiers[0].sealed_key())
 }
 
 fn run_in_passes(
@@ -83,27 +89,37 @@ fn seal_block(tx: &Transaction<'_>, raw: &Tier, start: i64, span: i64, rows_per_
     let mut read = tx.prepare_cached(&format!(
         "SELECT series_id, {ROLLUP_COLUMNS} FROM {table} WHERE start_s = ?1 AND series_id >= ?2 AND series_id <= ?3"
     ))?;
+    // Rows that do not read back go to the quarantine table, as a flush's bad rows do.
+    let mut unreadable = Vec::new();
     for (low, high) in id_slices(rows / rows_per_pass.max(1) + 1) {
         let mut writers: FxHashMap<SeriesId, BlockWriter> = FxHashMap::default();
         for interval in (start..end).step_by(raw.resolution_s as usize) {
             let mut rows = read.query(params![interval, low, high])?;
             while let Some(row) = rows.next()? {
                 let series = row.get::<_, i64>(0)? as SeriesId;
-                let scalars = match read_scalars(row, 1) {
-                    Ok(scalars) => scalars,
-                    Err(err) if err.is_transient() => return Err(err),
-                    Err(err) => {
-                        crate::telemetry::rollup_unreadable(series, interval, &err.to_string());
-                        continue;
-                    }
-                };
                 let writer = writers.entry(series).or_insert_with(|| BlockWriter::new(start, raw.resolution_s));
-                writer.push(interval, &scalars, sketch_blob(row, 7)?);
+                let pushed = read_scalars(row, 1)
+                    .and_then(|scalars| Ok(writer.push(interval, &scalars, sketch_blob(row, 7)?)?));
+                match pushed {
+                    Ok(()) => {}
+                    Err(err) if err.is_transient() => return Err(err),
+                    Err(err) => unreadable.push((series, interval, err.to_string())),
+                }
             }
         }
-        for (series, writer) in writers {
+        for (series, writer) in writers.into_iter().filter(|(_, w)| !w.is_empty()) {
             write_block(tx, raw, series, start, writer.finish())?;
         }
+    }
+    for (series, interval, why) in &unreadable {
+        tx.execute(
+            &format!(
+                "INSERT INTO quarantine (at_s, flush_seq, series_id, start_s, reason, {ROLLUP_COLUMNS})
+                 SELECT ?1, 0, series_id, start_s, ?2, {ROLLUP_COLUMNS} FROM {table} WHERE start_s = ?3 AND series_id = ?4"
+            ),
+            params![crate::clock::now_s(), format!("sealing: {why}"), interval, *series as i64],
+        )?;
+        crate::telemetry::rollup_quarantined(*series, *interval, why);
     }
     tx.execute(&format!("DELETE FROM {table} WHERE start_s >= ?1 AND start_s < ?2"), params![start, end])?;
     set_meta(tx, &raw.sealed_key(), end)?;
@@ -115,6 +131,23 @@ fn id_slices(n: i64) -> impl Iterator<Item = (i64, i64)> {
     let width = (1i128 << 64) / i128::from(n.max(1));
     let bound = move |k: i64| (i128::from(i64::MIN) + i128::from(k) * width) as i64;
     (0..n.max(1)).map(move |k| (bound(k), if k == n.max(1) - 1 { i64::MAX } else { bound(k + 1) - 1 }))
+}
+
+/// Merges a rollup of an interval already sealed (a late sample after the clock stepped back,
+/// which the accept floor does not survive across a restart) into its block, so no raw row is
+/// ever left below the watermark.
+pub fn merge_into_block(
+    tx: &Transaction<'_>,
+    raw: &Tier,
+    series: SeriesId,
+    start_s: i64,
+    rollup: &crate::aggregate::rollup::Rollup,
+) -> Result<(), StoreError> {
+    let block_start = align_down(start_s, raw.resolution_s * BLOCK_INTERVALS);
+    let mut writer = BlockWriter::new(block_start, raw.resolution_s);
+    let sketch = rollup.sketch.as_ref().map(|s| s.to_blob());
+    writer.push(start_s, rollup, sketch.as_deref())?;
+    write_block(tx, raw, series, block_start, writer.finish())
 }
 
 /// Stores a series' block; should one be there already, their rows are merged.
@@ -162,7 +195,7 @@ fn merge_blocks(a: &[u8], b: &[u8], start: i64, resolution_s: i64) -> Result<Vec
     let mut writer = BlockWriter::new(start, resolution_s);
     for (start_s, rollup) in &rows {
         let sketch = rollup.sketch.as_ref().map(|s| s.to_blob());
-        writer.push(*start_s, rollup, sketch.as_deref());
+        writer.push(*start_s, rollup, sketch.as_deref())?;
     }
     Ok(writer.finish())
 }
@@ -183,7 +216,14 @@ pub fn unseal_all(tx: &Transaction<'_>, raw: &Tier) -> Result<u64, StoreError> {
             let (series, start): (i64, i64) = (row.get(0)?, row.get(1)?);
             let blob: Vec<u8> = row.get(2)?;
             for decoded in block::rows(&blob, start, raw.resolution_s) {
-                let r = decoded?;
+                // A corrupt block keeps the rows before the damage; the start goes on.
+                let r = match decoded {
+                    Ok(r) => r,
+                    Err(err) => {
+                        crate::telemetry::rollup_unreadable(series as SeriesId, start, &err.to_string());
+                        break;
+                    }
+                };
                 let s = &r.scalars;
                 insert
                     .execute(params![series, r.start_s, s.count, s.sum, s.min, s.max, s.last, s.last_ms, r.sketch])?;
@@ -196,13 +236,22 @@ pub fn unseal_all(tx: &Transaction<'_>, raw: &Tier) -> Result<u64, StoreError> {
     Ok(moved)
 }
 
-/// Whether tier 1's table is new in this store while blocks exist (see [`unseal_all`]).
-pub fn tier1_is_new(tx: &Transaction<'_>, tiers: &[Tier]) -> Result<bool, StoreError> {
+/// Whether tier 1 (as the config now has it) may lack rows that are sealed: its table is new,
+/// or its watermark is missing or behind the sealed one (tier 1 was removed and added back, or
+/// a tier in between was dropped). Asked before the tier tables are created.
+pub fn tier1_is_behind(tx: &Transaction<'_>, tiers: &[Tier]) -> Result<bool, StoreError> {
     let Some(tier1) = tiers.get(1) else { return Ok(false) };
+    let has_sealed = tx
+        .query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'", [], |r| r.get::<_, i64>(0))
+        .optional()?
+        .is_some();
+    let Some(sealed) = (if has_sealed { get_meta(tx, &tiers[0].sealed_key())? } else { None }) else {
+        return Ok(false);
+    };
     let exists: Option<i64> = tx
         .query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", [tier1.table()], |r| r.get(0))
         .optional()?;
-    Ok(exists.is_none())
+    Ok(exists.is_none() || get_meta(tx, &tier1.watermark_key())?.is_none_or(|wm| wm < sealed))
 }
 
 #[cfg(test)]
@@ -298,11 +347,13 @@ mod tests {
         let before = reads(&reader, ids.clone()).await;
         assert!(before.iter().filter(|r| r.contains("sketch: Some")).count() > 10, "reads see timings' rows");
 
-        // Two blocks per run, in passes of about 40 rows (several slices of the id space); the
+        // One block per run, in passes of about 40 rows (several slices of the id space); the
         // accept floor at 1,490 s leaves tier 1's watermark the limit.
-        assert_eq!(run_in_passes(&mut conn, &tiers, 1_490, 40).unwrap(), 2);
-        assert_eq!(run(&mut conn, &tiers, 1_490).unwrap(), 2);
-        assert_eq!(run(&mut conn, &tiers, 1_490).unwrap(), 0, "1,200 s is as far as tier 1 has gone");
+        assert_eq!(run_in_passes(&mut conn, &tiers, 1_490, 40).unwrap(), 1);
+        assert_eq!(run_in_passes(&mut conn, &tiers, 1_490, 40).unwrap(), 1);
+        assert_eq!(run(&mut conn, &tiers, 1_490).unwrap(), Some(900));
+        assert_eq!(run(&mut conn, &tiers, 1_490).unwrap(), Some(1_200));
+        assert_eq!(run(&mut conn, &tiers, 1_490).unwrap(), None, "1,200 s is as far as tier 1 has gone");
         assert_eq!(get_meta(&conn, &tiers[0].sealed_key()).unwrap(), Some(1_200));
         let raw_left: i64 = conn.query_row("SELECT min(start_s) FROM raw_10s", [], |r| r.get(0)).unwrap();
         assert_eq!(raw_left, 1_200);
@@ -328,7 +379,8 @@ mod tests {
             drop(upsert);
             tx.commit().unwrap();
         }
-        assert_eq!(run(&mut conn, &only_raw, 600).unwrap(), 2, "no coarse tier: sealed up to the accept floor");
+        assert_eq!(run(&mut conn, &only_raw, 600).unwrap(), Some(300));
+        assert_eq!(run(&mut conn, &only_raw, 600).unwrap(), Some(600), "no coarse tier: sealed up to the accept floor");
         let raw_rows =
             |conn: &Connection| conn.query_row("SELECT count(*) FROM raw_10s", [], |r| r.get::<_, i64>(0)).unwrap();
         assert_eq!(raw_rows(&conn), 0);
@@ -337,6 +389,6 @@ mod tests {
         crate::store::schema::migrate(&mut conn, &with_minutes).unwrap();
         assert_eq!(raw_rows(&conn), 60);
         assert_eq!(get_meta(&conn, &only_raw[0].sealed_key()).unwrap(), None);
-        assert_eq!(run(&mut conn, &with_minutes, 600).unwrap(), 0, "not before tier 1 has a watermark");
+        assert_eq!(run(&mut conn, &with_minutes, 600).unwrap(), None, "not before tier 1 has a watermark");
     }
 }

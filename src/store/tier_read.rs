@@ -66,7 +66,7 @@ impl ReadTx<'_> {
         let raw = &self.layout.tiers[0];
         let Some((first, last)) = self.raw_span()? else { return Ok(false) };
         let mut stmt = self.tx.prepare_cached(&self.layout.exists[0])?;
-        let mut start = align_up(from_s.max(first), raw.resolution_s);
+        let mut start = align_up(from_s.max(first).max(self.head_from()?), raw.resolution_s);
         while start < to_s.min(last + 1) {
             if stmt.exists(params![start, series as i64])? {
                 return Ok(true);
@@ -173,7 +173,7 @@ impl ReadTx<'_> {
         let mut stmt = self.tx.prepare_cached(&self.layout.select[0])?;
         let Some((first, last)) = self.raw_span()? else { return Ok(()) };
         let to_s = to_s.min(last + 1);
-        let mut start = align_up(from_s.max(first), raw.resolution_s);
+        let mut start = align_up(from_s.max(first).max(self.head_from()?), raw.resolution_s);
         while start < to_s {
             let mut rows = stmt.query(params![start, series as i64])?;
             if let Some(row) = rows.next()? {
@@ -200,10 +200,7 @@ impl ReadTx<'_> {
         if from_s >= upto {
             return Ok(());
         }
-        let mut stmt = self.tx.prepare_cached(&format!(
-            "SELECT start_s, rows FROM {} WHERE series_id = ?1 AND start_s > ?2 AND start_s < ?3 ORDER BY start_s",
-            raw.sealed_table()
-        ))?;
+        let mut stmt = self.tx.prepare_cached(&self.layout.sealed_select)?;
         let mut blocks = stmt.query(params![series as i64, from_s - span, upto])?;
         while let Some(row) = blocks.next()? {
             let block_start: i64 = row.get(0)?;
@@ -230,7 +227,7 @@ impl ReadTx<'_> {
         wanted: &FxHashSet<SeriesId>,
         each: &mut EachSeriesRow<'_>,
     ) -> Result<(), StoreError> {
-        let from_s = from_s.max(self.sealed_watermark()?.unwrap_or(i64::MIN));
+        let from_s = from_s.max(self.head_from()?);
         let mut stmt = self.tx.prepare_cached(&format!(
             "SELECT series_id, start_s, {ROLLUP_COLUMNS} FROM {} WHERE start_s >= ?1 AND start_s < ?2",
             self.layout.tiers[0].raw_table()
@@ -261,6 +258,12 @@ impl ReadTx<'_> {
         let span = first.zip(last);
         let _ = self.raw_span.set(span);
         Ok(span)
+    }
+
+    /// Where the raw table's rows begin to count: the sealed watermark (the writer merges
+    /// anything older into its block, so this only keeps reads exact by construction).
+    fn head_from(&self) -> Result<i64, StoreError> {
+        Ok(self.sealed_watermark()?.unwrap_or(i64::MIN))
     }
 
     /// Tier 0's sealed watermark: intervals before it are in the blocks.

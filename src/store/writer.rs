@@ -49,12 +49,15 @@ pub struct Writer {
     downsampler: Downsampler,
     /// The batch time of the last expiry.
     last_expire_s: Option<i64>,
+    /// Tier 0's sealed watermark: a rollup before it merges into its block (see `seal.rs`).
+    sealed_before: i64,
 }
 
 impl Writer {
     pub fn new(conn: Connection, tiers: Vec<Tier>) -> Result<Writer, StoreError> {
         let downsampler = Downsampler::load(&conn, &tiers)?;
-        Ok(Writer { conn, tiers, downsampler, last_expire_s: None })
+        let sealed_before = super::meta::get_meta(&conn, &tiers[0].sealed_key())?.unwrap_or(i64::MIN);
+        Ok(Writer { conn, tiers, downsampler, last_expire_s: None, sealed_before })
     }
 
     pub fn run(mut self, mut rx: mpsc::Receiver<WriterMsg>) {
@@ -114,13 +117,21 @@ impl Writer {
         let mut quarantined = Vec::new();
         {
             let mut upsert = RollupUpsert::new(&tx, &self.tiers[0].raw_table())?;
+            let (raw, sealed_before) = (&self.tiers[0], self.sealed_before);
+            let mut write = |delta: &RollupDelta| {
+                if delta.start_s < sealed_before {
+                    super::seal::merge_into_block(&tx, raw, delta.series, delta.start_s, &delta.rollup)
+                } else {
+                    upsert.merge(delta.series, delta.start_s, &delta.rollup)
+                }
+            };
             for delta in &batch.rollups {
                 let written = if !storable(&delta.rollup) {
                     Err(StoreError::NotFinite)
                 } else if mode == Mode::RowByRow {
-                    in_savepoint(&tx, || upsert.merge(delta.series, delta.start_s, &delta.rollup))
+                    in_savepoint(&tx, || write(delta))
                 } else {
-                    upsert.merge(delta.series, delta.start_s, &delta.rollup)
+                    write(delta)
                 };
                 match written {
                     Ok(()) => {}
@@ -165,8 +176,12 @@ impl Writer {
         if let Err(err) = self.downsampler.run(&mut self.conn, &self.tiers, accept_floor_s) {
             tracing::error!(error = %err, "downsampling failed; will retry after the next flush");
         }
-        if let Err(err) = super::seal::run(&mut self.conn, &self.tiers, accept_floor_s) {
-            tracing::error!(error = %err, "sealing tier 0's final rows into blocks failed; will retry after the next flush");
+        match super::seal::run(&mut self.conn, &self.tiers, accept_floor_s) {
+            Ok(Some(sealed_before)) => self.sealed_before = sealed_before,
+            Ok(None) => {}
+            Err(err) => {
+                tracing::error!(error = %err, "sealing tier 0's final rows into blocks failed; will retry after the next flush")
+            }
         }
         if self.last_expire_s.is_none_or(|t| now_s - t >= EXPIRE_EVERY_S) {
             self.last_expire_s = Some(now_s);
@@ -312,5 +327,42 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(minutes, vec![t0, t0 + 60], "both minutes reach the coarse tier");
+    }
+
+    /// A sample for an interval already sealed (the clock stepped back across a restart, so
+    /// the accept floor let it in) merges into its block: the raw table never holds a row
+    /// below the sealed watermark, which readers rely on to see each row once.
+    #[test]
+    fn a_late_rollup_below_the_sealed_watermark_merges_into_its_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let tiers = vec![Tier { resolution_s: 10, retention_s: 1 << 40 }];
+        let mut conn = super::super::open_connection(&dir.path().join("w.db"), false).unwrap();
+        super::super::schema::migrate(&mut conn, &tiers).unwrap();
+        let mut writer = Writer::new(conn, tiers.clone()).unwrap();
+        let lat = vec!["lat".to_owned()];
+        for (seq, start) in (3600..4000).step_by(10).enumerate() {
+            flush(&mut writer, &batch(seq as u64 + 1, start, start - 10, &lat)).unwrap();
+        }
+        // Blocks are 300 s: 3,600..3,900 is sealed once the floor passed 3,900.
+        assert_eq!(writer.sealed_before, 3900);
+        let late = batch(100, 3650, 3990, &lat);
+        flush(&mut writer, &late).unwrap();
+
+        let raw_below: i64 =
+            writer.conn.query_row("SELECT count(*) FROM raw_10s WHERE start_s < 3900", [], |r| r.get(0)).unwrap();
+        assert_eq!(raw_below, 0);
+        let blob: Vec<u8> = writer
+            .conn
+            .query_row(
+                "SELECT rows FROM sealed_10s WHERE series_id = ?1 AND start_s = 3600",
+                [series_id("lat") as i64],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let rows: Vec<_> = super::super::block::rows(&blob, 3600, 10).collect::<Result<_, _>>().unwrap();
+        assert_eq!(rows.len(), 30);
+        let counts: Vec<f64> = rows.iter().map(|r| r.scalars.count).collect();
+        assert_eq!(counts.iter().sum::<f64>(), 31.0, "{counts:?}");
+        assert_eq!(rows.iter().find(|r| r.start_s == 3650).unwrap().scalars.count, 2.0);
     }
 }
