@@ -364,7 +364,7 @@ mod tests {
     }
 
     #[test]
-    fn a_new_first_coarse_tier_moves_the_blocks_back_to_be_downsampled() {
+    fn a_first_coarse_tier_new_or_behind_moves_the_blocks_back_to_be_downsampled() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("u.db");
         let only_raw = vec![Tier { resolution_s: 10, retention_s: 100_000 }];
@@ -390,5 +390,17 @@ mod tests {
         assert_eq!(raw_rows(&conn), 60);
         assert_eq!(get_meta(&conn, &only_raw[0].sealed_key()).unwrap(), None);
         assert_eq!(run(&mut conn, &with_minutes, 600).unwrap(), None, "not before tier 1 has a watermark");
+
+        // Tier 1 caught up: sealed again, and a restart with the same tiers keeps the blocks.
+        set_meta(&conn, &with_minutes[1].watermark_key(), 600).unwrap();
+        assert_eq!(run(&mut conn, &with_minutes, 600).unwrap(), Some(300));
+        assert_eq!(run(&mut conn, &with_minutes, 600).unwrap(), Some(600));
+        crate::store::schema::migrate(&mut conn, &with_minutes).unwrap();
+        assert_eq!((raw_rows(&conn), get_meta(&conn, &only_raw[0].sealed_key()).unwrap()), (0, Some(600)));
+
+        // Tier 1's watermark behind the blocks (a tier in between dropped, say): moved back.
+        set_meta(&conn, &with_minutes[1].watermark_key(), 300).unwrap();
+        crate::store::schema::migrate(&mut conn, &with_minutes).unwrap();
+        assert_eq!((raw_rows(&conn), get_meta(&conn, &only_raw[0].sealed_key()).unwrap()), (60, None));
     }
 }
